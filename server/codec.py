@@ -1,0 +1,159 @@
+"""The one codec: bytes from outside become typed messages here, and only here.
+
+Client frames are decoded in two steps (any MessagePack, then the typed message) so each kind of
+wrongness gets its own error code and a message naming what was wrong. Frames between workers
+are array-like tagged Structs: compact, and decoded without a second pass.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+
+from server.errors import FrameTooLarge, InvalidField, MalformedFrame, UnknownType
+from server.messages import (
+    CLIENT_TYPES,
+    ClientMessage,
+    PlaybackIntent,
+    Presence,
+    Ref,
+    Scalar,
+    ServerMessage,
+)
+from server.rooms.member import Member
+
+PRESENCE_STATE_MAX_BYTES = 1024
+T = TypeVar("T")
+
+_any = msgspec.msgpack.Decoder()
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode(message: ServerMessage | msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_client(frame: bytes, *, max_bytes: int) -> ClientMessage:
+    if len(frame) > max_bytes:
+        raise FrameTooLarge(f"frame of {len(frame)} bytes is over the limit of {max_bytes}")
+    try:
+        obj = _any.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise MalformedFrame(f"frame is not valid MessagePack: {exc}") from None
+    if not isinstance(obj, dict):
+        raise MalformedFrame(f"frame must be a MessagePack map, got {type(obj).__name__}")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise MalformedFrame("frame has no `type` key with a string value")
+    cls = CLIENT_TYPES.get(kind)
+    if cls is None:
+        raise UnknownType(f"unknown message type {kind[:40]!r}", ref=kind[:40])
+    ref = obj.get("ref")
+    ref = ref if isinstance(ref, str | int) and not isinstance(ref, bool) else kind
+    try:
+        message = msgspec.convert(obj, cls)
+    except msgspec.ValidationError as exc:
+        raise InvalidField(f"{kind}: {exc}", ref=ref) from None
+    if isinstance(message, Presence) and message.state is not None:
+        size = len(_encoder.encode(message.state))
+        if size > PRESENCE_STATE_MAX_BYTES:
+            raise InvalidField(
+                f"presence.state is {size} bytes, over the limit of {PRESENCE_STATE_MAX_BYTES}",
+                ref=ref,
+            )
+    return message
+
+
+# ---- between workers: to the room's home ------------------------------------------------------
+
+
+class Forward(msgspec.Struct, frozen=True, array_like=True, tag_field="k"):
+    """A participant's intent, forwarded from the worker holding its connection to the home."""
+
+
+class ForwardJoin(Forward, tag="j", frozen=True):
+    member: Member
+
+
+class ForwardLeave(Forward, tag="l", frozen=True):
+    member_id: str
+    reason: str
+
+
+class ForwardPresence(Forward, tag="p", frozen=True):
+    member_id: str
+    status: str | None
+    state: dict[str, Scalar] | None
+    ref: Ref
+
+
+class ForwardPlayback(Forward, tag="c", frozen=True):
+    member_id: str
+    intent: PlaybackIntent
+
+
+class ForwardAnnounce(Forward, tag="a", frozen=True):
+    worker: str
+    members: list[Member]
+
+
+ForwardMessage = ForwardJoin | ForwardLeave | ForwardPresence | ForwardPlayback | ForwardAnnounce
+
+# ---- between workers: from the room's home ----------------------------------------------------
+
+
+class Outbound(msgspec.Struct, frozen=True, array_like=True, tag_field="k"):
+    """What the home publishes to every worker with members in the room."""
+
+
+class Deliver(Outbound, tag="d", frozen=True):
+    origin: str
+    to: str | None  # one member, or None for everyone
+    exclude: str | None
+    frame: bytes  # encoded once by the home, sent as is by every worker
+    welcome: bool = False
+
+
+class HomeChanged(Outbound, tag="h", frozen=True):
+    worker: str
+
+
+class WorkerLost(Outbound, tag="w", frozen=True):
+    """The home declared `worker` gone; if it is in fact alive it announces its members again."""
+
+    worker: str
+
+
+OutboundMessage = Deliver | HomeChanged | WorkerLost
+
+# ---- between workers: liveness ---------------------------------------------------------------
+
+
+class Heartbeat(msgspec.Struct, frozen=True, array_like=True):
+    worker: str
+    alive: bool  # False: stopping now, take over its rooms without waiting for a timeout
+
+
+_forward = msgspec.msgpack.Decoder(ForwardMessage)
+_outbound = msgspec.msgpack.Decoder(OutboundMessage)
+_heartbeat = msgspec.msgpack.Decoder(Heartbeat)
+
+
+def decode_forward(data: bytes) -> ForwardMessage:
+    message: ForwardMessage = _forward.decode(data)
+    return message
+
+
+def decode_outbound(data: bytes) -> OutboundMessage:
+    message: OutboundMessage = _outbound.decode(data)
+    return message
+
+
+def decode_heartbeat(data: bytes) -> Heartbeat:
+    return _heartbeat.decode(data)
+
+
+def decode_as(data: bytes, cls: type[T]) -> T:
+    """Decode trusted internal data (our own snapshots) into `cls`."""
+    return msgspec.msgpack.decode(data, type=cls)

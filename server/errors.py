@@ -1,0 +1,137 @@
+"""The one exception root.
+
+Every error knows whose fault it is (the client's or ours) and the code a client can act on,
+so the shells never have to guess what to send: a WebSocket `error` frame, a close code, or an
+HTTP status all come from the error itself.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes we send; 4000-4999 is the application range (RFC 6455 §7.4.2)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    INTERNAL = 1011
+    TRY_AGAIN_LATER = 1013
+    TOKEN_MISSING = 4001
+    TOKEN_INVALID = 4002
+    TOKEN_EXPIRED = 4003
+    TOKEN_WRONG_ROOM = 4004
+    TOKEN_ROLE_UNKNOWN = 4005
+    ROOM_NOT_FOUND = 4404
+    FORBIDDEN = 4403
+    FLOOD = 4029
+    SLOW_CONSUMER = 4030
+    REPLACED = 4031
+
+
+class CocoachError(Exception):
+    """Root of every error we raise on purpose."""
+
+    code: str = "internal"
+    http_status: int = 500
+    close_code: CloseCode = CloseCode.INTERNAL
+    client_fault: bool = False
+
+    def __init__(self, message: str, *, ref: str | int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.ref = ref
+
+
+class ClientError(CocoachError):
+    """Something the client sent is wrong; the connection goes on."""
+
+    code = "bad_request"
+    http_status = 400
+    close_code = CloseCode.NORMAL
+    client_fault = True
+
+
+class MalformedFrame(ClientError):
+    code = "malformed"
+
+
+class UnknownType(ClientError):
+    code = "unknown_type"
+
+
+class InvalidField(ClientError):
+    code = "invalid_field"
+
+
+class FrameTooLarge(ClientError):
+    code = "frame_too_large"
+    http_status = 413
+
+
+class RateLimited(ClientError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class Forbidden(ClientError):
+    code = "forbidden"
+    http_status = 403
+    close_code = CloseCode.FORBIDDEN
+
+
+class NotFound(ClientError):
+    code = "not_found"
+    http_status = 404
+
+
+class RoomNotFound(NotFound):
+    code = "room_not_found"
+    close_code = CloseCode.ROOM_NOT_FOUND
+
+
+class Conflict(ClientError):
+    code = "conflict"
+    http_status = 409
+
+
+class AuthError(ClientError):
+    """The credentials are wrong: refused before anything else happens."""
+
+    code = "unauthorized"
+    http_status = 401
+    close_code = CloseCode.TOKEN_INVALID
+
+
+class TokenMissing(AuthError):
+    code = "token_missing"
+    close_code = CloseCode.TOKEN_MISSING
+
+
+class TokenInvalid(AuthError):
+    code = "token_invalid"
+    close_code = CloseCode.TOKEN_INVALID
+
+
+class TokenExpired(AuthError):
+    code = "token_expired"
+    close_code = CloseCode.TOKEN_EXPIRED
+
+
+class TokenWrongRoom(AuthError):
+    code = "token_wrong_room"
+    http_status = 403
+    close_code = CloseCode.TOKEN_WRONG_ROOM
+
+
+class TokenRoleUnknown(AuthError):
+    code = "token_role_unknown"
+    close_code = CloseCode.TOKEN_ROLE_UNKNOWN
+
+
+class ServiceUnavailable(CocoachError):
+    """A backend we depend on (Redis, the store) cannot be reached right now."""
+
+    code = "unavailable"
+    http_status = 503
+    close_code = CloseCode.TRY_AGAIN_LATER

@@ -1,0 +1,157 @@
+"""Room-protocol messages: every frame is one MessagePack map with a `type` key.
+
+These are the typed shapes; `server/codec.py` is the only place that turns bytes into them and
+back. Unknown extra fields in a client frame are ignored so newer clients can talk to older
+servers; a known field with a wrong type is an error that names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+Scalar = str | int | float | bool | None
+Ref = str | int | None
+
+PresenceStatus = Literal["here", "away", "idle"]
+PlaybackStatus = Literal["paused", "playing", "waiting"]
+
+
+class Message(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=False):
+    """Base of every frame; the subclass's tag is its `type`."""
+
+
+# ---- client -> server -------------------------------------------------------------------------
+
+
+class Ping(Message, tag="ping", frozen=True):
+    id: int | str
+    t0: float
+
+
+class Presence(Message, tag="presence", frozen=True):
+    status: PresenceStatus | None = None
+    state: dict[str, Scalar] | None = None
+    ref: Ref = None
+
+
+class Play(Message, tag="play", frozen=True):
+    ref: Ref = None
+
+
+class Pause(Message, tag="pause", frozen=True):
+    ref: Ref = None
+
+
+class Seek(Message, tag="seek", frozen=True):
+    position: float
+    ref: Ref = None
+
+
+class Rate(Message, tag="rate", frozen=True):
+    rate: float
+    ref: Ref = None
+
+
+ClientMessage = Ping | Presence | Play | Pause | Seek | Rate
+PlaybackIntent = Play | Pause | Seek | Rate
+
+CLIENT_TYPES: dict[str, type[ClientMessage]] = {
+    "ping": Ping,
+    "presence": Presence,
+    "play": Play,
+    "pause": Pause,
+    "seek": Seek,
+    "rate": Rate,
+}
+
+
+# ---- shapes shared by server frames ----------------------------------------------------------
+
+
+class MemberInfo(msgspec.Struct, frozen=True):
+    id: str  # one connection: a user with two tabs is two members
+    user: str  # the token's `sub`, stable across connections
+    name: str
+    role: str
+    status: str = "here"
+    state: dict[str, Scalar] = msgspec.field(default_factory=dict)
+    org: str | None = None
+
+
+class PlaybackInfo(msgspec.Struct, frozen=True):
+    status: PlaybackStatus = "paused"
+    position: float = 0.0  # seconds of video at server time `at`
+    rate: float = 1.0
+    at: float = 0.0  # server time (Unix seconds) at which `position` holds
+    seq: int = 0  # bumps on every accepted change
+    by: str | None = None  # member id of whoever made the change
+    waiting_for: list[str] = msgspec.field(default_factory=list)
+
+
+class RoomInfo(msgspec.Struct, frozen=True):
+    id: str
+    title: str
+
+
+# ---- server -> client -------------------------------------------------------------------------
+
+
+class Welcome(Message, tag="welcome", frozen=True):
+    protocol: int
+    room: RoomInfo
+    you: MemberInfo
+    permissions: list[str]
+    members: list[MemberInfo]
+    playback: PlaybackInfo
+    server_time: float
+
+
+class MemberJoined(Message, tag="member_joined", frozen=True):
+    member: MemberInfo
+
+
+class MemberLeft(Message, tag="member_left", frozen=True):
+    id: str
+    reason: str = "left"
+
+
+class MemberUpdated(Message, tag="member_updated", frozen=True):
+    member: MemberInfo
+
+
+class Pong(Message, tag="pong", frozen=True):
+    id: int | str
+    t0: float
+    server_time: float
+
+
+class PlaybackChanged(Message, tag="playback", frozen=True):
+    playback: PlaybackInfo
+
+
+class Error(Message, tag="error", frozen=True):
+    code: str
+    message: str
+    ref: Ref = None
+
+
+class Reconnect(Message, tag="reconnect", frozen=True):
+    """Sent before a graceful shutdown: connect again (to any worker) after `after` seconds."""
+
+    reason: str
+    after: float = 0.5
+
+
+def message_ref(message: ClientMessage) -> Ref:
+    """What an error about `message` points at: the client's `ref` if it sent one, else its type."""
+    ref = getattr(message, "ref", None)
+    return ref if ref is not None else message.__struct_config__.tag
+
+
+ServerMessage = (
+    Welcome | MemberJoined | MemberLeft | MemberUpdated | Pong | PlaybackChanged | Error | Reconnect
+)

@@ -1,0 +1,57 @@
+"""What can happen to a room. Every event carries `now` so the rules never read a clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.messages import PlaybackIntent, Ref, Scalar
+from server.rooms.member import Member
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    member: Member
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    member_id: str
+    now: float
+    reason: str = "left"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePresence:
+    member_id: str
+    now: float
+    status: str | None = None
+    state: dict[str, Scalar] | None = None
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlayback:
+    member_id: str
+    intent: PlaybackIntent
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceMembers:
+    """A worker's full list of its members in this room, sent when the room gets a new home."""
+
+    worker: str
+    members: tuple[Member, ...]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoseWorker:
+    """A worker stopped answering: its members are gone."""
+
+    worker: str
+    now: float
+
+
+Event = Join | Leave | ChangePresence | ControlPlayback | AnnounceMembers | LoseWorker

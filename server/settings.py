@@ -1,0 +1,87 @@
+"""Settings: defaults, overridden by COCOACH_* environment variables, overridden by CLI flags.
+
+Secrets come only from here (environment or files under the data directory), never from code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data: Path = Path("data")
+    redis: str | None = None  # None: embedded mode (in-memory broker, SQLite store)
+    worker_id: str | None = None  # None: a random id per process
+    secret: str | None = None  # None: read or create <data>/secret
+    admin_key: str | None = None  # None: read or create <data>/admin_key
+    public_url: str | None = None  # where invite links point; None: http://host:port
+
+    # Room protocol limits (documented in docs/protocol.md).
+    max_frame_bytes: int = 64 * 1024
+    rate_per_second: float = 30.0  # sustained client frames per second
+    rate_burst: float = 60.0  # frames allowed at once
+    flood_close_after: int = 100  # frames refused in a row before the connection is closed
+    send_queue: int = 256  # frames queued to one client before it is dropped as slow
+    home_inbox: int = 10_000  # intents queued at a room's home
+
+    # Multi-worker timings (seconds).
+    heartbeat_interval: float = 0.5
+    worker_timeout: float = 2.0  # no heartbeat for this long: the worker is gone
+    lease_ttl: float = 2.5  # a home that stops renewing loses its rooms after this
+
+    token_ttl_max: float = 7 * 24 * 3600.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get(f"COCOACH_{field.name.upper()}")
+            if raw is None:
+                continue
+            values[field.name] = _parse(field.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_secrets(self) -> Settings:
+        """Fill `secret` and `admin_key` from <data>, creating them on first run."""
+        secret = self.secret or _read_or_create(self.data / "secret")
+        admin_key = self.admin_key or _read_or_create(self.data / "admin_key")
+        return replace(self, secret=secret, admin_key=admin_key)
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def _parse(kind: Any, raw: str) -> Any:
+    text = str(kind)
+    if "Path" in text:
+        return Path(raw)
+    if text.startswith("int"):
+        return int(raw)
+    if text.startswith("float"):
+        return float(raw)
+    return raw
+
+
+def _read_or_create(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    # O_EXCL: two processes starting at once on a fresh data dir must agree on one secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    return value

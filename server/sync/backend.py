@@ -1,0 +1,65 @@
+"""Open the backends a worker runs on: embedded or Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+from server.settings import Settings
+from server.sync.broker import Broker, MemoryBroker
+from server.sync.lease import Lease, MemoryLease
+from server.sync.redis_broker import RedisBroker
+from server.sync.redis_lease import RedisLease
+from server.sync.redis_store import RedisStore
+from server.sync.sqlite_store import SqliteStore
+from server.sync.store import Store
+
+
+@dataclass(frozen=True)
+class Backend:
+    kind: str  # "embedded" | "redis"
+    broker: Broker
+    store: Store
+    lease: Lease
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store alone, for the CLI's one-shot commands."""
+    if settings.redis is None:
+        sqlite = SqliteStore(settings.data / "cocoach.sqlite3")
+        try:
+            yield sqlite
+        finally:
+            await sqlite.close()
+        return
+    client = redis.Redis.from_url(settings.redis)
+    try:
+        yield RedisStore(client)
+    finally:
+        await client.aclose()
+
+
+@asynccontextmanager
+async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
+    """Yield the backends with their background readers running; stop them on exit."""
+    if settings.redis is None:
+        async with open_store(settings) as store:
+            yield Backend("embedded", MemoryBroker(), store, MemoryLease())
+        return
+    client = redis.Redis.from_url(settings.redis, health_check_interval=5)
+    broker = RedisBroker(client)
+    try:
+        async with asyncio.TaskGroup() as group:
+            reader = group.create_task(broker.run(), name="redis-subscriber")
+            try:
+                yield Backend("redis", broker, RedisStore(client), RedisLease(client))
+            finally:
+                reader.cancel()
+    finally:
+        await broker.close()
+        await client.aclose()

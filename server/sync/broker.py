@@ -1,0 +1,71 @@
+"""Broker: publish/subscribe between workers. Callbacks are plain functions that must not block:
+they decode and hand the message to a bounded queue; the one subscriber per worker fans out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+Callback = Callable[[bytes], None]
+
+
+class Broker(Protocol):
+    async def publish(self, channel: str, message: bytes) -> None: ...
+
+    async def subscribe(self, channel: str, callback: Callback) -> None:
+        """Returns once messages published from now on will reach `callback`."""
+
+    async def unsubscribe(self, channel: str, callback: Callback) -> None: ...
+
+    async def ping(self) -> None:
+        """Raises ServiceUnavailable when the broker cannot be reached."""
+
+
+class Fanout:
+    """The channel -> callbacks table both brokers share."""
+
+    def __init__(self) -> None:
+        self._callbacks: dict[str, list[Callback]] = {}
+
+    def add(self, channel: str, callback: Callback) -> bool:
+        """Add; True when this is the channel's first callback (the broker must subscribe)."""
+        callbacks = self._callbacks.setdefault(channel, [])
+        callbacks.append(callback)
+        return len(callbacks) == 1
+
+    def remove(self, channel: str, callback: Callback) -> bool:
+        """Remove; True when the channel has no callbacks left (the broker may unsubscribe)."""
+        callbacks = self._callbacks.get(channel)
+        if not callbacks or callback not in callbacks:
+            return False
+        callbacks.remove(callback)
+        if callbacks:
+            return False
+        del self._callbacks[channel]
+        return True
+
+    def channels(self) -> list[str]:
+        return list(self._callbacks)
+
+    def dispatch(self, channel: str, message: bytes) -> None:
+        for callback in tuple(self._callbacks.get(channel, ())):
+            callback(message)
+
+
+class MemoryBroker:
+    """Embedded mode: one process, so publish is a function call."""
+
+    def __init__(self) -> None:
+        self._fanout = Fanout()
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        self._fanout.dispatch(channel, message)
+
+    async def subscribe(self, channel: str, callback: Callback) -> None:
+        self._fanout.add(channel, callback)
+
+    async def unsubscribe(self, channel: str, callback: Callback) -> None:
+        self._fanout.remove(channel, callback)
+
+    async def ping(self) -> None:
+        return None

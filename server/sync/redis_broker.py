@@ -1,0 +1,93 @@
+"""Redis pub/sub broker: one subscriber connection per worker, fanning out locally."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from server.errors import ServiceUnavailable
+from server.sync.broker import Callback, Fanout
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE_TIMEOUT = 5.0
+
+
+class RedisBroker:
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._pubsub = client.pubsub()
+        self._fanout = Fanout()
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._lock = asyncio.Lock()
+        self._subscribed = asyncio.Event()
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        try:
+            await self._client.publish(channel, message)
+        except RedisError as exc:
+            raise ServiceUnavailable(f"redis publish failed: {exc}") from exc
+
+    async def subscribe(self, channel: str, callback: Callback) -> None:
+        async with self._lock:
+            if not self._fanout.add(channel, callback):
+                return
+            confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
+            try:
+                await self._pubsub.subscribe(channel)
+                self._subscribed.set()
+                # A PUBLISH on another connection may overtake our SUBSCRIBE: wait until Redis
+                # says we are subscribed, so a reply published right after cannot be missed.
+                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT)
+            except (RedisError, TimeoutError) as exc:
+                self._fanout.remove(channel, callback)
+                raise ServiceUnavailable(f"redis subscribe to {channel} failed: {exc}") from exc
+            finally:
+                self._confirmed.pop(channel, None)
+
+    async def unsubscribe(self, channel: str, callback: Callback) -> None:
+        async with self._lock:
+            if self._fanout.remove(channel, callback):
+                try:
+                    await self._pubsub.unsubscribe(channel)
+                except RedisError as exc:
+                    log.warning("redis unsubscribe from %s failed: %s", channel, exc)
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except RedisError as exc:
+            raise ServiceUnavailable(f"redis is not reachable: {exc}") from exc
+
+    async def run(self) -> None:
+        """Read the subscriber connection until cancelled. redis-py reconnects and re-subscribes
+        by itself; we only back off while Redis is away."""
+        backoff = 0.1
+        await self._subscribed.wait()  # redis-py cannot read a pubsub before its first SUBSCRIBE
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except (RedisError, OSError) as exc:
+                log.warning("redis subscriber lost its connection (%s); retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.1
+            if message is None:
+                continue
+            kind = message["type"]
+            channel = message["channel"]
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            if kind == "message":
+                self._fanout.dispatch(channel, message["data"])
+            elif kind == "subscribe":
+                future = self._confirmed.get(channel)
+                if future is not None and not future.done():
+                    future.set_result(None)
+
+    async def close(self) -> None:
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,73 @@
+"""Redis lease: `SET key worker NX PX ttl`, renewed and released only by its holder (Lua, so
+the check and the write are one step)."""
+
+from __future__ import annotations
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from server.errors import ServiceUnavailable
+from server.sync.keys import lease_key
+
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+elseif current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisLease:
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    async def acquire(self, room: str, worker: str, ttl: float) -> bool:
+        try:
+            return bool(await self._acquire(keys=[lease_key(room)], args=[worker, _ms(ttl)]))
+        except RedisError as exc:
+            raise ServiceUnavailable(f"redis lease failed: {exc}") from exc
+
+    async def renew(self, room: str, worker: str, ttl: float) -> bool:
+        try:
+            return bool(await self._renew(keys=[lease_key(room)], args=[worker, _ms(ttl)]))
+        except RedisError as exc:
+            raise ServiceUnavailable(f"redis lease failed: {exc}") from exc
+
+    async def release(self, room: str, worker: str) -> None:
+        try:
+            await self._release(keys=[lease_key(room)], args=[worker])
+        except RedisError as exc:
+            raise ServiceUnavailable(f"redis lease failed: {exc}") from exc
+
+    async def holder(self, room: str) -> str | None:
+        try:
+            value = await self._client.get(lease_key(room))
+        except RedisError as exc:
+            raise ServiceUnavailable(f"redis lease failed: {exc}") from exc
+        return None if value is None else (value if isinstance(value, str) else value.decode())
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
