@@ -1,0 +1,104 @@
+"""REST: rooms (admin key), health."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import time
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.errors import AuthError, ClientError, FrameTooLarge, InvalidField
+from server.session.worker import Worker
+from server.sync.store import RoomRecord
+
+ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_BODY_BYTES = 64 * 1024
+T = TypeVar("T")
+
+
+class NewRoom(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    title: str
+    id: str | None = None
+    org: str | None = None
+
+
+def new_room_id() -> str:
+    return secrets.token_urlsafe(8).replace("_", "x").replace("-", "y").lower()
+
+
+def record_json(record: RoomRecord) -> dict[str, object]:
+    return msgspec.to_builtins(record)  # type: ignore[no-any-return]
+
+
+def check_admin(request: Request, worker: Worker) -> None:
+    header = request.headers.get("authorization", "")
+    given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    expected = worker.settings.admin_key or ""
+    if not given:
+        raise AuthError("this endpoint needs the admin key as Authorization: Bearer")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AuthError("the admin key is wrong")
+
+
+async def read_json(request: Request, cls: type[T]) -> T:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:  # stop reading: a huge body must not fill memory
+            raise FrameTooLarge(f"body is over the limit of {MAX_BODY_BYTES} bytes")
+    try:
+        return msgspec.json.decode(body, type=cls)
+    except msgspec.ValidationError as exc:
+        raise InvalidField(f"body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ClientError(f"body is not valid JSON: {exc}") from None
+
+
+def validate_room(room: NewRoom) -> NewRoom:
+    if not 1 <= len(room.title.strip()) <= 200:
+        raise InvalidField("title must be 1-200 characters")
+    if room.id is not None and not ROOM_ID.match(room.id):
+        raise InvalidField("id must be 1-64 characters of A-Z a-z 0-9 _ -")
+    if room.org is not None and not 1 <= len(room.org) <= 200:
+        raise InvalidField("org must be 1-200 characters")
+    return room
+
+
+async def create_room(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    check_admin(request, worker)
+    room = validate_room(await read_json(request, NewRoom))
+    record = RoomRecord(
+        id=room.id or new_room_id(), title=room.title.strip(), created=time.time(), org=room.org
+    )
+    await worker.store.create_room(record)
+    return JSONResponse(record_json(record), status_code=201)
+
+
+async def get_room(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    check_admin(request, worker)
+    record = await worker.room_record(request.path_params["room"])
+    return JSONResponse(record_json(record))
+
+
+async def list_rooms(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    check_admin(request, worker)
+    return JSONResponse({"rooms": [record_json(r) for r in await worker.store.list_rooms()]})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "worker": request.app.state.worker.id})
+
+
+async def readyz(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    await worker.store.ping()
+    await worker.broker.ping()
+    return JSONResponse({"status": "ready", "worker": worker.id, "mode": worker.backend.kind})

@@ -1,0 +1,73 @@
+"""The ASGI app: routes -> session shells -> room rules."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from server import __version__, api
+from server.errors import CocoachError
+from server.session.room_socket import serve_room_socket
+from server.session.worker import Worker
+from server.settings import Settings
+from server.sync.backend import open_backend
+
+
+async def room_socket(websocket: WebSocket) -> None:
+    await serve_room_socket(websocket, websocket.app.state.worker)
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CocoachError)
+    return JSONResponse(
+        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status
+    )
+
+
+async def index(request: Request) -> Response:
+    return JSONResponse({"service": "cocoach", "version": __version__, "docs": "README.md"})
+
+
+async def invite(request: Request) -> Response:
+    # Until the web page lands, an invite link explains how to join with any WebSocket client.
+    room = html.escape(request.path_params["room"])
+    body = f"""<!doctype html><meta charset="utf-8"><title>cocoach: room {room}</title>
+<h1>Room {room}</h1>
+<p>This invite carries your token. Connect a room-protocol client (MessagePack over WebSocket,
+see docs/protocol.md) to <code>/rooms/{room}/ws?token=&hellip;</code> with the token from this
+link's address.</p>"""
+    return HTMLResponse(body, headers={"Referrer-Policy": "no-referrer"})
+
+
+def create_app(settings: Settings) -> Starlette:
+    settings = settings.with_secrets()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_backend(settings) as backend:
+            worker = Worker(settings, backend)
+            async with worker.running():
+                app.state.worker = worker
+                yield
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/healthz", api.healthz),
+            Route("/readyz", api.readyz),
+            Route("/api/rooms", api.create_room, methods=["POST"]),
+            Route("/api/rooms", api.list_rooms, methods=["GET"]),
+            Route("/api/rooms/{room}", api.get_room, methods=["GET"]),
+            Route("/r/{room}", invite),
+            WebSocketRoute("/rooms/{room}/ws", room_socket),
+        ],
+        exception_handlers={CocoachError: error_response},
+        lifespan=lifespan,
+    )

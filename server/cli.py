@@ -1,0 +1,208 @@
+"""`cocoach`: serve, mint tokens, create rooms. Commands that produce something print it alone on
+their last line, so scripts can take it with `tail -n 1`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import socket
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import uvicorn
+
+from server import logs
+from server.api import ROOM_ID, new_room_id
+from server.errors import CocoachError, Conflict
+from server.rooms.roles import Role
+from server.settings import Settings
+from server.sync.backend import open_store
+from server.sync.store import RoomRecord
+from server.tokens import mint
+
+WS_MAX_BYTES = 1024 * 1024  # transport cap; the room protocol's own, smaller limit answers first
+DEMO_ROOM = "demo"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+
+
+def parse_duration(text: str) -> float:
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 8h or 2d")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return float(match.group(1)) * unit
+
+
+def _backend_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="data directory (default ./data)")
+    parser.add_argument("--redis", help="redis://... for distributed mode (default: embedded)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cocoach", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--worker-id", help="this worker's id (default: random)")
+    serve.add_argument("--log-level", default="INFO")
+    _backend_flags(serve)
+
+    token = commands.add_parser("token", help="mint a room token (JWT)")
+    token.add_argument("--room", required=True)
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--name", required=True)
+    token.add_argument("--sub", help="stable user id (default: derived from the name)")
+    token.add_argument("--org", help="organisation (school or trust)")
+    token.add_argument("--ttl", type=parse_duration, default=8 * 3600.0, help="e.g. 8h (default)")
+    token.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="PERM=BOOL",
+        help="widen or narrow the role, e.g. --grant talkback=true (repeatable)",
+    )
+    _backend_flags(token)
+
+    room = commands.add_parser("room", help="manage rooms")
+    room_commands = room.add_subparsers(dest="room_command", required=True)
+    create = room_commands.add_parser("create", help="create a room; prints its id")
+    create.add_argument("--title", required=True)
+    create.add_argument("--id", help="choose the id (default: random)")
+    create.add_argument("--org")
+    _backend_flags(create)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data=args.data,
+        redis=args.redis,
+        worker_id=getattr(args, "worker_id", None),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve(settings_from(args), args.log_level)
+        if args.command == "token":
+            print(token(settings_from(args).with_secrets(), args))
+            return 0
+        if args.command == "room" and args.room_command == "create":
+            print(asyncio.run(create_room(settings_from(args), args.title, args.id, args.org)))
+            return 0
+    except CocoachError as error:
+        print(f"cocoach: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def token(settings: Settings, args: argparse.Namespace) -> str:
+    grants: dict[str, bool] = {}
+    for item in args.grant:
+        name, _, value = item.partition("=")
+        grants[name] = value.lower() in ("1", "true", "yes", "on", "")
+    assert settings.secret is not None
+    return mint(
+        settings.secret,
+        room=args.room,
+        role=Role(args.role),
+        name=args.name,
+        sub=args.sub or f"user:{args.name.strip().lower()}",
+        ttl=args.ttl,
+        org=args.org,
+        grants=grants or None,
+    )
+
+
+async def create_room(settings: Settings, title: str, room_id: str | None, org: str | None) -> str:
+    if room_id is not None and not ROOM_ID.match(room_id):
+        raise Conflict("--id must be 1-64 characters of A-Z a-z 0-9 _ -")
+    record = RoomRecord(id=room_id or new_room_id(), title=title, created=time.time(), org=org)
+    async with open_store(settings) as store:
+        await store.create_room(record)
+    return record.id
+
+
+async def _create_demo(settings: Settings) -> bool:
+    async with open_store(settings) as store:
+        if await store.get_room(DEMO_ROOM) is not None:
+            return False
+        await store.create_room(RoomRecord(id=DEMO_ROOM, title="Demo lesson", created=time.time()))
+        return True
+
+
+def serve(settings: Settings, log_level: str) -> int:
+    logs.configure(log_level.upper())
+    first_run = settings.redis is None and not (settings.data / "secret").exists()
+    settings = settings.with_secrets()
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    settings = replace(settings, port=port)
+    if first_run and asyncio.run(_create_demo(settings)):
+        _print_first_run(settings)
+
+    from server.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_BYTES,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    print(f"cocoach listening on http://{_url_host(settings.host)}:{port}", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _print_first_run(settings: Settings) -> None:
+    assert settings.secret is not None
+    base = settings.public_url or f"http://{_url_host(settings.host)}:{settings.port}"
+    links = {
+        role: f"{base}/r/{DEMO_ROOM}?token="
+        + mint(
+            settings.secret,
+            room=DEMO_ROOM,
+            role=role,
+            name=f"Demo {role.value}",
+            sub=f"demo-{role.value}",
+            ttl=8 * 3600,
+        )
+        for role in (Role.COACH, Role.TEACHER)
+    }
+    print(
+        "First run: created the demo room and the secrets in "
+        f"{settings.data.resolve()}.\n"
+        f"  Coach invite:   {links[Role.COACH]}\n"
+        f"  Teacher invite: {links[Role.TEACHER]}\n"
+        "More invites: cocoach token --room demo --role coach --name YourName\n"
+        f"Admin key (for /api): {settings.data / 'admin_key'}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

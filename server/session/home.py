@@ -1,0 +1,204 @@
+"""A room's home: the one worker that runs the room's rules (DESIGN §1).
+
+It holds the room's lease, takes intents from every worker in arrival order, runs them through
+`Room.handle`, and delivers the effects: straight to its own connections, through the broker to
+the other workers' ones. It persists the room's state so the next home starts from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, assert_never
+
+import msgspec
+
+from server.codec import (
+    Deliver,
+    ForwardAnnounce,
+    ForwardJoin,
+    ForwardLeave,
+    ForwardMessage,
+    ForwardPlayback,
+    ForwardPresence,
+    HomeChanged,
+    WorkerLost,
+    decode_as,
+    decode_forward,
+    encode,
+)
+from server.errors import ServiceUnavailable
+from server.messages import ServerMessage, Welcome
+from server.rooms.effects import Broadcast, Effect, Persist, Send
+from server.rooms.events import (
+    AnnounceMembers,
+    ChangePresence,
+    ControlPlayback,
+    Event,
+    Join,
+    Leave,
+    LoseWorker,
+)
+from server.rooms.room import Room, RoomState
+from server.sync.keys import out_channel
+
+if TYPE_CHECKING:
+    from server.session.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def to_event(message: ForwardMessage, now: float) -> Event:
+    match message:
+        case ForwardJoin(member=member):
+            return Join(member, now)
+        case ForwardLeave(member_id=member_id, reason=reason):
+            return Leave(member_id, now, reason)
+        case ForwardPresence(member_id=member_id, status=status, state=state, ref=ref):
+            return ChangePresence(member_id, now, status, state, ref)
+        case ForwardPlayback(member_id=member_id, intent=intent):
+            return ControlPlayback(member_id, intent, now)
+        case ForwardAnnounce(worker=worker, members=members):
+            return AnnounceMembers(worker, tuple(members), now)
+        case _:
+            assert_never(message)
+
+
+class RoomHome:
+    def __init__(self, worker: Worker, room_id: str, title: str) -> None:
+        self.worker = worker
+        self.id = room_id
+        self.title = title
+        self.room: Room | None = None
+        self.idle_since: float | None = None
+        self._inbox: asyncio.Queue[ForwardMessage | Event] = asyncio.Queue(
+            maxsize=worker.settings.home_inbox
+        )
+        self._lost: set[str] = set()  # workers already declared gone
+
+    # ---- input --------------------------------------------------------------------------
+
+    def on_forward(self, data: bytes) -> None:
+        try:
+            message = decode_forward(data)
+        except msgspec.DecodeError as exc:
+            log.error("room %s: undecodable intent: %s", self.id, exc)
+            return
+        self.submit(message)
+
+    def submit(self, message: ForwardMessage | Event) -> None:
+        try:
+            self._inbox.put_nowait(message)
+        except asyncio.QueueFull:
+            log.error("room %s: home inbox full, intent dropped", self.id)
+
+    # ---- running ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve as the room's home until cancelled or the lease is lost."""
+        data = await self.worker.store.load_room_state(self.id)
+        state = decode_as(data, RoomState) if data is not None else None
+        self.room = Room(self.id, self.title, state=state)
+        log.info("worker %s is now home of room %s", self.worker.id, self.id)
+        await self._publish(HomeChanged(self.worker.id))
+        async with asyncio.TaskGroup() as group:
+            inbox = group.create_task(self._process())
+            await self._keep_lease()
+            inbox.cancel()
+
+    async def _keep_lease(self) -> None:
+        settings = self.worker.settings
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(settings.lease_ttl / 4)
+            try:
+                if not await self.worker.lease.renew(self.id, self.worker.id, settings.lease_ttl):
+                    log.warning("worker %s lost the lease of room %s", self.worker.id, self.id)
+                    return
+                renewed = time.monotonic()
+            except ServiceUnavailable as exc:
+                if time.monotonic() - renewed > settings.lease_ttl:
+                    log.warning("room %s: lease could not be renewed (%s)", self.id, exc)
+                    return
+
+    async def _process(self) -> None:
+        assert self.room is not None
+        while True:
+            batch = [await self._inbox.get()]
+            while not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            dirty = False
+            for item in batch:
+                event = to_event(item, time.time()) if isinstance(item, ForwardMessage) else item
+                for effect in self.room.handle(event):
+                    dirty |= await self._run(effect)
+            if dirty:
+                await self._persist()
+
+    async def _run(self, effect: Effect) -> bool:
+        """Run one effect; True when the room's state must be persisted."""
+        assert self.room is not None
+        match effect:
+            case Send(to=to, message=message):
+                member = self.room.members.get(to)
+                # A member that already left may still be owed its last frame (an error):
+                # deliver here and let every worker look.
+                remote = member is None or member.worker != self.worker.id
+                await self._deliver(message, to=to, exclude=None, remote=remote)
+            case Broadcast(message=message, exclude=exclude):
+                remote = any(m.worker != self.worker.id for m in self.room.members.values())
+                await self._deliver(message, to=None, exclude=exclude, remote=remote)
+            case Persist():
+                return True
+            case _:
+                assert_never(effect)
+        return False
+
+    async def _deliver(
+        self, message: ServerMessage, *, to: str | None, exclude: str | None, remote: bool
+    ) -> None:
+        envelope = Deliver(
+            origin=self.worker.id,
+            to=to,
+            exclude=exclude,
+            frame=encode(message),
+            welcome=isinstance(message, Welcome),
+        )
+        local = self.worker.rooms.get(self.id)
+        if local is not None:
+            local.deliver(envelope)
+        if remote:
+            await self._publish(envelope)
+
+    async def _publish(self, message: Deliver | HomeChanged | WorkerLost) -> None:
+        try:
+            await self.worker.broker.publish(out_channel(self.id), encode(message))
+        except ServiceUnavailable as exc:
+            log.warning("room %s: publish failed: %s", self.id, exc)
+
+    async def _persist(self) -> None:
+        assert self.room is not None
+        try:
+            await self.worker.store.save_room_state(self.id, encode(self.room.state))
+        except ServiceUnavailable as exc:
+            log.warning("room %s: state not persisted: %s", self.id, exc)
+
+    # ---- called by the worker's tick -----------------------------------------------------
+
+    def check_workers(self, now: float) -> None:
+        """Declare gone the workers whose heartbeats stopped; their members leave."""
+        if self.room is None:
+            return
+        for worker in self.room.workers():
+            if self.worker.liveness.alive(worker):
+                self._lost.discard(worker)
+            elif worker not in self._lost:
+                self._lost.add(worker)
+                log.info("room %s: worker %s is gone", self.id, worker)
+                self.submit(LoseWorker(worker, time.time()))
+                self.worker.spawn(self._publish(WorkerLost(worker)), f"worker-lost {self.id}")
+        if self.room.members:
+            self.idle_since = None
+        elif self.idle_since is None:
+            self.idle_since = now

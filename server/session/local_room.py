@@ -1,0 +1,147 @@
+"""A room as one worker sees it: the members connected here, the room's home, and delivery of
+what the home publishes to the connections here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, assert_never
+
+import msgspec
+
+from server.codec import (
+    Deliver,
+    ForwardAnnounce,
+    ForwardJoin,
+    ForwardMessage,
+    HomeChanged,
+    WorkerLost,
+    decode_outbound,
+    encode,
+)
+from server.errors import ServiceUnavailable
+from server.rooms.member import Member
+from server.session.connection import Connection
+from server.sync.keys import home_channel, out_channel
+
+if TYPE_CHECKING:
+    from server.session.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class LocalRoom:
+    def __init__(self, worker: Worker, room_id: str) -> None:
+        self.worker = worker
+        self.id = room_id
+        self.lock = asyncio.Lock()  # orders attach, detach and home changes
+        self.pending = 0  # attaches waiting on the lock: the room must not be dropped under them
+        self.subscribed = False
+        self.home: str | None = None
+        self.connections: dict[str, Connection] = {}
+        self.members: dict[str, Member] = {}
+        self._joined_at: dict[str, str] = {}  # member id -> the home its join was sent to
+
+    @property
+    def empty(self) -> bool:
+        return not self.connections and self.pending == 0
+
+    async def subscribe(self) -> None:
+        if not self.subscribed:
+            await self.worker.broker.subscribe(out_channel(self.id), self.on_outbound)
+            self.subscribed = True
+
+    async def unsubscribe(self) -> None:
+        if self.subscribed:
+            self.subscribed = False
+            await self.worker.broker.unsubscribe(out_channel(self.id), self.on_outbound)
+
+    def add(self, connection: Connection, member: Member) -> None:
+        self.connections[member.id] = connection
+        self.members[member.id] = member
+
+    def remove(self, member_id: str) -> None:
+        self.connections.pop(member_id, None)
+        self.members.pop(member_id, None)
+        self._joined_at.pop(member_id, None)
+
+    def update(self, member: Member) -> None:
+        if member.id in self.members:
+            self.members[member.id] = member
+
+    async def join(self, member: Member) -> None:
+        home = self.home
+        if home is not None:
+            self._joined_at[member.id] = home
+        await self.forward(ForwardJoin(member))
+
+    async def forward(self, message: ForwardMessage) -> None:
+        """Send a participant's intent to the room's home, wherever it is."""
+        home = self.home
+        if home is None:
+            return  # no home yet: the next home's HomeChanged makes us announce everyone
+        if home == self.worker.id:
+            room_home = self.worker.homes.get(self.id)
+            if room_home is not None:
+                room_home.submit(message)
+                return
+        try:
+            await self.worker.broker.publish(home_channel(self.id), encode(message))
+        except ServiceUnavailable as exc:
+            log.warning("room %s: intent to home %s lost: %s", self.id, home, exc)
+
+    # ---- what the home publishes ---------------------------------------------------------
+
+    def on_outbound(self, data: bytes) -> None:
+        try:
+            message = decode_outbound(data)
+        except msgspec.DecodeError as exc:
+            log.error("room %s: undecodable frame from a home: %s", self.id, exc)
+            return
+        match message:
+            case Deliver():
+                if message.origin != self.worker.id:  # our own home delivered here directly
+                    self.deliver(message)
+            case HomeChanged(worker=worker):
+                self.home = worker
+                self.worker.spawn(self.announce(worker), f"announce {self.id}")
+            case WorkerLost(worker=worker):
+                if worker == self.worker.id:
+                    self.worker.spawn(self.announce(self.home), f"announce {self.id}")
+            case _:
+                assert_never(message)
+
+    def deliver(self, message: Deliver) -> None:
+        if message.to is not None:
+            connection = self.connections.get(message.to)
+            if connection is not None:
+                if message.welcome:
+                    connection.welcomed = True
+                connection.deliver(message.frame)
+            return
+        for member_id, connection in self.connections.items():
+            if member_id != message.exclude:
+                connection.deliver(message.frame)
+
+    async def announce(self, home: str | None) -> None:
+        """Tell a (new) home who is connected here, so it can rebuild the membership.
+
+        A member whose join already went to this home counts as announced: the join is queued
+        there, and leaving it out would make the home remove the member before welcoming it.
+        """
+        if home is None:
+            return
+        async with self.lock:
+            known = [
+                member
+                for member_id, member in self.members.items()
+                if self.connections[member_id].welcomed or self._joined_at.get(member_id) == home
+            ]
+            await self.forward(ForwardAnnounce(self.worker.id, known))
+            for member_id, member in self.members.items():
+                if (
+                    not self.connections[member_id].welcomed
+                    and self._joined_at.get(member_id) != home
+                ):
+                    self._joined_at[member_id] = home
+                    await self.forward(ForwardJoin(member))

@@ -1,0 +1,127 @@
+"""The room protocol over one WebSocket (docs/protocol.md): authenticate, join, then read
+frames until the client leaves, answering pings here and forwarding intents to the home."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import assert_never
+
+import msgspec
+from starlette.websockets import WebSocket
+
+from server.codec import ForwardPlayback, ForwardPresence, decode_client, encode
+from server.errors import AuthError, ClientError, CloseCode, RoomNotFound
+from server.messages import ClientMessage, Error, Pause, Ping, Play, Pong, Presence, Rate, Seek
+from server.rooms.member import Member
+from server.rooms.roles import permissions_for
+from server.session.connection import Connection
+from server.session.rate import TokenBucket
+from server.session.worker import Worker
+from server.tokens import verify
+
+log = logging.getLogger(__name__)
+
+
+def token_from(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return websocket.query_params.get("token")
+
+
+async def serve_room_socket(websocket: WebSocket, worker: Worker) -> None:
+    room_id = websocket.path_params["room"]
+    # Accept first, then refuse with an application close code: a browser cannot read the
+    # status of a refused handshake, but it can read a close code and reason.
+    await websocket.accept()
+    try:
+        assert worker.settings.secret is not None
+        claims = verify(worker.settings.secret, token_from(websocket), room=room_id)
+        record = await worker.room_record(room_id)
+    except (AuthError, RoomNotFound) as error:
+        await websocket.close(error.close_code, f"{error.code}: {error.message}"[:120])
+        return
+    member = Member(
+        id=f"m-{secrets.token_hex(6)}",
+        user=claims.sub,
+        name=claims.name,
+        role=claims.role,
+        worker=worker.id,
+        permissions=permissions_for(claims.role, claims.grants),
+        org=claims.org,
+    )
+    connection = Connection(websocket, member.id, worker.settings.send_queue)
+    reason = "left"
+    try:
+        async with asyncio.TaskGroup() as group:
+            writer = group.create_task(connection.write_loop())
+            await worker.attach(connection, member, record)
+            reader = group.create_task(_read(connection, member, worker, room_id))
+            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if connection.closing is not None:
+                reason = connection.closing[1].split(":")[0]
+            writer.cancel()
+            reader.cancel()
+    finally:
+        # Shielded: a cancelled handler (server shutdown) must still tell the home we left.
+        await asyncio.shield(worker.detach(room_id, member.id, reason))
+
+
+async def _read(connection: Connection, member: Member, worker: Worker, room_id: str) -> None:
+    settings = worker.settings
+    bucket = TokenBucket(settings.rate_per_second, settings.rate_burst)
+    refused = 0
+    while True:
+        frame = await connection.websocket.receive()
+        if frame["type"] == "websocket.disconnect":
+            return
+        if not bucket.take():
+            refused += 1
+            if refused == 1:
+                _error(connection, "rate_limited", "too many frames: slow down", None)
+            if refused >= settings.flood_close_after:
+                connection.drop(CloseCode.FLOOD, "flood: too many frames over the rate limit")
+                return
+            continue
+        refused = 0
+        data = frame.get("bytes")
+        if data is None:
+            _error(connection, "malformed", "frames must be binary MessagePack, not text", None)
+            continue
+        try:
+            message = decode_client(data, max_bytes=settings.max_frame_bytes)
+        except ClientError as error:
+            _error(connection, error.code, error.message, error.ref)
+            continue
+        member = await _dispatch(message, connection, member, worker, room_id)
+
+
+async def _dispatch(
+    message: ClientMessage, connection: Connection, member: Member, worker: Worker, room_id: str
+) -> Member:
+    local = worker.rooms[room_id]
+    match message:
+        case Ping(id=ping_id, t0=t0):
+            connection.deliver(encode(Pong(id=ping_id, t0=t0, server_time=time.time())))
+        case Presence(status=status, state=state, ref=ref):
+            # Kept here as well, so a new home can be told this member's presence.
+            if status is not None or state is not None:
+                member = msgspec.structs.replace(
+                    member,
+                    status=member.status if status is None else status,
+                    state=member.state if state is None else state,
+                )
+                local.update(member)
+            await local.forward(ForwardPresence(member.id, status, state, ref))
+        case Play() | Pause() | Seek() | Rate():
+            await local.forward(ForwardPlayback(member.id, message))
+        case _:
+            assert_never(message)
+    return member
+
+
+def _error(connection: Connection, code: str, message: str, ref: str | int | None) -> None:
+    connection.deliver(encode(Error(code=code, message=message, ref=ref)))

@@ -1,0 +1,227 @@
+"""The worker: one process's rooms, homes and heartbeats, owned by one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+
+from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
+from server.errors import CloseCode, RoomNotFound, ServiceUnavailable
+from server.messages import Reconnect
+from server.rooms.member import Member
+from server.session.connection import Connection
+from server.session.home import RoomHome
+from server.session.liveness import Liveness
+from server.session.local_room import LocalRoom
+from server.settings import Settings
+from server.sync.backend import Backend
+from server.sync.keys import WORKERS_CHANNEL, home_channel
+from server.sync.store import RoomRecord
+
+log = logging.getLogger(__name__)
+
+HOME_IDLE_SECONDS = 30.0  # a home with no members gives its room up after this long
+
+
+class Worker:
+    def __init__(self, settings: Settings, backend: Backend) -> None:
+        self.settings = settings
+        self.id = settings.worker_id or f"w-{secrets.token_hex(4)}"
+        self.broker = backend.broker
+        self.store = backend.store
+        self.lease = backend.lease
+        self.backend = backend
+        self.liveness = Liveness(self.id, settings.worker_timeout, solo=backend.kind == "embedded")
+        self.rooms: dict[str, LocalRoom] = {}
+        self.homes: dict[str, RoomHome] = {}
+        self._records: dict[str, RoomRecord] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._home_tasks: dict[str, asyncio.Task[None]] = {}
+
+    # ---- lifetime -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Worker]:
+        await self.broker.subscribe(WORKERS_CHANNEL, self._on_heartbeat)
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            ticker = group.create_task(self._tick_forever(), name=f"tick {self.id}")
+            try:
+                yield self
+            finally:
+                ticker.cancel()
+                await self._stop()
+                self._group = None
+
+    async def _stop(self) -> None:
+        """Tell clients to reconnect elsewhere and hand our rooms over without a timeout."""
+        for local in list(self.rooms.values()):
+            for connection in list(local.connections.values()):
+                connection.deliver(encode(Reconnect(reason="server restarting")))
+                connection.drop(CloseCode.GOING_AWAY, "server restarting: reconnect")
+        for task in list(self._home_tasks.values()):
+            task.cancel()  # each home releases its lease as it stops
+        try:
+            await self.broker.publish(WORKERS_CHANNEL, encode(Heartbeat(self.id, alive=False)))
+        except ServiceUnavailable as exc:
+            log.warning("could not announce shutdown: %s", exc)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a background step owned by the worker; its failure is logged, not fatal."""
+        if self._group is None:
+            coro.close()
+            return
+        self._group.create_task(self._supervised(coro, name), name=name)
+
+    async def _supervised(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await coro
+        except ServiceUnavailable as exc:
+            log.warning("%s: %s", name, exc)
+        except Exception:
+            log.exception("%s failed", name)
+
+    # ---- rooms --------------------------------------------------------------------------
+
+    async def room_record(self, room_id: str) -> RoomRecord:
+        record = self._records.get(room_id)
+        if record is None:
+            # Only rooms that exist are cached: one created later by the CLI must be found.
+            record = await self.store.get_room(room_id)
+            if record is None:
+                raise RoomNotFound(f"room {room_id!r} does not exist")
+            self._records[room_id] = record
+        return record
+
+    async def attach(self, connection: Connection, member: Member, record: RoomRecord) -> None:
+        local = self.rooms.get(record.id)
+        if local is None:
+            local = self.rooms[record.id] = LocalRoom(self, record.id)
+        local.pending += 1
+        try:
+            async with local.lock:
+                await local.subscribe()
+                local.add(connection, member)
+                if local.home is None or not self._home_usable(record.id, local.home):
+                    local.home = await self._resolve_home(record)
+                await local.join(member)
+        finally:
+            local.pending -= 1
+
+    async def detach(self, room_id: str, member_id: str, reason: str) -> None:
+        local = self.rooms.get(room_id)
+        if local is None:
+            return
+        async with local.lock:
+            local.remove(member_id)
+            await local.forward(ForwardLeave(member_id, reason))
+            if local.empty and self.rooms.get(room_id) is local:
+                del self.rooms[room_id]
+                await local.unsubscribe()
+
+    def _home_usable(self, room_id: str, home: str) -> bool:
+        if home == self.id:
+            return room_id in self.homes
+        return self.liveness.alive(home)
+
+    async def _resolve_home(self, record: RoomRecord) -> str | None:
+        """The room's home: the current lease holder, or us if the lease is free."""
+        holder = await self.lease.holder(record.id)
+        if holder is not None and self._home_usable(record.id, holder):
+            return holder
+        if await self._become_home(record):
+            return self.id
+        # A holder that looks dead but whose lease has not lapsed yet: the tick will retry.
+        return await self.lease.holder(record.id)
+
+    async def _become_home(self, record: RoomRecord) -> bool:
+        if record.id in self.homes:
+            return True
+        home = RoomHome(self, record.id, record.title)
+        # Subscribe before taking the lease: once others can see us as home, intents they
+        # publish must reach us.
+        await self.broker.subscribe(home_channel(record.id), home.on_forward)
+        try:
+            acquired = await self.lease.acquire(record.id, self.id, self.settings.lease_ttl)
+        except ServiceUnavailable:
+            acquired = False
+        if not acquired:
+            await self.broker.unsubscribe(home_channel(record.id), home.on_forward)
+            return False
+        self.homes[record.id] = home
+        assert self._group is not None
+        self._home_tasks[record.id] = self._group.create_task(
+            self._serve_home(home), name=f"home {record.id}"
+        )
+        return True
+
+    async def _serve_home(self, home: RoomHome) -> None:
+        try:
+            await home.run()
+        except ServiceUnavailable as exc:
+            log.warning("home of room %s stopped: %s", home.id, exc)
+        except Exception:
+            log.exception("home of room %s failed", home.id)
+        finally:
+            self.homes.pop(home.id, None)
+            self._home_tasks.pop(home.id, None)
+            local = self.rooms.get(home.id)
+            if local is not None and local.home == self.id:
+                local.home = None  # the tick finds the next home
+            await self._leave_home(home)
+
+    async def _leave_home(self, home: RoomHome) -> None:
+        try:
+            await self.broker.unsubscribe(home_channel(home.id), home.on_forward)
+            await self.lease.release(home.id, self.id)
+        except ServiceUnavailable as exc:
+            log.warning("room %s: could not give up the lease: %s", home.id, exc)
+
+    # ---- liveness -----------------------------------------------------------------------
+
+    def _on_heartbeat(self, data: bytes) -> None:
+        try:
+            heartbeat = decode_heartbeat(data)
+        except msgspec.DecodeError as exc:
+            log.error("undecodable heartbeat: %s", exc)
+            return
+        if heartbeat.worker != self.id:
+            self.liveness.heard(heartbeat)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except ServiceUnavailable as exc:
+                log.warning("worker tick: %s", exc)
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def _tick(self) -> None:
+        await self.broker.publish(WORKERS_CHANNEL, encode(Heartbeat(self.id, alive=True)))
+        now = time.monotonic()
+        for room_id, local in list(self.rooms.items()):
+            if local.home is not None and self._home_usable(room_id, local.home):
+                continue
+            async with local.lock:
+                record = await self.room_record(room_id)
+                home = await self._resolve_home(record)
+                if home != local.home:
+                    local.home = home
+                    if home is not None and home != self.id:
+                        # The new home announces itself to everyone; this covers a home that
+                        # was elected before we subscribed.
+                        self.spawn(local.announce(home), f"announce {room_id}")
+        for room_id, room_home in list(self.homes.items()):
+            room_home.check_workers(now)
+            idle = room_home.idle_since
+            if idle is not None and now - idle > HOME_IDLE_SECONDS:
+                task = self._home_tasks.get(room_id)
+                if task is not None and room_id not in self.rooms:
+                    task.cancel()
