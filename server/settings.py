@@ -36,8 +36,6 @@ class Settings:
     worker_timeout: float = 2.0  # no heartbeat for this long: the worker is gone
     lease_ttl: float = 2.5  # a home that stops renewing loses its rooms after this
 
-    token_ttl_max: float = 7 * 24 * 3600.0
-
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -24,6 +26,7 @@ class Connection:
         self.member_id = member_id
         self.welcomed = False
         self.closing: tuple[int, str] | None = None
+        self.dropped = asyncio.Event()
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=queue_size)
 
     def deliver(self, frame: bytes) -> None:
@@ -45,6 +48,28 @@ class Connection:
             while not self._queue.empty():
                 self._queue.get_nowait()
         self._queue.put_nowait(None)
+        self.dropped.set()
+
+    async def serve(self, reader: Coroutine[Any, Any, None]) -> None:
+        """Run the writer and `reader` until the client leaves or is dropped."""
+        async with asyncio.TaskGroup() as group:
+            writer = group.create_task(self.write_loop())
+            reading = group.create_task(reader)
+            dropped = group.create_task(self.dropped.wait())
+            await asyncio.wait({writer, reading, dropped}, return_when=asyncio.FIRST_COMPLETED)
+            dropped.cancel()
+            reading.cancel()
+            if self.closing is None:  # the client went away
+                writer.cancel()
+                return
+            code, reason = self.closing
+            if code != CloseCode.SLOW_CONSUMER:
+                # Let the writer flush what is queued (the error that explains the close).
+                await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT)
+            if not writer.done():
+                # A slow client's send may never complete: stop waiting for it.
+                writer.cancel()
+                await self.close(code, reason)
 
     async def write_loop(self) -> None:
         while True:

@@ -13,7 +13,7 @@ import msgspec
 from starlette.websockets import WebSocket
 
 from server.codec import ForwardPlayback, ForwardPresence, decode_client, encode
-from server.errors import AuthError, ClientError, CloseCode, RoomNotFound
+from server.errors import AuthError, ClientError, CloseCode, RoomNotFound, ServiceUnavailable
 from server.messages import ClientMessage, Error, Pause, Ping, Play, Pong, Presence, Rate, Seek
 from server.rooms.member import Member
 from server.rooms.roles import permissions_for
@@ -54,18 +54,15 @@ async def serve_room_socket(websocket: WebSocket, worker: Worker) -> None:
         org=claims.org,
     )
     connection = Connection(websocket, member.id, worker.settings.send_queue)
-    reason = "left"
     try:
-        async with asyncio.TaskGroup() as group:
-            writer = group.create_task(connection.write_loop())
+        try:
             await worker.attach(connection, member, record)
-            reader = group.create_task(_read(connection, member, worker, room_id))
-            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if connection.closing is not None:
-                reason = connection.closing[1].split(":")[0]
-            writer.cancel()
-            reader.cancel()
+        except ServiceUnavailable as error:
+            await connection.close(error.close_code, f"{error.code}: {error.message}")
+            return
+        await connection.serve(_read(connection, member, worker, room_id))
     finally:
+        reason = "left" if connection.closing is None else connection.closing[1].split(":")[0]
         # Shielded: a cancelled handler (server shutdown) must still tell the home we left.
         await asyncio.shield(worker.detach(room_id, member.id, reason))
 

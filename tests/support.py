@@ -1,0 +1,305 @@
+"""Test helpers: real servers on port 0, real Redis, real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import uvicorn
+import websockets
+
+from server.app import create_app
+from server.rooms.roles import Role
+from server.settings import Settings
+from server.tokens import mint
+
+# Every timeout in the tests scales with this one constant (slow CI: COCOACH_TEST_SLOWNESS=3).
+SLOWNESS = float(os.environ.get("COCOACH_TEST_SLOWNESS", "1"))
+TIMEOUT = 5.0 * SLOWNESS
+SECRET = "test-secret-" + "s" * 64  # long enough for HS512 too, so that case fails on the algorithm
+ADMIN_KEY = "test-admin-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def token(
+    room: str,
+    role: Role | str = Role.COACH,
+    name: str = "Ann",
+    *,
+    secret: str = SECRET,
+    ttl: float = 3600,
+    sub: str | None = None,
+    **extra: Any,
+) -> str:
+    return mint(
+        secret,
+        room=room,
+        role=Role(role),
+        name=name,
+        sub=sub or f"user:{name.lower()}",
+        ttl=ttl,
+        **extra,
+    )
+
+
+class Client:
+    """A room-protocol client over a real WebSocket."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.welcome: dict[str, Any] = {}
+
+    @property
+    def id(self) -> str:
+        return str(self.welcome["you"]["id"])
+
+    async def send(self, **message: Any) -> None:
+        await self.ws.send(msgspec.msgpack.encode(message))
+
+    async def send_raw(self, data: bytes | str) -> None:
+        await self.ws.send(data)
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        data = await asyncio.wait_for(self.ws.recv(), timeout)
+        assert isinstance(data, bytes), "server frames are binary"
+        message = msgspec.msgpack.decode(data)
+        assert isinstance(message, dict)
+        return message
+
+    async def expect(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """The next frame of type `kind` matching `fields`, skipping others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {kind} {fields} within {timeout} s")
+            message = await self.recv(remaining)
+            if message["type"] == kind and all(message.get(k) == v for k, v in fields.items()):
+                return message
+
+    async def silent(self, seconds: float = 0.3) -> None:
+        """Assert nothing arrives for a while."""
+        with contextlib.suppress(TimeoutError):
+            message = await self.recv(seconds)
+            raise AssertionError(f"unexpected frame {message}")
+
+    async def closed(self, timeout: float = TIMEOUT) -> tuple[int, str]:
+        """Wait for the server to close us; the close code and reason."""
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while time.monotonic() < deadline:
+                await asyncio.wait_for(self.ws.recv(), deadline - time.monotonic())
+        assert self.ws.close_code is not None, "connection still open"
+        return self.ws.close_code, self.ws.close_reason or ""
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@contextlib.asynccontextmanager
+async def connect(base: str, room: str, tok: str | None, **kw: Any) -> AsyncIterator[Client]:
+    url = f"{base.replace('http', 'ws', 1)}/rooms/{room}/ws"
+    if tok is not None:
+        url += f"?token={tok}"
+    async with websockets.connect(url, max_size=None, **kw) as ws:
+        yield Client(ws)
+
+
+@contextlib.asynccontextmanager
+async def join(
+    base: str, room: str, role: Role | str = "coach", name: str = "Ann"
+) -> AsyncIterator[Client]:
+    async with connect(base, room, token(room, role, name)) as client:
+        client.welcome = await client.expect("welcome")
+        yield client
+
+
+@dataclass
+class Running:
+    base: str
+    settings: Settings
+    server: uvicorn.Server
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(settings: Settings) -> AsyncIterator[Running]:
+    """A real uvicorn server on port 0 in the test's own event loop."""
+    config = uvicorn.Config(
+        create_app(settings),
+        ws="websockets-sansio",
+        ws_max_size=1024 * 1024,
+        log_config=None,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = time.monotonic() + TIMEOUT
+    while not server.started:
+        if task.done():
+            task.result()
+        assert time.monotonic() < deadline, "server did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield Running(f"http://127.0.0.1:{port}", settings, server)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, TIMEOUT)
+        sock.close()
+
+
+def make_settings(data: Path, **overrides: Any) -> Settings:
+    return Settings(data=data, secret=SECRET, admin_key=ADMIN_KEY, **overrides)
+
+
+# ---- real Redis ---------------------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: subprocess.Popen[bytes]
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(TIMEOUT)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    assert binary, (
+        "redis-server is not installed: .ci/run installs it (apt-get install redis-server)"
+    )
+    directory = Path(tempfile.mkdtemp(prefix="cocoach-redis-"))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.05)
+    try:
+        yield RedisServer(port, process, directory)
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# ---- worker processes ---------------------------------------------------------------------
+
+
+@dataclass
+class WorkerProcess:
+    worker_id: str
+    base: str
+    process: subprocess.Popen[str]
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(TIMEOUT)
+
+
+def start_worker(data: Path, redis_url: str, worker_id: str, **env: str) -> WorkerProcess:
+    """`cocoach serve --redis ... --port 0` as a real process; waits until it listens."""
+    environ = {
+        **os.environ,
+        "COCOACH_SECRET": SECRET,
+        "COCOACH_ADMIN_KEY": ADMIN_KEY,
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            "0",
+            "--data",
+            str(data),
+            "--redis",
+            redis_url,
+            "--worker-id",
+            worker_id,
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environ,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 3 * TIMEOUT
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("cocoach listening on "):
+            base = line.split()[-1]
+            worker = WorkerProcess(worker_id, base, process)
+            _wait_ready(base)
+            return worker
+    process.kill()
+    raise AssertionError(f"worker {worker_id} did not start: {process.stdout.read()}")
+
+
+def _wait_ready(base: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 3 * TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{base} never became ready")

@@ -1,0 +1,163 @@
+"""One contract for each backend Protocol, run against the embedded and the Redis
+implementation (real redis-server on a free port)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.errors import Conflict
+from server.sync.broker import Broker, MemoryBroker
+from server.sync.lease import Lease, MemoryLease
+from server.sync.redis_broker import RedisBroker
+from server.sync.redis_lease import RedisLease
+from server.sync.redis_store import RedisStore
+from server.sync.sqlite_store import SqliteStore
+from server.sync.store import RoomRecord, Store
+from tests.support import TIMEOUT, RedisServer
+
+KINDS = ["embedded", "redis"]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(params=KINDS)
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    if request.param == "embedded":
+        yield MemoryBroker()
+        return
+    server: RedisServer = request.getfixturevalue("redis")
+    client = aioredis.Redis.from_url(server.url)
+    redis_broker = RedisBroker(client)
+    reader = asyncio.create_task(redis_broker.run())
+    try:
+        yield redis_broker
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await redis_broker.close()
+        await client.aclose()
+
+
+@pytest.fixture(params=KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "embedded":
+        sqlite = SqliteStore(tmp_path / "store.sqlite3")
+        yield sqlite
+        await sqlite.close()
+        return
+    server: RedisServer = request.getfixturevalue("redis")
+    client = aioredis.Redis.from_url(server.url)
+    yield RedisStore(client)
+    await client.aclose()
+
+
+@pytest.fixture(params=KINDS)
+async def lease(request: pytest.FixtureRequest) -> AsyncIterator[Lease]:
+    if request.param == "embedded":
+        yield MemoryLease()
+        return
+    server: RedisServer = request.getfixturevalue("redis")
+    client = aioredis.Redis.from_url(server.url)
+    yield RedisLease(client)
+    await client.aclose()
+
+
+# ---- Broker -------------------------------------------------------------------------------
+
+
+async def test_broker_delivers_in_order_to_every_subscriber(broker: Broker) -> None:
+    channel = unique("chan")
+    got_a: asyncio.Queue[bytes] = asyncio.Queue()
+    got_b: asyncio.Queue[bytes] = asyncio.Queue()
+    await broker.subscribe(channel, got_a.put_nowait)
+    await broker.subscribe(channel, got_b.put_nowait)
+    for i in range(50):
+        await broker.publish(channel, b"m%d" % i)
+    for queue in (got_a, got_b):
+        received = [await asyncio.wait_for(queue.get(), TIMEOUT) for _ in range(50)]
+        assert received == [b"m%d" % i for i in range(50)]
+
+
+async def test_broker_subscribe_returns_only_when_subscribed(broker: Broker) -> None:
+    # Publish right after subscribe returns, from the same task: must not be missed.
+    for _ in range(20):
+        channel = unique("chan")
+        got: asyncio.Queue[bytes] = asyncio.Queue()
+        await broker.subscribe(channel, got.put_nowait)
+        await broker.publish(channel, b"first")
+        assert await asyncio.wait_for(got.get(), TIMEOUT) == b"first"
+
+
+async def test_broker_unsubscribe_stops_delivery_and_isolates_channels(broker: Broker) -> None:
+    one, two = unique("one"), unique("two")
+    got_one: asyncio.Queue[bytes] = asyncio.Queue()
+    got_two: asyncio.Queue[bytes] = asyncio.Queue()
+    await broker.subscribe(one, got_one.put_nowait)
+    await broker.subscribe(two, got_two.put_nowait)
+    await broker.unsubscribe(one, got_one.put_nowait)
+    await broker.publish(one, b"lost")
+    await broker.publish(two, b"kept")
+    assert await asyncio.wait_for(got_two.get(), TIMEOUT) == b"kept"
+    await asyncio.sleep(0.1)
+    assert got_one.empty()
+    await broker.ping()
+
+
+# ---- Store --------------------------------------------------------------------------------
+
+
+async def test_store_rooms(store: Store) -> None:
+    record = RoomRecord(id=unique("room"), title="Wait time", created=1.5, org="north")
+    assert await store.get_room(record.id) is None
+    await store.create_room(record)
+    assert await store.get_room(record.id) == record
+    with pytest.raises(Conflict):
+        await store.create_room(RoomRecord(id=record.id, title="Other", created=2.0))
+    assert record in await store.list_rooms()
+    await store.ping()
+
+
+async def test_store_room_state(store: Store) -> None:
+    room_id = unique("room")
+    assert await store.load_room_state(room_id) is None
+    await store.save_room_state(room_id, b"\x00one")
+    await store.save_room_state(room_id, b"\x00two")
+    assert await store.load_room_state(room_id) == b"\x00two"
+
+
+# ---- Lease --------------------------------------------------------------------------------
+
+
+async def test_lease_acquire_renew_release(lease: Lease) -> None:
+    room = unique("room")
+    assert await lease.holder(room) is None
+    assert await lease.acquire(room, "a", 5.0)
+    assert await lease.acquire(room, "a", 5.0)  # already ours
+    assert not await lease.acquire(room, "b", 5.0)
+    assert await lease.holder(room) == "a"
+    assert await lease.renew(room, "a", 5.0)
+    assert not await lease.renew(room, "b", 5.0)
+    await lease.release(room, "b")  # not b's to release
+    assert await lease.holder(room) == "a"
+    await lease.release(room, "a")
+    assert await lease.holder(room) is None
+    assert await lease.acquire(room, "b", 5.0)
+
+
+async def test_lease_lapses_and_is_taken_over(lease: Lease) -> None:
+    room = unique("room")
+    assert await lease.acquire(room, "a", 0.2)
+    assert not await lease.acquire(room, "b", 0.2)
+    await asyncio.sleep(0.3)
+    assert await lease.holder(room) is None
+    assert not await lease.renew(room, "a", 0.2)  # lost: renewal must not revive it
+    assert await lease.acquire(room, "b", 5.0)
+    assert await lease.holder(room) == "b"
