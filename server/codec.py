@@ -125,7 +125,13 @@ class WorkerLost(Outbound, tag="w", frozen=True):
     worker: str
 
 
-OutboundMessage = Deliver | HomeChanged | WorkerLost
+class HomeLeaving(Outbound, tag="x", frozen=True):
+    """The home gave the room up (stopping, or lease lost): hold intents until the next home."""
+
+    worker: str
+
+
+OutboundMessage = Deliver | HomeChanged | WorkerLost | HomeLeaving
 
 # ---- between workers: liveness ---------------------------------------------------------------
 

@@ -240,15 +240,19 @@ def redis_server() -> Iterator[RedisServer]:
 class WorkerProcess:
     worker_id: str
     base: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
+    log: Path
 
     def kill(self) -> None:
-        self.process.kill()
+        if self.process.poll() is None:
+            self.process.kill()
         self.process.wait(TIMEOUT)
 
 
 def start_worker(data: Path, redis_url: str, worker_id: str, **env: str) -> WorkerProcess:
-    """`cocoach serve --redis ... --port 0` as a real process; waits until it listens."""
+    """`cocoach serve --redis ... --port 0` as a real process; waits until it is ready.
+
+    Its output goes to a file (a pipe nobody reads would fill and stall the worker)."""
     environ = {
         **os.environ,
         "COCOACH_SECRET": SECRET,
@@ -256,41 +260,41 @@ def start_worker(data: Path, redis_url: str, worker_id: str, **env: str) -> Work
         "PYTHONUNBUFFERED": "1",
         **env,
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "serve",
-            "--port",
-            "0",
-            "--data",
-            str(data),
-            "--redis",
-            redis_url,
-            "--worker-id",
-            worker_id,
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environ,
-    )
-    assert process.stdout is not None
+    data.mkdir(parents=True, exist_ok=True)
+    log = data / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--port",
+                "0",
+                "--data",
+                str(data),
+                "--redis",
+                redis_url,
+                "--worker-id",
+                worker_id,
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environ,
+        )
     deadline = time.monotonic() + 3 * TIMEOUT
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith("cocoach listening on "):
-            base = line.split()[-1]
-            worker = WorkerProcess(worker_id, base, process)
-            _wait_ready(base)
-            return worker
+    while time.monotonic() < deadline and process.poll() is None:
+        for line in log.read_text().splitlines():
+            if line.startswith("cocoach listening on "):
+                base = line.split()[-1]
+                _wait_ready(base)
+                return WorkerProcess(worker_id, base, process, log)
+        time.sleep(0.05)
     process.kill()
-    raise AssertionError(f"worker {worker_id} did not start: {process.stdout.read()}")
+    process.wait()
+    raise AssertionError(f"worker {worker_id} did not start: {log.read_text()}")
 
 
 def _wait_ready(base: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, assert_never
 
 import msgspec
@@ -15,6 +16,7 @@ from server.codec import (
     ForwardJoin,
     ForwardMessage,
     HomeChanged,
+    HomeLeaving,
     WorkerLost,
     decode_outbound,
     encode,
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_HELD_INTENTS = 1000
+
 
 class LocalRoom:
     def __init__(self, worker: Worker, room_id: str) -> None:
@@ -41,6 +45,8 @@ class LocalRoom:
         self.connections: dict[str, Connection] = {}
         self.members: dict[str, Member] = {}
         self._joined_at: dict[str, str] = {}  # member id -> the home its join was sent to
+        # Intents sent while the room has no known home, flushed to the next one.
+        self._held: deque[ForwardMessage] = deque()
 
     @property
     def empty(self) -> bool:
@@ -79,7 +85,11 @@ class LocalRoom:
         """Send a participant's intent to the room's home, wherever it is."""
         home = self.home
         if home is None:
-            return  # no home yet: the next home's HomeChanged makes us announce everyone
+            if len(self._held) >= MAX_HELD_INTENTS:
+                log.warning("room %s: no home for too long, oldest held intent dropped", self.id)
+                self._held.popleft()
+            self._held.append(message)
+            return
         if home == self.worker.id:
             room_home = self.worker.homes.get(self.id)
             if room_home is not None:
@@ -108,6 +118,10 @@ class LocalRoom:
             case WorkerLost(worker=worker):
                 if worker == self.worker.id:
                     self.worker.spawn(self.announce(self.home), f"announce {self.id}")
+            case HomeLeaving(worker=worker):
+                if self.home == worker:
+                    self.home = None
+                    self.worker.spawn(self.worker.rehome(self), f"rehome {self.id}")
             case _:
                 assert_never(message)
 
@@ -145,3 +159,5 @@ class LocalRoom:
                 ):
                     self._joined_at[member_id] = home
                     await self.forward(ForwardJoin(member))
+            while self._held and self.home is not None:
+                await self.forward(self._held.popleft())

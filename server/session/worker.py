@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
+from server.codec import ForwardLeave, Heartbeat, HomeLeaving, decode_heartbeat, encode
 from server.errors import CloseCode, RoomNotFound, ServiceUnavailable
 from server.messages import Reconnect
 from server.rooms.member import Member
@@ -22,7 +22,7 @@ from server.session.liveness import Liveness
 from server.session.local_room import LocalRoom
 from server.settings import Settings
 from server.sync.backend import Backend
-from server.sync.keys import WORKERS_CHANNEL, home_channel
+from server.sync.keys import WORKERS_CHANNEL, home_channel, out_channel
 from server.sync.store import RoomRecord
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,24 @@ class Worker:
         try:
             await self.broker.unsubscribe(home_channel(home.id), home.on_forward)
             await self.lease.release(home.id, self.id)
+            await self.broker.publish(out_channel(home.id), encode(HomeLeaving(self.id)))
         except ServiceUnavailable as exc:
             log.warning("room %s: could not give up the lease: %s", home.id, exc)
+
+    async def rehome(self, local: LocalRoom) -> None:
+        """Find the room's next home (perhaps us) when the last one is gone."""
+        async with local.lock:
+            if local.home is not None and self._home_usable(local.id, local.home):
+                return
+            local.home = None  # hold intents until the next home is known
+            home = await self._resolve_home(await self.room_record(local.id))
+            if home is not None and not self._home_usable(local.id, home):
+                return  # a dead holder whose lease has not lapsed: try again next tick
+            local.home = home
+        if home is not None and home != self.id:
+            # The new home announces itself to everyone; this covers a home elected before
+            # we subscribed. Our own home's announcement reaches us through the broker.
+            await local.announce(home)
 
     # ---- liveness -----------------------------------------------------------------------
 
@@ -206,18 +222,9 @@ class Worker:
     async def _tick(self) -> None:
         await self.broker.publish(WORKERS_CHANNEL, encode(Heartbeat(self.id, alive=True)))
         now = time.monotonic()
-        for room_id, local in list(self.rooms.items()):
-            if local.home is not None and self._home_usable(room_id, local.home):
-                continue
-            async with local.lock:
-                record = await self.room_record(room_id)
-                home = await self._resolve_home(record)
-                if home != local.home:
-                    local.home = home
-                    if home is not None and home != self.id:
-                        # The new home announces itself to everyone; this covers a home that
-                        # was elected before we subscribed.
-                        self.spawn(local.announce(home), f"announce {room_id}")
+        for local in list(self.rooms.values()):
+            if local.home is None or not self._home_usable(local.id, local.home):
+                await self.rehome(local)
         for room_id, room_home in list(self.homes.items()):
             room_home.check_workers(now)
             idle = room_home.idle_since
