@@ -128,16 +128,17 @@ class RoomHome:
             batch = [await self._inbox.get()]
             while not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
-            dirty = False
+            effects: list[Effect] = []
             for item in batch:
                 event = to_event(item, time.time()) if isinstance(item, ForwardMessage) else item
-                for effect in self.room.handle(event):
-                    dirty |= await self._run(effect)
-            if dirty:
+                effects += self.room.handle(event)
+            # Write ahead: what any client is told about must survive this worker's crash.
+            if any(isinstance(effect, Persist) for effect in effects):
                 await self._persist()
+            for effect in effects:
+                await self._run(effect)
 
-    async def _run(self, effect: Effect) -> bool:
-        """Run one effect; True when the room's state must be persisted."""
+    async def _run(self, effect: Effect) -> None:
         assert self.room is not None
         match effect:
             case Send(to=to, message=message):
@@ -150,10 +151,9 @@ class RoomHome:
                 remote = any(m.worker != self.worker.id for m in self.room.members.values())
                 await self._deliver(message, to=None, exclude=exclude, remote=remote)
             case Persist():
-                return True
+                pass  # done for the whole batch, before anything was delivered
             case _:
                 assert_never(effect)
-        return False
 
     async def _deliver(
         self, message: ServerMessage, *, to: str | None, exclude: str | None, remote: bool
