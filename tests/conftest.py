@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RedisServer, Running, redis_server, serve_in_process, make_settings
+from tests.support import RedisServer, Running, make_settings, redis_server, serve_in_process
 
 
 @pytest.fixture(scope="session")

@@ -199,7 +199,7 @@ async def test_slow_reader_is_dropped_and_others_are_not(tmp_path: Path) -> None
     await _create_room(tmp_path, "r1")
     async with serve_in_process(settings) as server, join(server.base, "r1", "coach", "Ann") as ann:
         # A client that never reads: a raw socket that does the handshake and then stops.
-        reader, writer = await _never_reading_client(
+        _reader, writer = await _never_reading_client(
             server.base, "/rooms/r1/ws?token=" + token("r1", "observer", "Slow")
         )
         try:

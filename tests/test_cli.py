@@ -1,0 +1,111 @@
+"""The `cocoach` command line as a user runs it: real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis as sync_redis
+
+from server.tokens import verify
+from tests.support import TIMEOUT, RedisServer, connect
+
+
+def cocoach(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]  # the result stands alone on the last line
+
+
+async def test_first_run_creates_demo_room_and_prints_invites(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    room = cocoach("room", "create", "--title", "Wait time", "--data", str(data))
+    token = cocoach(
+        "token",
+        "--room",
+        room,
+        "--role",
+        "teacher",
+        "--name",
+        "Tess",
+        "--ttl",
+        "2h",
+        "--data",
+        str(data),
+    )
+    secret = (data / "secret").read_text().strip()
+    claims = verify(secret, token, room=room)
+    assert claims.role.value == "teacher" and 7100 < claims.exp - time.time() <= 7200
+
+    # `room create` above made the secret, so this is not a first run: use a fresh directory.
+    fresh = tmp_path / "fresh"
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--data", str(fresh)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + 3 * TIMEOUT
+        while "cocoach listening on" not in log.read_text():
+            assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+            await asyncio.sleep(0.05)
+        text = log.read_text()
+        base = text.split("cocoach listening on ")[1].split()[0]
+        invites = [line.split()[-1] for line in text.splitlines() if "invite:" in line]
+        assert len(invites) == 2 and all(f"{base}/r/demo?token=" in link for link in invites)
+        assert (fresh / "secret").exists() and (fresh / "admin_key").exists()
+        coach_token = invites[0].split("token=")[1]
+        async with connect(base, "demo", coach_token) as coach:
+            welcome = await coach.expect("welcome")
+            assert welcome["you"]["role"] == "coach" and welcome["room"]["id"] == "demo"
+        assert "token=ey" not in text.split("cocoach listening on")[1], "a token reached the log"
+    finally:
+        server.terminate()
+        server.wait(TIMEOUT)
+
+
+def test_room_create_on_redis(redis: RedisServer, tmp_path: Path) -> None:
+    room = cocoach(
+        "room", "create", "--title", "Shared", "--redis", redis.url, "--data", str(tmp_path)
+    )
+    client = sync_redis.Redis.from_url(redis.url)
+    try:
+        assert client.get(f"cocoach:{{{room}}}:record") is not None
+    finally:
+        client.close()
+
+
+def test_token_flags_are_checked(tmp_path: Path) -> None:
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "token",
+            "--room",
+            "r",
+            "--role",
+            "janitor",
+            "--name",
+            "x",
+            "--data",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+    )
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
