@@ -135,3 +135,9 @@ class ServiceUnavailable(CocoachError):
     code = "unavailable"
     http_status = 503
     close_code = CloseCode.TRY_AGAIN_LATER
+
+
+class ConfigError(CocoachError):
+    """The deployment's settings are wrong; the server refuses to start."""
+
+    code = "config"

@@ -11,6 +11,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from server.errors import ConfigError
+
+MIN_SECRET_BYTES = 32
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -52,6 +56,11 @@ class Settings:
         """Fill `secret` and `admin_key` from <data>, creating them on first run."""
         secret = self.secret or _read_or_create(self.data / "secret")
         admin_key = self.admin_key or _read_or_create(self.data / "admin_key")
+        # HS256 with a short key can be brute-forced offline from any token a user holds.
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"COCOACH_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        if len(admin_key.encode()) < 12:
+            raise ConfigError("COCOACH_ADMIN_KEY must be at least 12 characters")
         return replace(self, secret=secret, admin_key=admin_key)
 
     @property

@@ -109,3 +109,27 @@ def test_token_flags_are_checked(tmp_path: Path) -> None:
         timeout=3 * TIMEOUT,
     )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_short_secret_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "token",
+            "--room",
+            "r",
+            "--role",
+            "coach",
+            "--name",
+            "x",
+            "--data",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+        env={**os.environ, "COCOACH_SECRET": "short"},
+    )
+    assert done.returncode == 1 and "at least 32 bytes" in done.stderr

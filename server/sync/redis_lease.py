@@ -4,10 +4,9 @@ the check and the write are one step)."""
 from __future__ import annotations
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
-from server.errors import ServiceUnavailable
 from server.sync.keys import lease_key
+from server.sync.redis_errors import unavailable
 
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
@@ -44,28 +43,20 @@ class RedisLease:
         self._release = client.register_script(_RELEASE)
 
     async def acquire(self, room: str, worker: str, ttl: float) -> bool:
-        try:
+        with unavailable("redis lease failed"):
             return bool(await self._acquire(keys=[lease_key(room)], args=[worker, _ms(ttl)]))
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis lease failed: {exc}") from exc
 
     async def renew(self, room: str, worker: str, ttl: float) -> bool:
-        try:
+        with unavailable("redis lease failed"):
             return bool(await self._renew(keys=[lease_key(room)], args=[worker, _ms(ttl)]))
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis lease failed: {exc}") from exc
 
     async def release(self, room: str, worker: str) -> None:
-        try:
+        with unavailable("redis lease failed"):
             await self._release(keys=[lease_key(room)], args=[worker])
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis lease failed: {exc}") from exc
 
     async def holder(self, room: str) -> str | None:
-        try:
+        with unavailable("redis lease failed"):
             value = await self._client.get(lease_key(room))
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis lease failed: {exc}") from exc
         return None if value is None else (value if isinstance(value, str) else value.decode())
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
-from server.errors import Conflict, ServiceUnavailable
+from server.errors import Conflict
 from server.sync.keys import ROOMS_INDEX, room_key
+from server.sync.redis_errors import unavailable
 from server.sync.store import RoomRecord, decode_record, encode_record
 
 
@@ -15,51 +15,39 @@ class RedisStore:
         self._client = client
 
     async def create_room(self, record: RoomRecord) -> None:
-        try:
+        with unavailable("redis store failed"):
             created = await self._client.set(
                 room_key(record.id, "record"), encode_record(record), nx=True
             )
             if not created:
                 raise Conflict(f"room {record.id!r} already exists")
             await self._client.sadd(ROOMS_INDEX, record.id)
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis store failed: {exc}") from exc
 
     async def get_room(self, room_id: str) -> RoomRecord | None:
-        try:
+        with unavailable("redis store failed"):
             data = await self._client.get(room_key(room_id, "record"))
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis store failed: {exc}") from exc
         return None if data is None else decode_record(_bytes(data))
 
     async def list_rooms(self) -> list[RoomRecord]:
-        try:
+        with unavailable("redis store failed"):
             ids = sorted(_bytes(m).decode() for m in await self._client.smembers(ROOMS_INDEX))
             # One GET per room rather than MGET: keys of different rooms may live on
             # different cluster nodes.
             records = [await self._client.get(room_key(i, "record")) for i in ids]
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis store failed: {exc}") from exc
         return [decode_record(_bytes(r)) for r in records if r is not None]
 
     async def save_room_state(self, room_id: str, data: bytes) -> None:
-        try:
+        with unavailable("redis store failed"):
             await self._client.set(room_key(room_id, "state"), data)
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis store failed: {exc}") from exc
 
     async def load_room_state(self, room_id: str) -> bytes | None:
-        try:
+        with unavailable("redis store failed"):
             data = await self._client.get(room_key(room_id, "state"))
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis store failed: {exc}") from exc
         return None if data is None else _bytes(data)
 
     async def ping(self) -> None:
-        try:
+        with unavailable("redis store failed"):
             await self._client.ping()
-        except RedisError as exc:
-            raise ServiceUnavailable(f"redis is not reachable: {exc}") from exc
 
     async def close(self) -> None:
         return None  # the client is shared; its owner closes it
