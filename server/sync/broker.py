@@ -4,9 +4,10 @@ they decode and hand the message to a bounded queue; the one subscriber per work
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 Callback = Callable[[bytes], None]
+M = TypeVar("M")
 
 
 class Broker(Protocol):
@@ -21,19 +22,19 @@ class Broker(Protocol):
         """Raises ServiceUnavailable when the broker cannot be reached."""
 
 
-class Fanout:
-    """The channel -> callbacks table both brokers share."""
+class Fanout(Generic[M]):
+    """The channel -> callbacks table the brokers and logs share."""
 
     def __init__(self) -> None:
-        self._callbacks: dict[str, list[Callback]] = {}
+        self._callbacks: dict[str, list[Callable[[M], None]]] = {}
 
-    def add(self, channel: str, callback: Callback) -> bool:
+    def add(self, channel: str, callback: Callable[[M], None]) -> bool:
         """Add; True when this is the channel's first callback (the broker must subscribe)."""
         callbacks = self._callbacks.setdefault(channel, [])
         callbacks.append(callback)
         return len(callbacks) == 1
 
-    def remove(self, channel: str, callback: Callback) -> bool:
+    def remove(self, channel: str, callback: Callable[[M], None]) -> bool:
         """Remove; True when the channel has no callbacks left (the broker may unsubscribe)."""
         callbacks = self._callbacks.get(channel)
         if not callbacks or callback not in callbacks:
@@ -47,7 +48,7 @@ class Fanout:
     def channels(self) -> list[str]:
         return list(self._callbacks)
 
-    def dispatch(self, channel: str, message: bytes) -> None:
+    def dispatch(self, channel: str, message: M) -> None:
         for callback in tuple(self._callbacks.get(channel, ())):
             callback(message)
 
@@ -56,7 +57,7 @@ class MemoryBroker:
     """Embedded mode: one process, so publish is a function call."""
 
     def __init__(self) -> None:
-        self._fanout = Fanout()
+        self._fanout: Fanout[bytes] = Fanout()
 
     async def publish(self, channel: str, message: bytes) -> None:
         self._fanout.dispatch(channel, message)

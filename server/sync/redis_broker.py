@@ -20,7 +20,7 @@ class RedisBroker:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._pubsub = client.pubsub()
-        self._fanout = Fanout()
+        self._fanout: Fanout[bytes] = Fanout()
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._subscribed = asyncio.Event()

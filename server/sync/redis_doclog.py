@@ -1,0 +1,117 @@
+"""Redis DocLog: a stream per room as the write-ahead log, and pub/sub to announce entries.
+
+Append is one Lua call (XADD + PUBLISH of [worker, prev, id, update]), so announcements go out
+in log order and `prev` always names the entry before. Subscriptions ride on the worker's one
+subscriber connection (the RedisBroker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as redis
+
+from server.sync.doclog import NO_ENTRY, DocEntry, EntryCallback, Loaded, id_key
+from server.sync.keys import room_key
+from server.sync.redis_broker import RedisBroker
+from server.sync.redis_errors import unavailable
+
+_APPEND = """
+local prev = redis.call('GET', KEYS[2]) or '0-0'
+local id = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'u', ARGV[2])
+redis.call('SET', KEYS[2], id)
+redis.call('PUBLISH', KEYS[3], ARGV[1] .. '\\n' .. prev .. '\\n' .. id .. '\\n' .. ARGV[2])
+return {prev, id}
+"""
+
+_COMPACT = """
+local current = tonumber(redis.call('HGET', KEYS[2], 'ms') or '-1')
+local current_seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '-1')
+local ms, seq = tonumber(ARGV[2]), tonumber(ARGV[3])
+if ms > current or (ms == current and seq > current_seq) then
+  redis.call('HSET', KEYS[2], 'data', ARGV[1], 'ms', ARGV[2], 'seq', ARGV[3], 'upto', ARGV[4])
+  redis.call('XTRIM', KEYS[1], 'MINID', ARGV[5])
+end
+return redis.call('XLEN', KEYS[1])
+"""
+
+
+def doc_channel(room: str) -> str:
+    return room_key(room, "doc")
+
+
+def _keys(room: str) -> tuple[str, str, str]:
+    return room_key(room, "doc:log"), room_key(room, "doc:last"), doc_channel(room)
+
+
+def _text(value: bytes | str) -> str:
+    return value if isinstance(value, str) else value.decode()
+
+
+def parse_announcement(data: bytes) -> DocEntry:
+    worker, prev, entry_id, update = data.split(b"\n", 3)
+    return DocEntry(worker.decode(), prev.decode(), entry_id.decode(), update)
+
+
+class RedisDocLog:
+    def __init__(self, client: redis.Redis, broker: RedisBroker) -> None:
+        self._client = client
+        self._broker = broker
+        self._append = client.register_script(_APPEND)
+        self._compact = client.register_script(_COMPACT)
+        self._wrappers: dict[tuple[str, EntryCallback], Callable[[bytes], None]] = {}
+
+    async def append(self, room: str, worker: str, update: bytes) -> DocEntry:
+        if "\n" in worker:
+            raise ValueError("worker ids cannot hold a newline")
+        with unavailable("redis doc log append failed"):
+            prev, entry_id = await self._append(keys=list(_keys(room)), args=[worker, update])
+        return DocEntry(worker, _text(prev), _text(entry_id), update)
+
+    async def subscribe(self, room: str, callback: EntryCallback) -> None:
+        def on_message(data: bytes) -> None:
+            callback(parse_announcement(data))
+
+        self._wrappers[(room, callback)] = on_message
+        await self._broker.subscribe(doc_channel(room), on_message)
+
+    async def unsubscribe(self, room: str, callback: EntryCallback) -> None:
+        wrapper = self._wrappers.pop((room, callback), None)
+        if wrapper is not None:
+            await self._broker.unsubscribe(doc_channel(room), wrapper)
+
+    async def load(self, room: str) -> Loaded:
+        stream, _, _ = _keys(room)
+        with unavailable("redis doc log load failed"):
+            snap: dict[bytes, bytes] = await self._client.hgetall(room_key(room, "doc:snap"))  # type: ignore[assignment]
+            upto = _text(snap[b"upto"]) if snap else None
+            entries = await self._range(stream, upto or NO_ENTRY)
+        last = entries[-1].id if entries else (upto or NO_ENTRY)
+        return Loaded(snap[b"data"] if snap else None, entries, last)
+
+    async def read_after(self, room: str, after: str) -> list[DocEntry]:
+        with unavailable("redis doc log read failed"):
+            return await self._range(_keys(room)[0], after)
+
+    async def _range(self, stream: str, after: str) -> list[DocEntry]:
+        rows: list[Any] = await self._client.xrange(stream, min=f"({after}", max="+") or []
+        entries, prev = [], after
+        for raw_id, fields in rows:
+            entry_id = _text(raw_id)
+            entries.append(DocEntry(_text(fields[b"w"]), prev, entry_id, fields[b"u"]))
+            prev = entry_id
+        return entries
+
+    async def compact(self, room: str, snapshot: bytes, upto: str) -> int:
+        ms, seq = id_key(upto)
+        stream = _keys(room)[0]
+        with unavailable("redis doc log compaction failed"):
+            remaining = await self._compact(
+                keys=[stream, room_key(room, "doc:snap")],
+                args=[snapshot, ms, seq, upto, f"{ms}-{seq + 1}"],
+            )
+        return int(remaining)
+
+    async def length(self, room: str) -> int:
+        with unavailable("redis doc log failed"):
+            return int(await self._client.xlen(_keys(room)[0]))
