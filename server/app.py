@@ -16,12 +16,17 @@ from server import __version__, api
 from server.errors import CocoachError
 from server.session.room_socket import serve_room_socket
 from server.session.worker import Worker
+from server.session.yjs_socket import serve_yjs_socket
 from server.settings import Settings
 from server.sync.backend import open_backend
 
 
 async def room_socket(websocket: WebSocket) -> None:
     await serve_room_socket(websocket, websocket.app.state.worker)
+
+
+async def yjs_socket(websocket: WebSocket) -> None:
+    await serve_yjs_socket(websocket, websocket.app.state.worker)
 
 
 async def error_response(request: Request, exc: Exception) -> Response:
@@ -67,6 +72,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/rooms/{room}", api.get_room, methods=["GET"]),
             Route("/r/{room}", invite),
             WebSocketRoute("/rooms/{room}/ws", room_socket),
+            WebSocketRoute("/yjs/{room}", yjs_socket),
         ],
         exception_handlers={CocoachError: error_response},
         lifespan=lifespan,

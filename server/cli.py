@@ -23,7 +23,9 @@ from server.sync.backend import open_store
 from server.sync.store import RoomRecord
 from server.tokens import mint
 
-WS_MAX_BYTES = 1024 * 1024  # transport cap; the room protocol's own, smaller limit answers first
+WS_MAX_BYTES = (
+    2 * 1024 * 1024
+)  # transport cap; the room protocol's own, smaller limit answers first
 DEMO_ROOM = "demo"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 

@@ -35,6 +35,14 @@ class Settings:
     send_queue: int = 256  # frames queued to one client before it is dropped as slow
     home_inbox: int = 10_000  # intents queued at a room's home
 
+    # Shared documents (Yjs) limits and upkeep (documented in docs/documents.md).
+    yjs_max_frame_bytes: int = 1024 * 1024
+    yjs_rate_per_second: float = 60.0
+    yjs_rate_burst: float = 300.0
+    doc_write_queue: int = 10_000  # accepted updates waiting for the log, per worker
+    doc_compact_after: int = 500  # log entries before a room's log is folded into a snapshot
+    doc_idle_seconds: float = 30.0  # a document nobody here uses is unloaded after this
+
     # Multi-worker timings (seconds).
     heartbeat_interval: float = 0.5
     worker_timeout: float = 2.0  # no heartbeat for this long: the worker is gone

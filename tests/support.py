@@ -144,7 +144,7 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[Running]:
     config = uvicorn.Config(
         create_app(settings),
         ws="websockets-sansio",
-        ws_max_size=1024 * 1024,
+        ws_max_size=2 * 1024 * 1024,
         log_config=None,
         lifespan="on",
     )

@@ -115,7 +115,7 @@ async def test_oversize_past_transport_cap_closes_with_1009(embedded: Running) -
         join(embedded.base, "r1", "teacher", "Tess") as tess,
         join(embedded.base, "r1", "coach", "Ann") as ann,
     ):
-        await tess.send_raw(b"\x00" * (2 * 1024 * 1024))
+        await tess.send_raw(b"\x00" * (3 * 1024 * 1024))
         code, _ = await tess.closed()
         assert code == 1009
         assert (await ann.expect("member_left"))["id"] == tess.id

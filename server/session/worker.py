@@ -13,10 +13,12 @@ from typing import Any
 import msgspec
 
 from server.codec import ForwardLeave, Heartbeat, HomeLeaving, decode_heartbeat, encode
+from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CloseCode, RoomNotFound, ServiceUnavailable
 from server.messages import Reconnect
 from server.rooms.member import Member
 from server.session.connection import Connection
+from server.session.documents import Documents
 from server.session.home import RoomHome
 from server.session.liveness import Liveness
 from server.session.local_room import LocalRoom
@@ -44,6 +46,8 @@ class Worker:
         self._records: dict[str, RoomRecord] = {}
         self._group: asyncio.TaskGroup | None = None
         self._home_tasks: dict[str, asyncio.Task[None]] = {}
+        self.frameworks = FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks")
+        self.documents = Documents(self, backend.doclog, self.frameworks)
 
     # ---- lifetime -----------------------------------------------------------------------
 
@@ -53,10 +57,13 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             self._group = group
             ticker = group.create_task(self._tick_forever(), name=f"tick {self.id}")
+            writer = group.create_task(self.documents.run_writer(), name=f"writer {self.id}")
             try:
                 yield self
             finally:
                 ticker.cancel()
+                writer.cancel()
+                self.documents.stop()
                 await self._stop()
                 self._group = None
 
@@ -79,6 +86,11 @@ class Worker:
             coro.close()
             return
         self._group.create_task(self._supervised(coro, name), name=name)
+
+    def start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Like spawn, for a long-lived step whose owner will cancel it."""
+        assert self._group is not None, "the worker is not running"
+        return self._group.create_task(self._supervised(coro, name), name=name)
 
     async def _supervised(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         try:
@@ -225,6 +237,7 @@ class Worker:
         for local in list(self.rooms.values()):
             if local.home is None or not self._home_usable(local.id, local.home):
                 await self.rehome(local)
+        await self.documents.tick(now)
         for room_id, room_home in list(self.homes.items()):
             room_home.check_workers(now)
             idle = room_home.idle_since

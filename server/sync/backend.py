@@ -11,10 +11,13 @@ import redis.asyncio as redis
 
 from server.settings import Settings
 from server.sync.broker import Broker, MemoryBroker
+from server.sync.doclog import DocLog
 from server.sync.lease import Lease, MemoryLease
 from server.sync.redis_broker import RedisBroker
+from server.sync.redis_doclog import RedisDocLog
 from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
+from server.sync.sqlite_doclog import SqliteDocLog
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import Store
 
@@ -25,6 +28,7 @@ class Backend:
     broker: Broker
     store: Store
     lease: Lease
+    doclog: DocLog
 
 
 @asynccontextmanager
@@ -49,7 +53,11 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
     """Yield the backends with their background readers running; stop them on exit."""
     if settings.redis is None:
         async with open_store(settings) as store:
-            yield Backend("embedded", MemoryBroker(), store, MemoryLease())
+            doclog = SqliteDocLog(settings.data / "documents.sqlite3")
+            try:
+                yield Backend("embedded", MemoryBroker(), store, MemoryLease(), doclog)
+            finally:
+                await doclog.close()
         return
     client = redis.Redis.from_url(settings.redis, health_check_interval=5)
     broker = RedisBroker(client)
@@ -57,7 +65,13 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
         async with asyncio.TaskGroup() as group:
             reader = group.create_task(broker.run(), name="redis-subscriber")
             try:
-                yield Backend("redis", broker, RedisStore(client), RedisLease(client))
+                yield Backend(
+                    "redis",
+                    broker,
+                    RedisStore(client),
+                    RedisLease(client),
+                    RedisDocLog(client, broker),
+                )
             finally:
                 reader.cancel()
     finally:

@@ -1,0 +1,197 @@
+"""The worker's shared documents: open replicas, the one batched writer, compaction, and
+unloading rooms nobody has used for a while."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import merge_updates
+
+from server.documents.frameworks import FrameworkLibrary, as_meta
+from server.errors import CocoachError, ServiceUnavailable
+from server.session.document import RoomDocument
+from server.sync.broker import Broker
+from server.sync.doclog import DocLog
+from server.sync.keys import room_key
+from server.sync.lease import Lease
+from server.sync.store import RoomRecord
+
+if TYPE_CHECKING:
+    from server.session.worker import Worker
+
+log = logging.getLogger(__name__)
+
+COMPACTION_LEASE_TTL = 30.0
+
+
+def awareness_channel(room: str) -> str:
+    return room_key(room, "aw")
+
+
+class Documents:
+    def __init__(self, worker: Worker, doclog: DocLog, frameworks: FrameworkLibrary) -> None:
+        self.worker = worker
+        self.settings = worker.settings
+        self.doclog = doclog
+        self.broker: Broker = worker.broker
+        self.lease: Lease = worker.lease
+        self.frameworks = frameworks
+        # Unique per process: a restarted worker with the same id must not mistake the old
+        # process's log entries for ones it has already applied.
+        self.writer_id = f"{worker.id}/{secrets.token_hex(4)}"
+        self.open_rooms: dict[str, RoomDocument] = {}
+        self._opening: dict[str, asyncio.Future[RoomDocument]] = {}
+        self._consumers: dict[str, asyncio.Task[None]] = {}
+        self._writes: asyncio.Queue[tuple[RoomDocument, bytes]] = asyncio.Queue(
+            maxsize=self.settings.doc_write_queue
+        )
+        self._aware_callbacks: dict[str, Any] = {}
+
+    # ---- opening and closing ------------------------------------------------------------
+
+    async def open(self, record: RoomRecord) -> RoomDocument:
+        document = self.open_rooms.get(record.id)
+        if document is not None:
+            return document
+        opening = self._opening.get(record.id)
+        if opening is not None:
+            return await asyncio.shield(opening)
+        future: asyncio.Future[RoomDocument] = asyncio.get_running_loop().create_future()
+        self._opening[record.id] = future
+        try:
+            document = await self._load(record)
+            future.set_result(document)
+            return document
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # the waiters re-raise it; this one must not warn
+            raise
+        finally:
+            del self._opening[record.id]
+
+    async def _load(self, record: RoomRecord) -> RoomDocument:
+        document = RoomDocument(self, record.id)
+        await document.load()
+
+        def on_awareness(data: bytes) -> None:
+            writer, _, frame = data.partition(b"\n")
+            if writer.decode() != self.writer_id:
+                document.remote_awareness(frame)
+
+        await self.broker.subscribe(awareness_channel(record.id), on_awareness)
+        self._aware_callbacks[record.id] = on_awareness
+        framework = None
+        if record.framework is not None:
+            try:
+                framework = as_meta(self.frameworks.get(record.framework))
+            except CocoachError as exc:
+                log.warning("room %s: framework not loaded: %s", record.id, exc.message)
+        seeded = document.seed(record.title, framework)
+        self.open_rooms[record.id] = document
+        self._consumers[record.id] = self.worker.start(document.consume(), f"doc {record.id}")
+        if seeded is not None:
+            await self.write(document, seeded)
+        return document
+
+    async def unload(self, document: RoomDocument) -> None:
+        """Drop an unused replica. Its writes are flushed first; a long log is compacted so the
+        next load is quick."""
+        await document.written.wait()
+        if self.open_rooms.get(document.id) is not document or document.connections:
+            return
+        if document.log_length > self.settings.doc_compact_after // 4:
+            await self.compact(document)
+        del self.open_rooms[document.id]
+        consumer = self._consumers.pop(document.id, None)
+        if consumer is not None:
+            consumer.cancel()
+        await self.doclog.unsubscribe(document.id, document._inbox.put_nowait)
+        callback = self._aware_callbacks.pop(document.id, None)
+        if callback is not None:
+            await self.broker.unsubscribe(awareness_channel(document.id), callback)
+        log.info("room %s: document unloaded", document.id)
+
+    def stop(self) -> None:
+        for consumer in self._consumers.values():
+            consumer.cancel()
+
+    async def tick(self, now: float) -> None:
+        for document in list(self.open_rooms.values()):
+            idle = document.idle_since
+            if idle is not None and now - idle > self.settings.doc_idle_seconds:
+                await self.unload(document)
+
+    # ---- writing ------------------------------------------------------------------------
+
+    async def write(self, document: RoomDocument, update: bytes) -> None:
+        """Queue an accepted update for the log. Waits when the writer is behind: the client's
+        socket is then read more slowly, which is the back-pressure we want."""
+        document.pending_writes += 1
+        document.written.clear()
+        await self._writes.put((document, update))
+
+    async def run_writer(self) -> None:
+        """The worker's one writer: batches what queued up meanwhile, one entry per room."""
+        while True:
+            batch = [await self._writes.get()]
+            while not self._writes.empty():
+                batch.append(self._writes.get_nowait())
+            by_room: dict[RoomDocument, list[bytes]] = defaultdict(list)
+            for document, update in batch:
+                by_room[document].append(update)
+            await asyncio.gather(*(self._append(d, u) for d, u in by_room.items()))
+
+    async def _append(self, document: RoomDocument, updates: list[bytes]) -> None:
+        update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+        delay = 0.05
+        while True:
+            try:
+                await self.doclog.append(document.id, self.writer_id, update)
+                break
+            except ServiceUnavailable as exc:
+                # The update is applied here and relayed; it must reach the log too.
+                log.warning("room %s: append failed (%s); retrying", document.id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        document.pending_writes -= len(updates)
+        if document.pending_writes == 0:
+            document.written.set()
+        document.log_length += 1
+        if document.log_length > self.settings.doc_compact_after and not document.compacting:
+            self.worker.spawn(self.compact(document), f"compact {document.id}")
+
+    async def compact(self, document: RoomDocument) -> None:
+        """Fold the log into a snapshot; one worker at a time per room (a lease)."""
+        if document.compacting:
+            return
+        lease_name = f"{document.id}/compactor"
+        document.compacting = True
+        try:
+            if not await self.lease.acquire(lease_name, self.writer_id, COMPACTION_LEASE_TTL):
+                return
+            try:
+                started = time.perf_counter()
+                snapshot, upto = document.doc.get_update(), document.last
+                document.log_length = await self.doclog.compact(document.id, snapshot, upto)
+                log.info(
+                    "room %s: compacted through %s (%d bytes) in %.1f ms",
+                    document.id,
+                    upto,
+                    len(snapshot),
+                    1000 * (time.perf_counter() - started),
+                )
+            finally:
+                await self.lease.release(lease_name, self.writer_id)
+        finally:
+            document.compacting = False
+
+    def publish_awareness(self, room: str, frame: bytes) -> None:
+        self.worker.spawn(
+            self.broker.publish(awareness_channel(room), self.writer_id.encode() + b"\n" + frame),
+            f"awareness {room}",
+        )

@@ -1,0 +1,126 @@
+"""The shared document over one WebSocket, in the standard y-websocket protocol, so a stock
+`WebsocketProvider` (or pycrdt's client) joins with no adapter (docs/documents.md)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import assert_never
+
+from starlette.websockets import WebSocket
+
+from server import yjs_wire
+from server.errors import (
+    AuthError,
+    ClientError,
+    CloseCode,
+    Forbidden,
+    RoomNotFound,
+    ServiceUnavailable,
+)
+from server.rooms.roles import Permission, permissions_for
+from server.session.connection import Connection
+from server.session.document import RoomDocument
+from server.session.rate import TokenBucket
+from server.session.room_socket import token_from
+from server.session.worker import Worker
+from server.tokens import Claims, verify
+
+log = logging.getLogger(__name__)
+
+
+async def serve_yjs_socket(websocket: WebSocket, worker: Worker) -> None:
+    room_id = websocket.path_params["room"]
+    await websocket.accept()
+    try:
+        assert worker.settings.secret is not None
+        claims = verify(worker.settings.secret, token_from(websocket), room=room_id)
+        permissions = permissions_for(claims.role, claims.grants)
+        if Permission.VIEW not in permissions:
+            raise Forbidden(f"role {claims.role.value!r} may not read the room's documents")
+        record = await worker.room_record(room_id)
+        document = await worker.documents.open(record)
+    except (AuthError, RoomNotFound, Forbidden, ServiceUnavailable) as error:
+        await websocket.close(error.close_code, f"{error.code}: {error.message}"[:120])
+        return
+    connection = Connection(websocket, f"y-{secrets.token_hex(6)}", worker.settings.send_queue)
+    document.add(connection)
+    try:
+        # The server speaks first, as y-websocket servers do: our state vector, then who is here.
+        connection.deliver(yjs_wire.sync_step1(document.doc.get_state()))
+        aware = document.awareness_frame()
+        if aware is not None:
+            connection.deliver(aware)
+        await connection.serve(_read(connection, document, worker, claims, permissions))
+    finally:
+        document.remove(connection)
+
+
+async def _read(
+    connection: Connection,
+    document: RoomDocument,
+    worker: Worker,
+    claims: Claims,
+    permissions: frozenset[Permission],
+) -> None:
+    settings = worker.settings
+    bucket = TokenBucket(settings.yjs_rate_per_second, settings.yjs_rate_burst)
+    while True:
+        frame = await connection.websocket.receive()
+        if frame["type"] == "websocket.disconnect":
+            return
+        if not bucket.take():
+            # No Yjs message can say "slow down", and dropping an update would lose it: close,
+            # and the client's reconnect re-syncs by state vectors with nothing lost.
+            connection.drop(CloseCode.FLOOD, "flood: too many Yjs messages; reconnect")
+            return
+        data = frame.get("bytes")
+        if data is None:
+            connection.deliver(yjs_wire.permission_denied("frames must be binary"))
+            continue
+        limit = settings.yjs_max_frame_bytes
+        if len(data) > limit:
+            reason = f"frame_too_large: {len(data)} bytes is over the limit of {limit}"
+            connection.deliver(yjs_wire.permission_denied(reason))
+            continue
+        try:
+            message = yjs_wire.decode(data)
+        except ClientError as error:
+            connection.deliver(yjs_wire.permission_denied(f"{error.code}: {error.message}"))
+            continue
+        await _dispatch(message, connection, document, worker, claims, permissions)
+
+
+async def _dispatch(
+    message: yjs_wire.YMessage,
+    connection: Connection,
+    document: RoomDocument,
+    worker: Worker,
+    claims: Claims,
+    permissions: frozenset[Permission],
+) -> None:
+    match message:
+        case yjs_wire.SyncStep1(state_vector=state_vector):
+            try:
+                connection.deliver(document.sync_step2_for(state_vector))
+            except ValueError:
+                connection.deliver(yjs_wire.permission_denied("malformed: bad state vector"))
+        case yjs_wire.SyncStep2(update=update) | yjs_wire.SyncUpdate(update=update):
+            problem, store = document.apply_client_update(
+                update, claims.sub, permissions, connection.member_id
+            )
+            if problem is not None:
+                log.info("room %s: update from %s refused: %s", document.id, claims.sub, problem)
+                connection.deliver(yjs_wire.permission_denied(problem))
+            elif store:
+                await worker.documents.write(document, update)
+        case yjs_wire.AwarenessUpdate():
+            document.local_awareness(connection.member_id, message)
+        case yjs_wire.QueryAwareness():
+            frame = document.awareness_frame()
+            if frame is not None:
+                connection.deliver(frame)
+        case yjs_wire.Auth():
+            pass  # clients do not send these; ignoring one costs nothing
+        case _:
+            assert_never(message)

@@ -1,0 +1,192 @@
+"""The shared plan and timeline over the y-websocket protocol, on a real embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pycrdt import Array, Map
+
+from tests.support import TIMEOUT, Running, make_settings, serve_in_process, token
+from tests.yclient import ydoc
+
+
+def note(
+    start: object, text: str = "open question", author: str = "user:ann", **extra: object
+) -> Map:  # type: ignore[type-arg]
+    return Map(
+        {
+            "start": start,
+            "text": text,
+            "tags": Array(["open"]),
+            "author": author,
+            "created": 1.0,
+            **extra,
+        }
+    )
+
+
+async def test_two_clients_co_edit_plan_and_timeline(embedded: Running) -> None:
+    async with (
+        ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann,
+        ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess,
+    ):
+        assert ann.meta["title"] == "Lesson one"  # seeded from the room record
+        ann.plan += "Try think-pair-share; see 12:03."
+        ann.timeline["n1"] = note(723.0)
+        await ann.flush()
+        await tess.until(lambda: "n1" in tess.timeline and len(tess.plan) > 0)
+        assert str(tess.plan) == "Try think-pair-share; see 12:03."
+        assert tess.timeline["n1"]["start"] == 723.0
+
+        tess.timeline["n2"] = note(800.0, "wait time", author="user:tess", end=840.0)
+        tess.plan.insert(0, "Plan: ")
+        await tess.flush()
+        await ann.until(lambda: "n2" in ann.timeline and str(ann.plan).startswith("Plan: "))
+        assert ann.doc.get_state() == tess.doc.get_state()
+
+
+async def test_observers_read_but_cannot_write(embedded: Running) -> None:
+    async with ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann:
+        ann.plan += "only coaches and teachers write"
+        await ann.flush()
+        async with ydoc(embedded.base, "r1", token("r1", "observer", "Obi")) as obi:
+            await obi.until(lambda: len(obi.plan) > 0)
+            obi.plan += " -- observer was here"
+            await obi.flush()
+            reason = await asyncio.wait_for(obi.denied.get(), TIMEOUT)
+            assert "may not edit the plan" in reason
+            await asyncio.sleep(0.2)
+            assert str(ann.plan) == "only coaches and teachers write"
+        # Not stored either: a new reader sees the plan without the observer's text.
+        async with ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess:
+            assert str(tess.plan) == "only coaches and teachers write"
+
+
+async def test_updates_that_break_the_model_are_refused(embedded: Running) -> None:
+    async with (
+        ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann,
+        ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess,
+    ):
+        cases = [
+            (lambda: ann.timeline.__setitem__("bad1", note("twelve")), "start"),
+            (
+                lambda: ann.timeline.__setitem__("bad2", note(5.0, author="user:someone-else")),
+                "author must be you",
+            ),
+            (lambda: ann.timeline.__setitem__("bad3", "just a string"), "bad3"),
+            (lambda: ann.doc.get("evil", type=Map).__setitem__("x", 1), "unknown shared type"),
+        ]
+        for make, words in cases:
+            make()
+            await ann.flush()
+            reason = await asyncio.wait_for(ann.denied.get(), TIMEOUT)
+            assert words in reason, (words, reason)
+        # A good edit after all that still goes through, and Tess never saw the bad ones.
+        ann.timeline["good"] = note(12.0)
+        await ann.flush()
+        await tess.until(lambda: "good" in tess.timeline)
+        assert set(tess.timeline.keys()) == {"good"}
+
+
+async def test_only_the_author_changes_a_note_others_reply(embedded: Running) -> None:
+    async with (
+        ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann,
+        ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess,
+    ):
+        ann.timeline["n1"] = note(30.0, replies=Array([]))
+        await ann.flush()
+        await tess.until(lambda: "n1" in tess.timeline)
+        tess.timeline["n1"]["text"] = "rewritten by Tess"
+        await tess.flush()
+        assert "only its author" in await asyncio.wait_for(tess.denied.get(), TIMEOUT)
+        # Tess's refused change stays on her side; reconnecting gives her the real note. A reply is fine:
+        async with ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess2:
+            tess2.timeline["n1"]["replies"].append(
+                Map({"author": "user:tess", "text": "agreed", "created": 2.0})
+            )
+            await tess2.flush()
+            await ann.until(lambda: len(ann.timeline["n1"]["replies"]) == 1)
+        del ann.timeline["n1"]
+        await ann.flush()
+        await tess.until(lambda: "n1" not in tess.timeline)
+
+
+async def test_malformed_frames_get_an_error_and_the_connection_goes_on(embedded: Running) -> None:
+    async with (
+        ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann,
+        ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess,
+    ):
+        for frame, words in [
+            (b"", "truncated"),
+            (b"\x07", "unknown message type"),
+            (b"\x00\x09\x00", "unknown sync message type"),
+            (b"\x00\x02\x50\x01\x02", "truncated sync payload"),
+            (b"\x00\x02\x04\xff\xff\xff\xff", "not a Yjs update"),
+            (b"\x00\x00\x02\x09\x09", "bad state vector"),
+            (b"\x01\x05\x01\x01\x01\x01\x7b", "not JSON"),
+            (b"\xff" * 12, "too long"),
+        ]:
+            await ann.send_raw(frame)
+            reason = await asyncio.wait_for(ann.denied.get(), TIMEOUT)
+            assert words in reason, (frame, reason)
+        ann.plan += "still here"
+        await ann.flush()
+        await tess.until(lambda: str(tess.plan) == "still here")
+
+
+async def test_awareness_is_relayed_and_cleared_on_leave(embedded: Running) -> None:
+    async with ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann:
+        async with ydoc(embedded.base, "r1", token("r1", "observer", "Obi")) as obi:
+            await obi.send_awareness(4242, 1, {"user": {"name": "Obi"}, "cursor": 3})
+            await ann.until(
+                lambda: ann.awareness.get(4242, {}) is not None and 4242 in ann.awareness
+            )
+            assert ann.awareness[4242] == {"user": {"name": "Obi"}, "cursor": 3}
+        await ann.until(lambda: ann.awareness.get(4242, "missing") is None)
+
+
+async def test_refused_without_view_or_token(embedded: Running) -> None:
+    import websockets
+
+    for tok, code in [(token("r1", "camera", "Cam"), 4403), ("nope", 4002), (token("r2"), 4004)]:
+        url = embedded.base.replace("http", "ws") + f"/yjs/r1?token={tok}"
+        async with websockets.connect(url) as ws:
+            try:
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            except websockets.ConnectionClosed:
+                pass
+            assert ws.close_code == code
+
+
+async def test_the_document_survives_a_restart_and_compaction(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from server.sync.sqlite_store import SqliteStore
+    from server.sync.store import RoomRecord
+
+    store = SqliteStore(tmp_path / "cocoach.sqlite3")
+    await store.create_room(RoomRecord(id="r9", title="Nine", created=0.0, framework="questioning"))
+    await store.close()
+    settings = make_settings(tmp_path, doc_compact_after=10)
+    async with serve_in_process(settings) as server:
+        async with ydoc(server.base, "r9", token("r9", "coach", "Ann")) as ann:
+            assert ann.meta["framework"]["id"] == "questioning"
+            for i in range(60):
+                ann.plan += f"line {i}\n"
+                await ann.flush()
+                await asyncio.sleep(0.005)  # separate log entries, not one merged batch
+            ann.timeline["n1"] = note(1.0)
+            await ann.flush()
+            expected = str(ann.plan)
+            await asyncio.sleep(0.3)
+    async with serve_in_process(settings) as server:
+        async with ydoc(server.base, "r9", token("r9", "teacher", "Tess")) as tess:
+            assert str(tess.plan) == expected
+            assert "n1" in tess.timeline
+            assert tess.meta["title"] == "Nine"
+    from server.sync.sqlite_doclog import SqliteDocLog
+
+    doclog = SqliteDocLog(tmp_path / "documents.sqlite3")
+    try:
+        loaded = await doclog.load("r9")
+        assert loaded.snapshot is not None and len(loaded.entries) <= 10
+    finally:
+        await doclog.close()
