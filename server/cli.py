@@ -172,6 +172,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listen now, so a client that reads our "listening" line waits in the backlog until
+    # the app has started instead of being refused.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -47,7 +48,7 @@ async def test_append_chains_entries_and_announces_in_order(log: DocLog) -> None
     await log.subscribe(r, heard.put_nowait)
     appended = [await log.append(r, "w1" if i % 2 else "w2", b"u%d" % i) for i in range(20)]
     assert appended[0].prev == NO_ENTRY
-    for before, after in zip(appended, appended[1:], strict=False):
+    for before, after in itertools.pairwise(appended):
         assert after.prev == before.id
     announced = [await asyncio.wait_for(heard.get(), TIMEOUT) for _ in range(20)]
     assert announced == appended
