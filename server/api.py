@@ -25,6 +25,7 @@ class NewRoom(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     title: str
     id: str | None = None
     org: str | None = None
+    framework: str | None = None
 
 
 def new_room_id() -> str:
@@ -73,8 +74,14 @@ async def create_room(request: Request) -> Response:
     worker: Worker = request.app.state.worker
     check_admin(request, worker)
     room = validate_room(await read_json(request, NewRoom))
+    if room.framework is not None:
+        worker.frameworks.get(room.framework)  # NotFound names it
     record = RoomRecord(
-        id=room.id or new_room_id(), title=room.title.strip(), created=time.time(), org=room.org
+        id=room.id or new_room_id(),
+        title=room.title.strip(),
+        created=time.time(),
+        org=room.org,
+        framework=room.framework,
     )
     await worker.store.create_room(record)
     return JSONResponse(record_json(record), status_code=201)

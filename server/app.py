@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import __version__, api
+from server import __version__, api, exports
 from server.errors import CocoachError
 from server.session.room_socket import serve_room_socket
 from server.session.worker import Worker
@@ -70,6 +70,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/rooms", api.create_room, methods=["POST"]),
             Route("/api/rooms", api.list_rooms, methods=["GET"]),
             Route("/api/rooms/{room}", api.get_room, methods=["GET"]),
+            Route("/api/rooms/{room}/export.{format}", exports.export, methods=["GET"]),
+            Route("/api/rooms/{room}/summary", exports.room_summary, methods=["GET"]),
+            Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),
+            Route("/api/frameworks/{id}", exports.get_framework, methods=["GET"]),
             Route("/r/{room}", invite),
             WebSocketRoute("/rooms/{room}/ws", room_socket),
             WebSocketRoute("/yjs/{room}", yjs_socket),

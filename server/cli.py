@@ -16,7 +16,8 @@ import uvicorn
 
 from server import logs
 from server.api import ROOM_ID, new_room_id
-from server.errors import CocoachError, Conflict
+from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
+from server.errors import CocoachError, InvalidField
 from server.rooms.roles import Role
 from server.settings import Settings
 from server.sync.backend import open_store
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--title", required=True)
     create.add_argument("--id", help="choose the id (default: random)")
     create.add_argument("--org")
+    create.add_argument("--framework", help="tag framework id, e.g. questioning")
     _backend_flags(create)
     return parser
 
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             print(token(settings_from(args).with_secrets(), args))
             return 0
         if args.command == "room" and args.room_command == "create":
-            print(asyncio.run(create_room(settings_from(args), args.title, args.id, args.org)))
+            settings = settings_from(args)
+            print(asyncio.run(create_room(settings, args.title, args.id, args.org, args.framework)))
             return 0
     except CocoachError as error:
         print(f"cocoach: {error.code}: {error.message}", file=sys.stderr)
@@ -125,10 +128,24 @@ def token(settings: Settings, args: argparse.Namespace) -> str:
     )
 
 
-async def create_room(settings: Settings, title: str, room_id: str | None, org: str | None) -> str:
+async def create_room(
+    settings: Settings,
+    title: str,
+    room_id: str | None,
+    org: str | None,
+    framework: str | None = None,
+) -> str:
     if room_id is not None and not ROOM_ID.match(room_id):
-        raise Conflict("--id must be 1-64 characters of A-Z a-z 0-9 _ -")
-    record = RoomRecord(id=room_id or new_room_id(), title=title, created=time.time(), org=org)
+        raise InvalidField("--id must be 1-64 characters of A-Z a-z 0-9 _ -")
+    if framework is not None:
+        FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks").get(framework)
+    record = RoomRecord(
+        id=room_id or new_room_id(),
+        title=title,
+        created=time.time(),
+        org=org,
+        framework=framework,
+    )
     async with open_store(settings) as store:
         await store.create_room(record)
     return record.id

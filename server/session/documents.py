@@ -10,9 +10,10 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from pycrdt import merge_updates
+from pycrdt import Doc, merge_updates
 
 from server.documents.frameworks import FrameworkLibrary, as_meta
+from server.documents.rules import declare_roots
 from server.errors import CocoachError, ServiceUnavailable
 from server.session.document import RoomDocument
 from server.sync.broker import Broker
@@ -73,6 +74,20 @@ class Documents:
             raise
         finally:
             del self._opening[record.id]
+
+    async def read(self, room_id: str) -> Doc[Any]:
+        """A copy of the room's document for readers (exports): from the replica if this worker
+        holds one, else straight from the log, without loading the room."""
+        document = self.open_rooms.get(room_id)
+        if document is not None:
+            return document.snapshot_doc()
+        loaded = await self.doclog.load(room_id)
+        doc: Doc[Any] = Doc()
+        declare_roots(doc)
+        for update in [loaded.snapshot, *(e.update for e in loaded.entries)]:
+            if update is not None:
+                doc.apply_update(update)
+        return doc
 
     async def _load(self, record: RoomRecord) -> RoomDocument:
         document = RoomDocument(self, record.id)

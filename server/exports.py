@@ -1,0 +1,84 @@
+"""REST for a room's shared document: exports for the teacher's portfolio, the summary a
+chart needs, and the tag frameworks rooms can use."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from pycrdt import Doc
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.documents.export import (
+    export_csv,
+    export_json,
+    export_vtt,
+    export_web_annotation,
+    summary,
+)
+from server.errors import Forbidden, NotFound
+from server.rooms.roles import Permission, permissions_for
+from server.session.worker import Worker
+from server.sync.store import RoomRecord
+from server.tokens import verify
+
+# format -> (media type, how to make it)
+FORMATS: dict[str, tuple[str, Callable[[Doc[Any], RoomRecord, str], bytes]]] = {
+    "json": ("application/json", lambda d, r, _b: export_json(d, r.id, title=r.title)),
+    "csv": ("text/csv; charset=utf-8", lambda d, _r, _b: export_csv(d)),
+    "vtt": ("text/vtt; charset=utf-8", lambda d, _r, _b: export_vtt(d)),
+    "jsonld": (
+        "application/ld+json",
+        lambda d, r, b: export_web_annotation(d, r.id, b, title=r.title),
+    ),
+}
+PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+async def _readable_room(request: Request) -> tuple[Worker, RoomRecord]:
+    """The room, if the caller holds the admin key or a token for it that may view."""
+    worker: Worker = request.app.state.worker
+    room_id = request.path_params["room"]
+    header = request.headers.get("authorization", "")
+    given = header[7:].strip() if header[:7].lower() == "bearer " else None
+    admin = worker.settings.admin_key or ""
+    if not (given and admin and hmac.compare_digest(given.encode(), admin.encode())):
+        assert worker.settings.secret is not None
+        claims = verify(
+            worker.settings.secret, given or request.query_params.get("token"), room=room_id
+        )
+        if Permission.VIEW not in permissions_for(claims.role, claims.grants):
+            raise Forbidden(f"role {claims.role.value!r} may not read this room")
+    return worker, await worker.room_record(room_id)
+
+
+async def export(request: Request) -> Response:
+    fmt = request.path_params["format"]
+    if fmt not in FORMATS:
+        raise NotFound(f"no export format {fmt[:20]!r}; try one of {sorted(FORMATS)}")
+    worker, record = await _readable_room(request)
+    media_type, make = FORMATS[fmt]
+    doc = await worker.documents.read(record.id)
+    body = make(doc, record, worker.settings.base_url)
+    filename = f"cocoach-{record.id}.{fmt}"
+    headers = {**PRIVATE, "Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(body, media_type=media_type, headers=headers)
+
+
+async def room_summary(request: Request) -> Response:
+    worker, record = await _readable_room(request)
+    doc = await worker.documents.read(record.id)
+    return JSONResponse(summary(doc), headers=PRIVATE)
+
+
+async def list_frameworks(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    return JSONResponse({"frameworks": [msgspec.to_builtins(f) for f in worker.frameworks.list()]})
+
+
+async def get_framework(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    return JSONResponse(msgspec.to_builtins(worker.frameworks.get(request.path_params["id"])))
