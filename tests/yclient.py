@@ -130,3 +130,13 @@ async def ydoc(base: str, room: str, token: str) -> AsyncIterator[YClient]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                 await task
+
+
+def state_vector(data: bytes) -> dict[int, int]:
+    """A Yjs state vector as {client: clock}: the encoding's order of clients is not fixed."""
+    count, pos = _read_uint(data, 0)
+    clocks = {}
+    for _ in range(count):
+        client, pos = _read_uint(data, pos)
+        clocks[client], pos = _read_uint(data, pos)
+    return clocks
