@@ -43,6 +43,9 @@ class Settings:
     doc_compact_after: int = 500  # log entries before a room's log is folded into a snapshot
     doc_idle_seconds: float = 30.0  # a document nobody here uses is unloaded after this
 
+    # Test switch only: the share of received pub/sub messages the Redis broker drops.
+    test_drop_pubsub: float = 0.0
+
     # Multi-worker timings (seconds).
     heartbeat_interval: float = 0.5
     worker_timeout: float = 2.0  # no heartbeat for this long: the worker is gone

@@ -105,3 +105,35 @@ def _var(data: bytes) -> bytes:
         length >>= 7
     out.append(length)
     return bytes(out) + data
+
+
+async def test_lost_announcements_are_filled_from_the_log(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    # Both workers drop 5% of the pub/sub messages they receive (the test switch).
+    lossy = [
+        start_worker(tmp_path / f"w{i}", redis.url, f"lossy{i}", COCOACH_TEST_DROP_PUBSUB="0.05")
+        for i in (1, 2)
+    ]
+    try:
+        room = create_room(lossy[0].base)
+        async with (
+            ydoc(lossy[0].base, room, token(room, "coach", "Ann")) as ann,
+            ydoc(lossy[1].base, room, token(room, "teacher", "Tess")) as tess,
+        ):
+            for i in range(150):
+                ann.plan += f"<a{i}>"
+                await ann.flush()
+                if i % 3 == 0:
+                    tess.timeline[f"t{i}"] = note(float(i), "user:tess")
+                    await tess.flush()
+                await asyncio.sleep(0.004)  # many separate log entries, many announcements
+            await tess.until(lambda: "<a149>" in str(tess.plan), timeout=2 * TIMEOUT)
+            await ann.until(lambda: len(ann.timeline) == 50, timeout=2 * TIMEOUT)
+            assert str(tess.plan) == "".join(f"<a{i}>" for i in range(150))
+            assert state_vector(ann.doc.get_state()) == state_vector(tess.doc.get_state())
+        # Not vacuous: announcements were in fact lost and the gaps filled from the log.
+        assert any("gap after" in worker.log.read_text() for worker in lossy)
+    finally:
+        for worker in lossy:
+            worker.kill()

@@ -48,6 +48,10 @@ class RoomDocument:
         self.written.set()
         self.idle_since: float | None = None
         self.compacting = False
+        # When the room last changed, and whether the log's tail was checked since: a lost
+        # announcement of the *last* entry is revealed by no later `prev`, only by a look.
+        self.active_at = time.monotonic()
+        self.tail_checked = True
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -69,7 +73,7 @@ class RoomDocument:
             if id_key(entry.id) <= id_key(self.last):
                 continue
             if entry.prev != self.last:
-                log.info("room %s: gap after %s, reading the log", self.id, self.last)
+                log.warning("room %s: gap after %s, reading the log", self.id, self.last)
                 for missed in await self._read_after(self.last):
                     self._take(missed)
                 continue
@@ -85,9 +89,21 @@ class RoomDocument:
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 2.0)
 
+    def check_tail(self, last: str) -> None:
+        """The log ends at `last`: if we are behind, catch up (through the consumer, so entries
+        are still taken one at a time in log order)."""
+        self.tail_checked = True
+        if id_key(last) > id_key(self.last):
+            self._inbox.put_nowait(DocEntry(worker="", prev="?", id=last, update=b""))
+
+    def touched(self) -> None:
+        self.active_at = time.monotonic()
+        self.tail_checked = False
+
     def _take(self, entry: DocEntry) -> None:
         if id_key(entry.id) <= id_key(self.last):
             return
+        self.touched()
         self.last = entry.id
         self.log_length += 1
         if entry.worker == self.documents.writer_id:
@@ -150,6 +166,7 @@ class RoomDocument:
             self._rebuild_candidate()
             return problem, False
         self.doc.apply_update(update)
+        self.touched()
         self._relay(yjs_wire.sync_update(update), exclude=sender)
         return None, True
 

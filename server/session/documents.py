@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPACTION_LEASE_TTL = 30.0
+TAIL_CHECK_AFTER = 0.5  # seconds of quiet before a room's log tail is checked once
 
 
 def awareness_channel(room: str) -> str:
@@ -137,6 +138,8 @@ class Documents:
 
     async def tick(self, now: float) -> None:
         for document in list(self.open_rooms.values()):
+            if not document.tail_checked and now - document.active_at > TAIL_CHECK_AFTER:
+                document.check_tail(await self.doclog.last_id(document.id))
             idle = document.idle_since
             if idle is not None and now - idle > self.settings.doc_idle_seconds:
                 await self.unload(document)

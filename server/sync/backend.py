@@ -60,7 +60,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
                 await doclog.close()
         return
     client = redis.Redis.from_url(settings.redis, health_check_interval=5)
-    broker = RedisBroker(client)
+    broker = RedisBroker(client, drop_rate=settings.test_drop_pubsub)
     try:
         async with asyncio.TaskGroup() as group:
             reader = group.create_task(broker.run(), name="redis-subscriber")

@@ -53,6 +53,9 @@ class DocLog(Protocol):
 
     async def length(self, room: str) -> int: ...
 
+    async def last_id(self, room: str) -> str:
+        """The id of the newest entry (NO_ENTRY for an empty log)."""
+
 
 def id_key(entry_id: str) -> tuple[int, int]:
     """Order of log ids ("ms-seq", as Redis stream ids)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -17,8 +18,11 @@ SUBSCRIBE_TIMEOUT = 5.0
 
 
 class RedisBroker:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, drop_rate: float = 0.0) -> None:
         self._client = client
+        # Test switch (COCOACH_TEST_DROP_PUBSUB): drop this share of received messages, to
+        # prove that everything built on pub/sub recovers from a lost message.
+        self._drop_rate = drop_rate
         self._pubsub = client.pubsub()
         self._fanout: Fanout[bytes] = Fanout()
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -83,6 +87,8 @@ class RedisBroker:
             if isinstance(channel, bytes):
                 channel = channel.decode()
             if kind == "message":
+                if self._drop_rate and random.random() < self._drop_rate:
+                    continue
                 self._fanout.dispatch(channel, message["data"])
             elif kind == "subscribe":
                 future = self._confirmed.get(channel)

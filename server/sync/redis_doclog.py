@@ -115,3 +115,8 @@ class RedisDocLog:
     async def length(self, room: str) -> int:
         with unavailable("redis doc log failed"):
             return int(await self._client.xlen(_keys(room)[0]))
+
+    async def last_id(self, room: str) -> str:
+        with unavailable("redis doc log failed"):
+            value = await self._client.get(_keys(room)[1])
+        return NO_ENTRY if value is None else _text(value)

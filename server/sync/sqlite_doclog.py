@@ -132,6 +132,10 @@ class SqliteDocLog:
         )
         return int(row[0])
 
+    async def last_id(self, room: str) -> str:
+        seq = await self._run(lambda db: self._last_seq(db, room))
+        return _id(seq) if seq else NO_ENTRY
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         async with self._lock:
             return await self._run_locked(fn)
