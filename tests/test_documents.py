@@ -126,6 +126,7 @@ async def test_malformed_frames_get_an_error_and_the_connection_goes_on(embedded
             (b"\x00\x00\x02\x09\x09", "bad state vector"),
             (b"\x01\x05\x01\x01\x01\x01\x7b", "not JSON"),
             (b"\xff" * 12, "too long"),
+            (b"\x00\x02" + b"\x80\x80\x60" + b"\x00" * (1536 * 1024), "frame_too_large"),
         ]:
             await ann.send_raw(frame)
             reason = await asyncio.wait_for(ann.denied.get(), TIMEOUT)
@@ -133,6 +134,14 @@ async def test_malformed_frames_get_an_error_and_the_connection_goes_on(embedded
         ann.plan += "still here"
         await ann.flush()
         await tess.until(lambda: str(tess.plan) == "still here")
+        # Past the transport's cap the connection is closed (1009); the other client goes on.
+        await ann.send_raw(b"\x00" * (3 * 1024 * 1024))
+        await asyncio.sleep(0.2)
+        assert ann.ws.close_code == 1009
+        tess.plan += "!"
+        await tess.flush()
+        async with ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as again:
+            await again.until(lambda: str(again.plan) == "still here!")
 
 
 async def test_awareness_is_relayed_and_cleared_on_leave(embedded: Running) -> None:
