@@ -39,7 +39,8 @@ def decode_client(frame: bytes, *, max_bytes: int) -> ClientMessage:
         raise FrameTooLarge(f"frame of {len(frame)} bytes is over the limit of {max_bytes}")
     try:
         obj = _any.decode(frame)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # A str with bytes that are not UTF-8 raises the latter (found by tests/test_fuzz.py).
         raise MalformedFrame(f"frame is not valid MessagePack: {exc}") from None
     if not isinstance(obj, dict):
         raise MalformedFrame(f"frame must be a MessagePack map, got {type(obj).__name__}")

@@ -134,7 +134,7 @@ def decode_awareness(payload: bytes, max_states: int = 64) -> tuple[tuple[int, i
         state = reader.var_string("awareness state")
         try:
             json.loads(state)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[..." nests past the parser's stack
             raise MalformedFrame("awareness state is not JSON") from None
         states.append((client, clock, state))
     return tuple(states)

@@ -32,6 +32,7 @@ pack = msgspec.msgpack.encode
     [
         (b"\xc1", MalformedFrame, "not valid MessagePack"),
         (b"", MalformedFrame, "not valid MessagePack"),
+        (b"\xa4\x00\x00\x00\x80", MalformedFrame, "not valid MessagePack"),  # bad UTF-8
         (pack([1, 2]), MalformedFrame, "map, got list"),
         (pack({"t": 1}), MalformedFrame, "`type`"),
         (pack({"type": 5}), MalformedFrame, "`type`"),

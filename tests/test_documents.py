@@ -7,6 +7,7 @@ import contextlib
 
 from pycrdt import Array, Map
 
+from server import yjs_wire
 from tests.support import TIMEOUT, Running, make_settings, serve_in_process, token
 from tests.yclient import state_vector, ydoc
 
@@ -125,6 +126,7 @@ async def test_malformed_frames_get_an_error_and_the_connection_goes_on(embedded
             (b"\x00\x02\x04\xff\xff\xff\xff", "not a Yjs update"),
             (b"\x00\x00\x02\x09\x09", "bad state vector"),
             (b"\x01\x05\x01\x01\x01\x01\x7b", "not JSON"),
+            (yjs_wire.awareness([(1, 1, "[" * 50_000)]), "not JSON"),
             (b"\xff" * 12, "too long"),
             (b"\x00\x02" + b"\x80\x80\x60" + b"\x00" * (1536 * 1024), "frame_too_large"),
         ]:

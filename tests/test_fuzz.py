@@ -1,0 +1,136 @@
+"""Hostile input, property-based: whatever bytes arrive, the decoders answer with a typed
+message or a ClientError, and a judged update either stands whole or leaves no trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text
+
+from server import yjs_wire
+from server.codec import decode_client
+from server.documents.rules import ChangeWatch, declare_roots, judge
+from server.errors import ClientError
+from server.messages import CLIENT_TYPES
+from server.rooms.roles import Permission, Role, permissions_for
+
+CASES = 10_000
+FUZZ = settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck))
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=20)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+frames = st.fixed_dictionaries(
+    {"type": st.sampled_from([*CLIENT_TYPES, "nope", ""]) | st.text(max_size=5)},
+    optional={
+        "id": values,
+        "t0": values,
+        "position": values,
+        "rate": values,
+        "status": values,
+        "state": values,
+        "ref": values,
+    },
+)
+
+
+@FUZZ
+@given(
+    st.binary(max_size=256)
+    | frames.map(msgspec.msgpack.encode)
+    | values.map(msgspec.msgpack.encode)
+)
+def test_room_protocol_decoder(frame: bytes) -> None:
+    try:
+        message = decode_client(frame, max_bytes=64 * 1024)
+    except ClientError as error:
+        assert error.code in {"malformed", "unknown_type", "invalid_field", "frame_too_large"}
+        assert error.message
+    else:
+        assert type(message) in CLIENT_TYPES.values()
+
+
+def _seed_updates() -> list[bytes]:
+    """Real updates of the model's shapes, for the fuzzer to mutate."""
+    doc: Doc[Any] = Doc()
+    plan, timeline, _meta = declare_roots(doc)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    plan += "Try think-pair-share"
+    timeline["n1"] = Map(
+        {"start": 1.0, "text": "x", "tags": Array(["open"]), "author": "user:ann", "created": 1.0}
+    )
+    timeline["n1"]["start"] = 2.0
+    plan.insert(3, "!")
+    del timeline["n1"]
+    return updates
+
+
+SEEDS = _seed_updates()
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for position, value in edits:
+        if out:
+            out[position % len(out)] = value
+    return bytes(out)
+
+
+yjs_frames = (
+    st.binary(max_size=64)
+    | st.builds(
+        lambda kind, sub, payload: bytes([kind, sub]) + yjs_wire.var_bytes(payload),
+        st.integers(0, 4),
+        st.integers(0, 3),
+        st.binary(max_size=64),
+    )
+    | st.builds(
+        lambda seed, edits: yjs_wire.sync_update(_mutate(seed, edits)),
+        st.sampled_from(SEEDS),
+        st.lists(st.tuples(st.integers(0, 500), st.integers(0, 255)), max_size=3),
+    )
+)
+
+
+@FUZZ
+@given(yjs_frames, st.sampled_from(list(Role)))
+def test_yjs_path(frame: bytes, role: Role) -> None:
+    """Decode, then judge as the server does: nothing may escape but a refusal or acceptance,
+    and a refused update must leave the committed replica as it was."""
+    committed: Doc[Any] = Doc()
+    _, timeline, _ = declare_roots(committed)
+    candidate: Doc[Any] = Doc()
+    watch = ChangeWatch(candidate)
+    before = committed.get_update()
+    try:
+        message = yjs_wire.decode(frame)
+    except ClientError:
+        return
+    if not isinstance(message, yjs_wire.SyncUpdate | yjs_wire.SyncStep2):
+        return
+    try:
+        candidate.apply_update(message.update)
+    except ValueError:
+        return
+    problem = judge(watch, timeline, "user:ann", permissions_for(role))
+    if problem is None and Permission.ANNOTATE in permissions_for(role):
+        committed.apply_update(message.update)
+        assert isinstance(str(committed.get("plan", type=Text)), str)
+    else:
+        assert committed.get_update() == before
