@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint pytest system-deps clean
+.PHONY: run test lint pytest system-deps node-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ run: $(STAMP)
 test: system-deps lint pytest
 
 system-deps:
+	@command -v node >/dev/null || { \
+	  echo "installing nodejs and npm (a stock y-websocket client runs in the tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (the tests start their own on a free port)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
@@ -29,7 +32,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check server tests bench
 	$(VENV)/bin/mypy server
 
-pytest: $(STAMP) system-deps
+node-deps:
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+
+pytest: $(STAMP) system-deps node-deps
 	$(PY) -m pytest
 
 clean:

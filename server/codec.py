@@ -99,7 +99,25 @@ class ForwardAnnounce(Forward, tag="a", frozen=True):
     members: list[Member]
 
 
-ForwardMessage = ForwardJoin | ForwardLeave | ForwardPresence | ForwardPlayback | ForwardAnnounce
+class ForwardResync(Forward, tag="r", frozen=True):
+    """This worker missed frames from the home: send its members the room's state again."""
+
+    worker: str
+
+
+ForwardMessage = (
+    ForwardJoin | ForwardLeave | ForwardPresence | ForwardPlayback | ForwardAnnounce | ForwardResync
+)
+
+
+class ToHome(msgspec.Struct, frozen=True, array_like=True):
+    """A forwarded intent, numbered per sending worker so the home notices a lost one.
+    `message` None is a tick: "my last number is `seq`", sent while a room is active."""
+
+    worker: str
+    seq: int
+    message: ForwardMessage | None
+
 
 # ---- between workers: from the room's home ----------------------------------------------------
 
@@ -132,7 +150,23 @@ class HomeLeaving(Outbound, tag="x", frozen=True):
     worker: str
 
 
-OutboundMessage = Deliver | HomeChanged | WorkerLost | HomeLeaving
+class Resend(Outbound, tag="r", frozen=True):
+    """The home missed intents from `worker`: it announces its members again."""
+
+    worker: str
+
+
+OutboundMessage = Deliver | HomeChanged | WorkerLost | HomeLeaving | Resend
+
+
+class FromHome(msgspec.Struct, frozen=True, array_like=True):
+    """What a home publishes, numbered so a worker notices a lost one. `message` None is a
+    tick: "my last number is `seq`", sent while the room is active."""
+
+    home: str
+    seq: int
+    message: OutboundMessage | None
+
 
 # ---- between workers: liveness ---------------------------------------------------------------
 
@@ -142,18 +176,18 @@ class Heartbeat(msgspec.Struct, frozen=True, array_like=True):
     alive: bool  # False: stopping now, take over its rooms without waiting for a timeout
 
 
-_forward = msgspec.msgpack.Decoder(ForwardMessage)
-_outbound = msgspec.msgpack.Decoder(OutboundMessage)
+_forward = msgspec.msgpack.Decoder(ToHome)
+_outbound = msgspec.msgpack.Decoder(FromHome)
 _heartbeat = msgspec.msgpack.Decoder(Heartbeat)
 
 
-def decode_forward(data: bytes) -> ForwardMessage:
-    message: ForwardMessage = _forward.decode(data)
+def decode_forward(data: bytes) -> ToHome:
+    message: ToHome = _forward.decode(data)
     return message
 
 
-def decode_outbound(data: bytes) -> OutboundMessage:
-    message: OutboundMessage = _outbound.decode(data)
+def decode_outbound(data: bytes) -> FromHome:
+    message: FromHome = _outbound.decode(data)
     return message
 
 

@@ -139,6 +139,15 @@ class Error(Message, tag="error", frozen=True):
     ref: Ref = None
 
 
+class State(Message, tag="state", frozen=True):
+    """The room's whole state again, after this member's worker missed frames: replace what
+    you know of members and playback with this."""
+
+    members: list[MemberInfo]
+    playback: PlaybackInfo
+    server_time: float
+
+
 class Reconnect(Message, tag="reconnect", frozen=True):
     """Sent before a graceful shutdown: connect again (to any worker) after `after` seconds."""
 
@@ -153,5 +162,13 @@ def message_ref(message: ClientMessage) -> Ref:
 
 
 ServerMessage = (
-    Welcome | MemberJoined | MemberLeft | MemberUpdated | Pong | PlaybackChanged | Error | Reconnect
+    Welcome
+    | MemberJoined
+    | MemberLeft
+    | MemberUpdated
+    | Pong
+    | PlaybackChanged
+    | Error
+    | State
+    | Reconnect
 )

@@ -61,6 +61,7 @@ class Auth:
 
 YMessage = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessUpdate | QueryAwareness | Auth
 EMPTY_UPDATE = b"\x00\x00"
+EMPTY_STATE = b"\x00"
 
 
 class Reader:
@@ -138,6 +139,31 @@ def decode_awareness(payload: bytes, max_states: int = 64) -> tuple[tuple[int, i
             raise MalformedFrame("awareness state is not JSON") from None
         states.append((client, clock, state))
     return tuple(states)
+
+
+def decode_state_vector(data: bytes) -> dict[int, int]:
+    """A state vector ({client id: next clock}); the encoding's order of clients is not fixed."""
+    reader = Reader(data)
+    clocks: dict[int, int] = {}
+    for _ in range(reader.var_uint("state vector length")):
+        client = reader.var_uint("state vector client")
+        clocks[client] = reader.var_uint("state vector clock")
+    return clocks
+
+
+def first_client(update: bytes) -> int | None:
+    """The first Yjs client an update (v1) carries structs of: a client's own update carries
+    only its own, so this names its author's document."""
+    reader = Reader(update)
+    if reader.var_uint("update client count") == 0:
+        return None
+    reader.var_uint("update struct count")
+    return reader.var_uint("update client")
+
+
+def covering(client: int) -> bytes:
+    """A state vector that holds everything `client` could ever write."""
+    return var_uint(1) + var_uint(client) + var_uint(2**53)
 
 
 def var_uint(value: int) -> bytes:

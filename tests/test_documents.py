@@ -65,29 +65,55 @@ async def test_observers_read_but_cannot_write(embedded: Running) -> None:
 
 
 async def test_updates_that_break_the_model_are_refused(embedded: Running) -> None:
+    async with ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess:
+        cases = [
+            (lambda c: c.timeline.__setitem__("bad1", note("twelve")), "start"),
+            (
+                lambda c: c.timeline.__setitem__("bad2", note(5.0, author="user:someone-else")),
+                "author must be you",
+            ),
+            (lambda c: c.timeline.__setitem__("bad3", "just a string"), "bad3"),
+            (lambda c: c.doc.get("evil", type=Map).__setitem__("x", 1), "unknown shared type"),
+        ]
+        for make, words in cases:
+            # Each from a fresh document: after a refusal, a client must start a new one.
+            async with ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann:
+                make(ann)
+                await ann.flush()
+                reason = await asyncio.wait_for(ann.denied.get(), TIMEOUT)
+                assert words in reason, (words, reason)
+        # A good edit after all that still goes through, and Tess never saw the bad ones.
+        async with ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann:
+            ann.timeline["good"] = note(12.0)
+            await ann.flush()
+            await tess.until(lambda: "good" in tess.timeline)
+        assert set(tess.timeline.keys()) == {"good"}
+
+
+async def test_a_client_with_a_refused_change_is_refused_until_it_reloads(
+    embedded: Running,
+) -> None:
+    """Its later updates would build on the refused one: other Yjs clients would hold them
+    back while pycrdt applies them. Refusing them keeps every other client in agreement."""
     async with (
         ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann,
         ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess,
     ):
-        cases = [
-            (lambda: ann.timeline.__setitem__("bad1", note("twelve")), "start"),
-            (
-                lambda: ann.timeline.__setitem__("bad2", note(5.0, author="user:someone-else")),
-                "author must be you",
-            ),
-            (lambda: ann.timeline.__setitem__("bad3", "just a string"), "bad3"),
-            (lambda: ann.doc.get("evil", type=Map).__setitem__("x", 1), "unknown shared type"),
-        ]
-        for make, words in cases:
-            make()
-            await ann.flush()
-            reason = await asyncio.wait_for(ann.denied.get(), TIMEOUT)
-            assert words in reason, (words, reason)
-        # A good edit after all that still goes through, and Tess never saw the bad ones.
-        ann.timeline["good"] = note(12.0)
+        ann.plan += "first "
         await ann.flush()
-        await tess.until(lambda: "good" in tess.timeline)
-        assert set(tess.timeline.keys()) == {"good"}
+        await tess.until(lambda: str(tess.plan) == "first ")
+        ann.timeline["x"] = note(1.0, author="user:not-ann")
+        await ann.flush()
+        assert "author must be you" in await asyncio.wait_for(ann.denied.get(), TIMEOUT)
+        ann.plan += "second"
+        await ann.flush()
+        assert "start a new document" in await asyncio.wait_for(ann.denied.get(), TIMEOUT)
+        # A fresh document (a reload) is a new Yjs client: it edits again.
+        async with ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as reloaded:
+            assert str(reloaded.plan) == "first "
+            reloaded.plan += "again"
+            await reloaded.flush()
+            await tess.until(lambda: str(tess.plan) == "first again")
 
 
 async def test_only_the_author_changes_a_note_others_reply(embedded: Running) -> None:

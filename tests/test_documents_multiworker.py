@@ -137,3 +137,45 @@ async def test_lost_announcements_are_filled_from_the_log(
     finally:
         for worker in lossy:
             worker.kill()
+
+
+async def test_an_edit_not_yet_in_the_log_is_not_relayed(
+    workers: list[WorkerProcess],  # noqa: F811
+    redis: RedisServer,
+) -> None:
+    """A worker dies before Ann's note reached the log. Tess must not have been shown it (or
+    her catch-up on another worker would carry a note she did not write and be refused);
+    Tess's own offline edit survives, and Ann's client restores her note when it reconnects."""
+    import redis as sync_redis
+
+    one, two = workers
+    room = create_room(one.base)
+    async with ydoc(two.base, room, token(room, "observer", "Warm")):
+        pass  # both workers have held the room
+    async with (
+        ydoc(one.base, room, token(room, "coach", "Ann")) as ann,
+        ydoc(one.base, room, token(room, "teacher", "Tess")) as tess,
+    ):
+        pauser = sync_redis.Redis.from_url(redis.url)
+        try:
+            pauser.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+            ann.timeline["n1"] = note(1.0, "user:ann")
+            await ann.flush()
+            await asyncio.sleep(0.3)
+            assert "n1" not in tess.timeline  # not in the log yet, so not relayed
+            one.process.send_signal(signal.SIGKILL)
+            one.process.wait(TIMEOUT)
+            tess.plan += "tess typed this offline"
+            ann_state, tess_state = ann.doc.get_update(), tess.doc.get_update()
+        finally:
+            pauser.execute_command("CLIENT", "UNPAUSE")
+            pauser.close()
+    for user, role, state in (("Tess", "teacher", tess_state), ("Ann", "coach", ann_state)):
+        async with ydoc(two.base, room, token(room, role, user)) as again:
+            again.doc.apply_update(state)
+            await again.send_raw(bytes([0, 1]) + _var(again.doc.get_update()))
+            await asyncio.sleep(0.3)
+            assert again.denied.empty(), again.denied.get_nowait()
+    async with ydoc(two.base, room, token(room, "observer", "Obi")) as reader:
+        assert str(reader.plan) == "tess typed this offline"
+        assert "n1" in reader.timeline

@@ -54,4 +54,12 @@ class LoseWorker:
     now: float
 
 
-Event = Join | Leave | ChangePresence | ControlPlayback | AnnounceMembers | LoseWorker
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """A worker missed frames: its members get the room's state again."""
+
+    worker: str
+    now: float
+
+
+Event = Join | Leave | ChangePresence | ControlPlayback | AnnounceMembers | LoseWorker | Resync

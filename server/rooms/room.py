@@ -17,6 +17,7 @@ from server.messages import (
     PlaybackInfo,
     RoomInfo,
     Scalar,
+    State,
     Welcome,
     message_ref,
 )
@@ -29,6 +30,7 @@ from server.rooms.events import (
     Join,
     Leave,
     LoseWorker,
+    Resync,
 )
 from server.rooms.member import Member
 from server.rooms.playback import PlaybackRules, apply_intent
@@ -81,6 +83,8 @@ class Room:
                     return self._announce(event)
                 case LoseWorker():
                     return self._lose_worker(event.worker)
+                case Resync():
+                    return self._resync(event)
                 case _:
                     assert_never(event)
         except ClientError as error:
@@ -141,6 +145,14 @@ class Room:
             if member.worker == worker:
                 effects += self._leave(member_id, "disconnected")
         return effects
+
+    def _resync(self, event: Resync) -> list[Effect]:
+        state = State(
+            members=[m.info() for m in self.state.members.values()],
+            playback=self.state.playback,
+            server_time=event.now,
+        )
+        return [Send(m.id, state) for m in self.state.members.values() if m.worker == event.worker]
 
     # ---- presence -----------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from pycrdt import Doc
+from pycrdt import Doc, get_update
 
 from server import yjs_wire
 from server.documents.rules import ChangeWatch, declare_roots, judge
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from server.session.documents import Documents
 
 log = logging.getLogger(__name__)
+
+CATCH_UP_SECONDS = 2.0  # at most this long to apply the log's tail before serving a client
 
 
 class RoomDocument:
@@ -52,6 +54,11 @@ class RoomDocument:
         # announcement of the *last* entry is revealed by no later `prev`, only by a look.
         self.active_at = time.monotonic()
         self.tail_checked = True
+        self._advanced = asyncio.Event()
+        # Yjs clients that sent a refused change: they keep it, so their later changes would
+        # leave a gap that Yjs clients hold back and pycrdt does not. Refusing those too keeps
+        # every other client in agreement until that client starts a new document.
+        self.tainted: set[int] = set()
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -96,6 +103,18 @@ class RoomDocument:
         if id_key(last) > id_key(self.last):
             self._inbox.put_nowait(DocEntry(worker="", prev="?", id=last, update=b""))
 
+    async def catch_up(self) -> None:
+        """Apply every entry the log holds now: a reconnecting client's catch-up must be judged
+        against everything others wrote, not against a replica that is a moment behind."""
+        tail = await self.documents.doclog.last_id(self.id)
+        if id_key(tail) <= id_key(self.last):
+            return
+        self.check_tail(tail)
+        async with asyncio.timeout(CATCH_UP_SECONDS):
+            while id_key(self.last) < id_key(tail):
+                self._advanced.clear()
+                await self._advanced.wait()
+
     def touched(self) -> None:
         self.active_at = time.monotonic()
         self.tail_checked = False
@@ -106,6 +125,7 @@ class RoomDocument:
         self.touched()
         self.last = entry.id
         self.log_length += 1
+        self._advanced.set()
         if entry.worker == self.documents.writer_id:
             return  # our own: applied when our client sent it
         try:
@@ -145,9 +165,16 @@ class RoomDocument:
         return yjs_wire.sync_step2(self.doc.get_update(state_vector))
 
     def apply_client_update(
-        self, update: bytes, user: str, permissions: frozenset[Permission], sender: str
+        self, update: bytes, user: str, permissions: frozenset[Permission]
     ) -> tuple[str | None, bool]:
-        """Judge and apply one client's update: (why it was refused, whether it must be stored)."""
+        """Judge and apply one client's update: (why it was refused, whether it must be stored).
+        An accepted update is relayed once it is in the log (Documents.run_writer)."""
+        if self.tainted and self._carries(update, self.tainted):
+            return (
+                "this client's document holds a change the room refused: start a new document"
+                " (reload) to go on",
+                False,
+            )
         before = self.candidate.get_state()
         self.watch.reset()
         try:
@@ -163,12 +190,32 @@ class RoomDocument:
         if problem is None and not writer:
             problem = "your role may read the document, not change it"
         if problem is not None:
+            self._taint(update, before)
             self._rebuild_candidate()
             return problem, False
         self.doc.apply_update(update)
         self.touched()
-        self._relay(yjs_wire.sync_update(update), exclude=sender)
         return None, True
+
+    def _taint(self, update: bytes, before: bytes) -> None:
+        # The clients whose changes were refused: the update's author, and any client whose
+        # clock the refused update moved.
+        known = yjs_wire.decode_state_vector(before)
+        grown = yjs_wire.decode_state_vector(self.candidate.get_state())
+        self.tainted |= {c for c, clock in grown.items() if clock > known.get(c, 0)}
+        author = yjs_wire.first_client(update)
+        if author is not None:
+            self.tainted.add(author)
+
+    @staticmethod
+    def _carries(update: bytes, clients: set[int]) -> bool:
+        """Whether `update` holds structs of any of `clients`: removing what a client could
+        ever have written changes it exactly then."""
+        whole = get_update(update, yjs_wire.EMPTY_STATE)
+        return any(get_update(update, yjs_wire.covering(c)) != whole for c in clients)
+
+    def relay(self, update: bytes, exclude: str | None) -> None:
+        self._relay(yjs_wire.sync_update(update), exclude=exclude)
 
     def _rebuild_candidate(self) -> None:
         # The candidate took an update we refused; start it again from the real replica.

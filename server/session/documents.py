@@ -49,7 +49,7 @@ class Documents:
         self.open_rooms: dict[str, RoomDocument] = {}
         self._opening: dict[str, asyncio.Future[RoomDocument]] = {}
         self._consumers: dict[str, asyncio.Task[None]] = {}
-        self._writes: asyncio.Queue[tuple[RoomDocument, bytes]] = asyncio.Queue(
+        self._writes: asyncio.Queue[tuple[RoomDocument, bytes, str | None]] = asyncio.Queue(
             maxsize=self.settings.doc_write_queue
         )
         self._aware_callbacks: dict[str, Any] = {}
@@ -111,7 +111,7 @@ class Documents:
         self.open_rooms[record.id] = document
         self._consumers[record.id] = self.worker.start(document.consume(), f"doc {record.id}")
         if seeded is not None:
-            await self.write(document, seeded)
+            await self.write(document, seeded, None)
         return document
 
     async def unload(self, document: RoomDocument) -> None:
@@ -146,12 +146,14 @@ class Documents:
 
     # ---- writing ------------------------------------------------------------------------
 
-    async def write(self, document: RoomDocument, update: bytes) -> None:
-        """Queue an accepted update for the log. Waits when the writer is behind: the client's
-        socket is then read more slowly, which is the back-pressure we want."""
+    async def write(self, document: RoomDocument, update: bytes, sender: str | None) -> None:
+        """Queue an accepted update for the log; once it is there it is relayed to this worker's
+        other clients, so no client ever holds an edit the log could lose with this worker.
+        Waits when the writer is behind: the client's socket is then read more slowly, which is
+        the back-pressure we want."""
         document.pending_writes += 1
         document.written.clear()
-        await self._writes.put((document, update))
+        await self._writes.put((document, update, sender))
 
     async def run_writer(self) -> None:
         """The worker's one writer: batches what queued up meanwhile, one entry per room."""
@@ -159,12 +161,13 @@ class Documents:
             batch = [await self._writes.get()]
             while not self._writes.empty():
                 batch.append(self._writes.get_nowait())
-            by_room: dict[RoomDocument, list[bytes]] = defaultdict(list)
-            for document, update in batch:
-                by_room[document].append(update)
+            by_room: dict[RoomDocument, list[tuple[bytes, str | None]]] = defaultdict(list)
+            for document, update, sender in batch:
+                by_room[document].append((update, sender))
             await asyncio.gather(*(self._append(d, u) for d, u in by_room.items()))
 
-    async def _append(self, document: RoomDocument, updates: list[bytes]) -> None:
+    async def _append(self, document: RoomDocument, items: list[tuple[bytes, str | None]]) -> None:
+        updates = [update for update, _ in items]
         update = updates[0] if len(updates) == 1 else merge_updates(*updates)
         delay = 0.05
         while True:
@@ -176,10 +179,12 @@ class Documents:
                 log.warning("room %s: append failed (%s); retrying", document.id, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        for one, sender in items:
+            document.relay(one, exclude=sender)
         document.pending_writes -= len(updates)
         if document.pending_writes == 0:
             document.written.set()
-        document.log_length += 1
+        # (The entry is counted in log_length when its announcement comes back to us.)
         if document.log_length > self.settings.doc_compact_after and not document.compacting:
             self.worker.spawn(self.compact(document), f"compact {document.id}")
 

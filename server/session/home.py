@@ -22,7 +22,12 @@ from server.codec import (
     ForwardMessage,
     ForwardPlayback,
     ForwardPresence,
+    ForwardResync,
+    FromHome,
     HomeChanged,
+    HomeLeaving,
+    OutboundMessage,
+    Resend,
     WorkerLost,
     decode_as,
     decode_forward,
@@ -39,6 +44,7 @@ from server.rooms.events import (
     Join,
     Leave,
     LoseWorker,
+    Resync,
 )
 from server.rooms.room import Room, RoomState
 from server.sync.keys import out_channel
@@ -47,6 +53,8 @@ if TYPE_CHECKING:
     from server.session.worker import Worker
 
 log = logging.getLogger(__name__)
+
+ACTIVE_TICKS_FOR = 2.0  # seconds after its last frame that a home keeps sending ticks
 
 
 def to_event(message: ForwardMessage, now: float) -> Event:
@@ -61,6 +69,8 @@ def to_event(message: ForwardMessage, now: float) -> Event:
             return ControlPlayback(member_id, intent, now)
         case ForwardAnnounce(worker=worker, members=members):
             return AnnounceMembers(worker, tuple(members), now)
+        case ForwardResync(worker=worker):
+            return Resync(worker, now)
         case _:
             assert_never(message)
 
@@ -76,16 +86,29 @@ class RoomHome:
             maxsize=worker.settings.home_inbox
         )
         self._lost: set[str] = set()  # workers already declared gone
+        # Numbering, to notice lost pub/sub messages both ways (docs/operations.md).
+        self._out_seq = 0
+        self._published_at = 0.0
+        self._in_seq: dict[str, int] = {}
 
     # ---- input --------------------------------------------------------------------------
 
     def on_forward(self, data: bytes) -> None:
         try:
-            message = decode_forward(data)
+            envelope = decode_forward(data)
         except msgspec.DecodeError as exc:
             log.error("room %s: undecodable intent: %s", self.id, exc)
             return
-        self.submit(message)
+        last = self._in_seq.get(envelope.worker)
+        if envelope.seq > (last or 0):
+            self._in_seq[envelope.worker] = envelope.seq
+        if last is not None and envelope.seq > last + 1:
+            # An intent from that worker was lost: its announcement repairs membership and
+            # presence (a lost playback intent is not repaired: its sender may send it again).
+            log.warning("room %s: intents from %s lost, asking again", self.id, envelope.worker)
+            self.worker.spawn(self._publish(Resend(envelope.worker)), f"resend {self.id}")
+        if envelope.message is not None:
+            self.submit(envelope.message)
 
     def submit(self, message: ForwardMessage | Event) -> None:
         try:
@@ -171,11 +194,18 @@ class RoomHome:
         if remote:
             await self._publish(envelope)
 
-    async def _publish(self, message: Deliver | HomeChanged | WorkerLost) -> None:
+    async def _publish(self, message: OutboundMessage | None) -> None:
+        if message is not None:
+            self._out_seq += 1
+            self._published_at = time.monotonic()
+        envelope = FromHome(self.worker.id, self._out_seq, message)
         try:
-            await self.worker.broker.publish(out_channel(self.id), encode(message))
+            await self.worker.broker.publish(out_channel(self.id), encode(envelope))
         except ServiceUnavailable as exc:
             log.warning("room %s: publish failed: %s", self.id, exc)
+
+    async def leaving(self) -> None:
+        await self._publish(HomeLeaving(self.worker.id))
 
     async def _persist(self) -> None:
         assert self.room is not None
@@ -202,3 +232,6 @@ class RoomHome:
             self.idle_since = None
         elif self.idle_since is None:
             self.idle_since = now
+        if now - self._published_at < ACTIVE_TICKS_FOR:
+            # A tick tells the other workers our last number, so a lost *last* frame shows.
+            self.worker.spawn(self._publish(None), f"tick {self.id}")

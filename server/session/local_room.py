@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, assert_never
 
@@ -15,8 +16,11 @@ from server.codec import (
     ForwardAnnounce,
     ForwardJoin,
     ForwardMessage,
+    ForwardResync,
     HomeChanged,
     HomeLeaving,
+    Resend,
+    ToHome,
     WorkerLost,
     decode_outbound,
     encode,
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_HELD_INTENTS = 1000
+REJOIN_AFTER = 1.0  # seconds without a welcome before a join is sent again
 
 
 class LocalRoom:
@@ -45,8 +50,13 @@ class LocalRoom:
         self.connections: dict[str, Connection] = {}
         self.members: dict[str, Member] = {}
         self._joined_at: dict[str, str] = {}  # member id -> the home its join was sent to
+        self._join_sent: dict[str, float] = {}  # member id -> when its join was last sent
         # Intents sent while the room has no known home, flushed to the next one.
         self._held: deque[ForwardMessage] = deque()
+        # Numbering, to notice lost pub/sub messages both ways (docs/operations.md).
+        self._out_seq = 0
+        self._forwarded_at = 0.0
+        self._home_seq: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -70,6 +80,7 @@ class LocalRoom:
         self.connections.pop(member_id, None)
         self.members.pop(member_id, None)
         self._joined_at.pop(member_id, None)
+        self._join_sent.pop(member_id, None)
 
     def update(self, member: Member) -> None:
         if member.id in self.members:
@@ -79,6 +90,7 @@ class LocalRoom:
         home = self.home
         if home is not None:
             self._joined_at[member.id] = home
+        self._join_sent[member.id] = time.monotonic()
         await self.forward(ForwardJoin(member))
 
     async def forward(self, message: ForwardMessage) -> None:
@@ -95,27 +107,54 @@ class LocalRoom:
             if room_home is not None:
                 room_home.submit(message)
                 return
+        await self._send_to_home(message)
+
+    async def _send_to_home(self, message: ForwardMessage | None) -> None:
+        if message is not None:
+            self._out_seq += 1
+            self._forwarded_at = time.monotonic()
+        envelope = ToHome(self.worker.id, self._out_seq, message)
         try:
-            await self.worker.broker.publish(home_channel(self.id), encode(message))
+            await self.worker.broker.publish(home_channel(self.id), encode(envelope))
         except ServiceUnavailable as exc:
-            log.warning("room %s: intent to home %s lost: %s", self.id, home, exc)
+            log.warning("room %s: intent to home %s lost: %s", self.id, self.home, exc)
+
+    async def tick(self, now: float) -> None:
+        """While active, tell a remote home our last number, so a lost last intent shows."""
+        home = self.home
+        if home is not None and home != self.worker.id and now - self._forwarded_at < 2.0:
+            await self._send_to_home(None)
+        # A join or its welcome can be lost in transit too; joins are idempotent, so ask again.
+        for member_id, sent in list(self._join_sent.items()):
+            connection = self.connections.get(member_id)
+            if connection is None or connection.welcomed:
+                self._join_sent.pop(member_id, None)
+            elif home is not None and now - sent > REJOIN_AFTER:
+                await self.join(self.members[member_id])
 
     # ---- what the home publishes ---------------------------------------------------------
 
     def on_outbound(self, data: bytes) -> None:
         try:
-            message = decode_outbound(data)
+            envelope = decode_outbound(data)
         except msgspec.DecodeError as exc:
             log.error("room %s: undecodable frame from a home: %s", self.id, exc)
             return
+        message = envelope.message
+        if isinstance(message, HomeChanged):
+            self._home_seq = envelope.seq
+        elif envelope.home == self.home and envelope.home != self.worker.id:
+            self._check_sequence(envelope.seq, tick=message is None)
         match message:
+            case None:
+                pass
             case Deliver():
                 if message.origin != self.worker.id:  # our own home delivered here directly
                     self.deliver(message)
             case HomeChanged(worker=worker):
                 self.home = worker
                 self.worker.spawn(self.announce(worker), f"announce {self.id}")
-            case WorkerLost(worker=worker):
+            case WorkerLost(worker=worker) | Resend(worker=worker):
                 if worker == self.worker.id:
                     self.worker.spawn(self.announce(self.home), f"announce {self.id}")
             case HomeLeaving(worker=worker):
@@ -124,6 +163,15 @@ class LocalRoom:
                     self.worker.spawn(self.worker.rehome(self), f"rehome {self.id}")
             case _:
                 assert_never(message)
+
+    def _check_sequence(self, seq: int, *, tick: bool) -> None:
+        # A frame carries the next number; a tick repeats the last one used.
+        last = self._home_seq
+        if last is None or seq > last:
+            self._home_seq = seq
+        if last is not None and seq > (last if tick else last + 1):
+            log.warning("room %s: frames from home %s lost, resyncing", self.id, self.home)
+            self.worker.spawn(self.forward(ForwardResync(self.worker.id)), f"resync {self.id}")
 
     def deliver(self, message: Deliver) -> None:
         if message.to is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from server.codec import ForwardLeave, Heartbeat, HomeLeaving, decode_heartbeat, encode
+from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CloseCode, RoomNotFound, ServiceUnavailable
 from server.messages import Reconnect
@@ -24,7 +24,7 @@ from server.session.liveness import Liveness
 from server.session.local_room import LocalRoom
 from server.settings import Settings
 from server.sync.backend import Backend
-from server.sync.keys import WORKERS_CHANNEL, home_channel, out_channel
+from server.sync.keys import WORKERS_CHANNEL, home_channel
 from server.sync.store import RoomRecord
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class Worker:
         try:
             await self.broker.unsubscribe(home_channel(home.id), home.on_forward)
             await self.lease.release(home.id, self.id)
-            await self.broker.publish(out_channel(home.id), encode(HomeLeaving(self.id)))
+            await home.leaving()
         except ServiceUnavailable as exc:
             log.warning("room %s: could not give up the lease: %s", home.id, exc)
 
@@ -237,6 +237,7 @@ class Worker:
         for local in list(self.rooms.values()):
             if local.home is None or not self._home_usable(local.id, local.home):
                 await self.rehome(local)
+            await local.tick(now)
         await self.documents.tick(now)
         for room_id, room_home in list(self.homes.items()):
             room_home.check_workers(now)

@@ -44,6 +44,10 @@ async def serve_yjs_socket(websocket: WebSocket, worker: Worker) -> None:
         await websocket.close(error.close_code, f"{error.code}: {error.message}"[:120])
         return
     connection = Connection(websocket, f"y-{secrets.token_hex(6)}", worker.settings.send_queue)
+    try:
+        await document.catch_up()
+    except (TimeoutError, ServiceUnavailable) as exc:
+        log.warning("room %s: joining before the replica caught up: %r", room_id, exc)
     document.add(connection)
     try:
         # The server speaks first, as y-websocket servers do: our state vector, then who is here.
@@ -106,14 +110,12 @@ async def _dispatch(
             except ValueError:
                 connection.deliver(yjs_wire.permission_denied("malformed: bad state vector"))
         case yjs_wire.SyncStep2(update=update) | yjs_wire.SyncUpdate(update=update):
-            problem, store = document.apply_client_update(
-                update, claims.sub, permissions, connection.member_id
-            )
+            problem, store = document.apply_client_update(update, claims.sub, permissions)
             if problem is not None:
                 log.info("room %s: update from %s refused: %s", document.id, claims.sub, problem)
                 connection.deliver(yjs_wire.permission_denied(problem))
             elif store:
-                await worker.documents.write(document, update)
+                await worker.documents.write(document, update, connection.member_id)
         case yjs_wire.AwarenessUpdate():
             document.local_awareness(connection.member_id, message)
         case yjs_wire.QueryAwareness():

@@ -241,6 +241,9 @@ function report () {
       notes: made.notes,
       deleted_notes: made.deletedNotes
     },
+    // Structs or deletions Yjs could not integrate yet (their dependencies never arrived):
+    // content that is in the document's bytes but invisible here.
+    pending: doc.store.pendingStructs !== null || doc.store.pendingDs !== null,
     offline_edits: offlineEdits,
     connects,
     denied
