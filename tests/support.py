@@ -179,24 +179,25 @@ class RedisServer:
     port: int
     process: subprocess.Popen[bytes]
     directory: Path
+    appendonly: bool = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        self.process.terminate()
+        self.process.kill()  # a crash, not a clean shutdown: AOF alone must keep the data
         self.process.wait(TIMEOUT)
 
+    def start(self) -> None:
+        self.process = _spawn_redis(self.port, self.directory, self.appendonly)
 
-@contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
+
+def _spawn_redis(port: int, directory: Path, appendonly: bool) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     assert binary, (
         "redis-server is not installed: .ci/run installs it (apt-get install redis-server)"
     )
-    directory = Path(tempfile.mkdtemp(prefix="cocoach-redis-"))
-    port = free_port()
     process = subprocess.Popen(
         [
             binary,
@@ -207,7 +208,9 @@ def redis_server() -> Iterator[RedisServer]:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if appendonly else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(directory),
         ],
@@ -220,16 +223,23 @@ def redis_server() -> Iterator[RedisServer]:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
-                    break
+                    return process
         except OSError:
             pass
         assert time.monotonic() < deadline, "redis-server did not start"
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def redis_server(appendonly: bool = False) -> Iterator[RedisServer]:
+    directory = Path(tempfile.mkdtemp(prefix="cocoach-redis-"))
+    port = free_port()
+    server = RedisServer(port, _spawn_redis(port, directory, appendonly), directory, appendonly)
     try:
-        yield RedisServer(port, process, directory)
+        yield server
     finally:
-        process.kill()
-        process.wait()
+        server.process.kill()
+        server.process.wait()
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -161,3 +161,8 @@ async def test_lease_lapses_and_is_taken_over(lease: Lease) -> None:
     assert not await lease.renew(room, "a", 0.2)  # lost: renewal must not revive it
     assert await lease.acquire(room, "b", 5.0)
     assert await lease.holder(room) == "b"
+
+
+async def test_store_epoch_is_stable_while_it_runs(store: Store) -> None:
+    first = await store.epoch()
+    assert first and await store.epoch() == first

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPACTION_LEASE_TTL = 30.0
+NO_RELAY = "\x00no-relay"  # a write every client here has already (a re-seed)
 TAIL_CHECK_AFTER = 0.5  # seconds of quiet before a room's log tail is checked once
 
 
@@ -146,14 +147,16 @@ class Documents:
 
     # ---- writing ------------------------------------------------------------------------
 
-    async def write(self, document: RoomDocument, update: bytes, sender: str | None) -> None:
+    async def write(
+        self, document: RoomDocument, update: bytes, sender: str | None, *, relay: bool = True
+    ) -> None:
         """Queue an accepted update for the log; once it is there it is relayed to this worker's
         other clients, so no client ever holds an edit the log could lose with this worker.
         Waits when the writer is behind: the client's socket is then read more slowly, which is
         the back-pressure we want."""
         document.pending_writes += 1
         document.written.clear()
-        await self._writes.put((document, update, sender))
+        await self._writes.put((document, update, sender if relay else NO_RELAY))
 
     async def run_writer(self) -> None:
         """The worker's one writer: batches what queued up meanwhile, one entry per room."""
@@ -169,18 +172,26 @@ class Documents:
     async def _append(self, document: RoomDocument, items: list[tuple[bytes, str | None]]) -> None:
         updates = [update for update, _ in items]
         update = updates[0] if len(updates) == 1 else merge_updates(*updates)
-        delay = 0.05
+        delay, relayed = 0.05, False
         while True:
             try:
                 await self.doclog.append(document.id, self.writer_id, update)
                 break
             except ServiceUnavailable as exc:
-                # The update is applied here and relayed; it must reach the log too.
+                # The log is away: serve the clients here anyway (they would otherwise stop
+                # seeing each other's edits), and keep trying; the edit is in our replica.
                 log.warning("room %s: append failed (%s); retrying", document.id, exc)
+                if not relayed:
+                    relayed = True
+                    for one, sender in items:
+                        if sender != NO_RELAY:
+                            document.relay(one, exclude=sender)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        for one, sender in items:
-            document.relay(one, exclude=sender)
+        if not relayed:
+            for one, sender in items:
+                if sender != NO_RELAY:
+                    document.relay(one, exclude=sender)
         document.pending_writes -= len(updates)
         if document.pending_writes == 0:
             document.written.set()
@@ -212,6 +223,12 @@ class Documents:
                 await self.lease.release(lease_name, self.writer_id)
         finally:
             document.compacting = False
+
+    async def reseed(self) -> None:
+        """Append each open replica's whole state: after a store restart that lost the log,
+        the replicas give it back (merging is idempotent, so nothing appears twice)."""
+        for document in list(self.open_rooms.values()):
+            await self.write(document, document.doc.get_update(), None, relay=False)
 
     def publish_awareness(self, room: str, frame: bytes) -> None:
         self.worker.spawn(

@@ -131,19 +131,22 @@ class RoomHome:
             inbox.cancel()
 
     async def _keep_lease(self) -> None:
-        settings = self.worker.settings
-        renewed = time.monotonic()
+        """Renew until another worker holds the lease. While Redis cannot be reached we stay
+        home: nobody else can take the lease then, and our clients are still served. A lease
+        that lapsed meanwhile (or that a Redis restart forgot) is taken again if it is free."""
+        settings, lease, me = self.worker.settings, self.worker.lease, self.worker.id
         while True:
             await asyncio.sleep(settings.lease_ttl / 4)
             try:
-                if not await self.worker.lease.renew(self.id, self.worker.id, settings.lease_ttl):
-                    log.warning("worker %s lost the lease of room %s", self.worker.id, self.id)
+                if await lease.renew(self.id, me, settings.lease_ttl):
+                    continue
+                if not await lease.acquire(self.id, me, settings.lease_ttl):
+                    log.warning("worker %s lost the lease of room %s", me, self.id)
                     return
-                renewed = time.monotonic()
+                log.info("room %s: lease had lapsed; taken again", self.id)
+                await self._persist()  # the store may have lost the room's state too
             except ServiceUnavailable as exc:
-                if time.monotonic() - renewed > settings.lease_ttl:
-                    log.warning("room %s: lease could not be renewed (%s)", self.id, exc)
-                    return
+                log.debug("room %s: lease not renewed (%s); still home", self.id, exc)
 
     async def _process(self) -> None:
         assert self.room is not None
@@ -206,6 +209,10 @@ class RoomHome:
 
     async def leaving(self) -> None:
         await self._publish(HomeLeaving(self.worker.id))
+
+    async def persist(self) -> None:
+        """Write the room's state again (after the store restarted and may have lost it)."""
+        await self._persist()
 
     async def _persist(self) -> None:
         assert self.room is not None

@@ -28,6 +28,9 @@ class Liveness:
         self._started = clock()
         self._seen: dict[str, float] = {}
         self._gone: set[str] = set()
+        # While our own heartbeats do not get out we hear nobody either: the silence is ours,
+        # not theirs. Judge nobody until one timeout after we are heard again.
+        self._blind_until = 0.0
 
     def heard(self, heartbeat: Heartbeat) -> None:
         if heartbeat.alive:
@@ -37,11 +40,22 @@ class Liveness:
             self._seen.pop(heartbeat.worker, None)
             self._gone.add(heartbeat.worker)
 
+    def blind(self) -> None:
+        """Our heartbeat could not be published."""
+        self._blind_until = float("inf")
+
+    def sighted(self) -> None:
+        """Our heartbeat was published."""
+        if self._blind_until == float("inf"):
+            self._blind_until = self._clock() + self.timeout
+
     def alive(self, worker: str) -> bool:
         if worker == self.me:
             return True
         if self.solo:
             return False
+        if self._clock() < self._blind_until and worker not in self._gone:
+            return True
         if worker in self._gone:
             return False
         return self._clock() - self._seen.get(worker, self._started) < self.timeout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -14,7 +15,7 @@ import msgspec
 
 from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
-from server.errors import CloseCode, RoomNotFound, ServiceUnavailable
+from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
 from server.messages import Reconnect
 from server.rooms.member import Member
 from server.session.connection import Connection
@@ -45,6 +46,7 @@ class Worker:
         self.homes: dict[str, RoomHome] = {}
         self._records: dict[str, RoomRecord] = {}
         self._group: asyncio.TaskGroup | None = None
+        self._store_epoch: str | None = None
         self._home_tasks: dict[str, asyncio.Task[None]] = {}
         self.frameworks = FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks")
         self.documents = Documents(self, backend.doclog, self.frameworks)
@@ -212,6 +214,23 @@ class Worker:
             # we subscribed. Our own home's announcement reaches us through the broker.
             await local.announce(home)
 
+    async def _watch_store(self) -> None:
+        """A store that restarted may have lost everything (Redis without AOF): give it back
+        what this worker holds. Every step is idempotent, so a restart that lost nothing
+        costs only some redundant writes."""
+        epoch = await self.store.epoch()
+        if self._store_epoch is None or epoch == self._store_epoch:
+            self._store_epoch = epoch
+            return
+        log.warning("the store restarted (%s -> %s): re-seeding", self._store_epoch, epoch)
+        self._store_epoch = epoch
+        for record in list(self._records.values()):
+            with contextlib.suppress(Conflict):  # it kept its data
+                await self.store.create_room(record)
+        for room_home in list(self.homes.values()):
+            await room_home.persist()
+        await self.documents.reseed()
+
     # ---- liveness -----------------------------------------------------------------------
 
     def _on_heartbeat(self, data: bytes) -> None:
@@ -224,15 +243,27 @@ class Worker:
             self.liveness.heard(heartbeat)
 
     async def _tick_forever(self) -> None:
+        reachable = True
         while True:
             try:
                 await self._tick()
+                if not reachable:
+                    log.warning("the broker and store are reachable again")
+                reachable = True
             except ServiceUnavailable as exc:
-                log.warning("worker tick: %s", exc)
+                if reachable:  # once per outage, not every tick
+                    log.warning("worker %s cannot reach the broker or store: %s", self.id, exc)
+                reachable = False
             await asyncio.sleep(self.settings.heartbeat_interval)
 
     async def _tick(self) -> None:
-        await self.broker.publish(WORKERS_CHANNEL, encode(Heartbeat(self.id, alive=True)))
+        try:
+            await self.broker.publish(WORKERS_CHANNEL, encode(Heartbeat(self.id, alive=True)))
+            self.liveness.sighted()
+        except ServiceUnavailable:
+            self.liveness.blind()
+            raise
+        await self._watch_store()
         now = time.monotonic()
         for local in list(self.rooms.values()):
             if local.home is None or not self._home_usable(local.id, local.home):

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from server.settings import Settings
 from server.sync.broker import Broker, MemoryBroker
@@ -31,6 +33,18 @@ class Backend:
     doclog: DocLog
 
 
+def redis_client(url: str) -> redis.Redis:
+    """Fail fast while Redis is away: the callers degrade (serve locally, hold, retry) rather
+    than wait out redis-py's default retries, which would stall every room on the worker."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=1.0,
+        socket_timeout=5.0,
+        health_check_interval=5,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+    )
+
+
 @asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     """The store alone, for the CLI's one-shot commands."""
@@ -41,7 +55,7 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         finally:
             await sqlite.close()
         return
-    client = redis.Redis.from_url(settings.redis)
+    client = redis_client(settings.redis)
     try:
         yield RedisStore(client)
     finally:
@@ -59,7 +73,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             finally:
                 await doclog.close()
         return
-    client = redis.Redis.from_url(settings.redis, health_check_interval=5)
+    client = redis_client(settings.redis)
     broker = RedisBroker(client, drop_rate=settings.test_drop_pubsub)
     try:
         async with asyncio.TaskGroup() as group:

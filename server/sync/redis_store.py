@@ -49,6 +49,11 @@ class RedisStore:
         with unavailable("redis store failed"):
             await self._client.ping()
 
+    async def epoch(self) -> str:
+        with unavailable("redis is not reachable"):
+            info = await self._client.info("server")
+        return str(info["run_id"])
+
     async def close(self) -> None:
         return None  # the client is shared; its owner closes it
 

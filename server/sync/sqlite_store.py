@@ -81,6 +81,9 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
+    async def epoch(self) -> str:
+        return "sqlite"  # in our own process: it cannot restart under us
+
     async def close(self) -> None:
         async with self._lock:
             await asyncio.to_thread(self._db.close)

@@ -32,6 +32,10 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raises ServiceUnavailable when the store cannot be reached."""
 
+    async def epoch(self) -> str:
+        """The store's incarnation: it changes when the store restarts (and may have lost
+        data), so workers know to write back what they hold."""
+
     async def close(self) -> None: ...
 
 
