@@ -44,9 +44,9 @@ def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
 
 
 class YClient:
-    def __init__(self, ws: websockets.ClientConnection) -> None:
+    def __init__(self, ws: websockets.ClientConnection, doc: Doc[Any] | None = None) -> None:
         self.ws = ws
-        self.doc: Doc[Any] = Doc()
+        self.doc: Doc[Any] = doc if doc is not None else Doc()
         self.plan = self.doc.get("plan", type=Text)
         self.timeline = self.doc.get("timeline", type=Map)
         self.meta = self.doc.get("meta", type=Map)
@@ -118,10 +118,14 @@ class YClient:
 
 
 @contextlib.asynccontextmanager
-async def ydoc(base: str, room: str, token: str) -> AsyncIterator[YClient]:
+async def ydoc(
+    base: str, room: str, token: str, doc: Doc[Any] | None = None
+) -> AsyncIterator[YClient]:
+    """A synced client; pass the `doc` of an earlier connection to reconnect with it (the
+    handshake then sends the server what was typed offline, as y-websocket does)."""
     url = f"{base.replace('http', 'ws', 1)}/yjs/{room}?token={token}"
     async with websockets.connect(url, max_size=None) as ws:
-        client = YClient(ws)
+        client = YClient(ws, doc)
         task = asyncio.create_task(client.run())
         try:
             await asyncio.wait_for(client.synced.wait(), TIMEOUT)
