@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 import time
@@ -13,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.errors import AuthError, ClientError, FrameTooLarge, InvalidField
+from server.session.admission import bearer, is_admin
 from server.session.worker import Worker
 from server.sync.store import RoomRecord
 
@@ -37,12 +37,10 @@ def record_json(record: RoomRecord) -> dict[str, object]:
 
 
 def check_admin(request: Request, worker: Worker) -> None:
-    header = request.headers.get("authorization", "")
-    given = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    expected = worker.settings.admin_key or ""
+    given = bearer(request.headers)
     if not given:
         raise AuthError("this endpoint needs the admin key as Authorization: Bearer")
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not is_admin(worker, given):
         raise AuthError("the admin key is wrong")
 
 

@@ -3,7 +3,6 @@ chart needs, and the tag frameworks rooms can use."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +20,9 @@ from server.documents.export import (
 )
 from server.errors import Forbidden, NotFound
 from server.rooms.roles import Permission, permissions_for
+from server.session.admission import bearer, claims_for, is_admin
 from server.session.worker import Worker
 from server.sync.store import RoomRecord
-from server.tokens import verify
 
 # format -> (media type, how to make it)
 FORMATS: dict[str, tuple[str, Callable[[Doc[Any], RoomRecord, str], bytes]]] = {
@@ -42,14 +41,9 @@ async def _readable_room(request: Request) -> tuple[Worker, RoomRecord]:
     """The room, if the caller holds the admin key or a token for it that may view."""
     worker: Worker = request.app.state.worker
     room_id = request.path_params["room"]
-    header = request.headers.get("authorization", "")
-    given = header[7:].strip() if header[:7].lower() == "bearer " else None
-    admin = worker.settings.admin_key or ""
-    if not (given and admin and hmac.compare_digest(given.encode(), admin.encode())):
-        assert worker.settings.secret is not None
-        claims = verify(
-            worker.settings.secret, given or request.query_params.get("token"), room=room_id
-        )
+    given = bearer(request.headers)
+    if not is_admin(worker, given):
+        claims = claims_for(worker, given or request.query_params.get("token"), room_id)
         if Permission.VIEW not in permissions_for(claims.role, claims.grants):
             raise Forbidden(f"role {claims.role.value!r} may not read this room")
     return worker, await worker.room_record(room_id)

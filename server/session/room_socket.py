@@ -13,44 +13,30 @@ import msgspec
 from starlette.websockets import WebSocket
 
 from server.codec import ForwardPlayback, ForwardPresence, decode_client, encode
-from server.errors import AuthError, ClientError, CloseCode, RoomNotFound, ServiceUnavailable
+from server.errors import ClientError, CloseCode, ServiceUnavailable
 from server.messages import ClientMessage, Error, Pause, Ping, Play, Pong, Presence, Rate, Seek
 from server.rooms.member import Member
-from server.rooms.roles import permissions_for
+from server.session.admission import admit, close_with
 from server.session.connection import Connection
 from server.session.rate import TokenBucket
 from server.session.worker import Worker
-from server.tokens import verify
 
 log = logging.getLogger(__name__)
 
 
-def token_from(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return websocket.query_params.get("token")
-
-
 async def serve_room_socket(websocket: WebSocket, worker: Worker) -> None:
-    room_id = websocket.path_params["room"]
-    # Accept first, then refuse with an application close code: a browser cannot read the
-    # status of a refused handshake, but it can read a close code and reason.
-    await websocket.accept()
-    try:
-        assert worker.settings.secret is not None
-        claims = verify(worker.settings.secret, token_from(websocket), room=room_id)
-        record = await worker.room_record(room_id)
-    except (AuthError, RoomNotFound) as error:
-        await websocket.close(error.close_code, f"{error.code}: {error.message}"[:120])
+    admitted = await admit(websocket, worker)
+    if admitted is None:
         return
+    claims, permissions, record = admitted
+    room_id = record.id
     member = Member(
         id=f"m-{secrets.token_hex(6)}",
         user=claims.sub,
         name=claims.name,
         role=claims.role,
         worker=worker.id,
-        permissions=permissions_for(claims.role, claims.grants),
+        permissions=permissions,
         org=claims.org,
     )
     connection = Connection(websocket, member.id, worker.settings.send_queue)
@@ -58,7 +44,7 @@ async def serve_room_socket(websocket: WebSocket, worker: Worker) -> None:
         try:
             await worker.attach(connection, member, record)
         except ServiceUnavailable as error:
-            await connection.close(error.close_code, f"{error.code}: {error.message}")
+            await close_with(websocket, error)
             return
         await connection.serve(_read(connection, member, worker, room_id))
     finally:

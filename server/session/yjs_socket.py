@@ -11,37 +11,31 @@ from starlette.websockets import WebSocket
 
 from server import yjs_wire
 from server.errors import (
-    AuthError,
     ClientError,
     CloseCode,
-    Forbidden,
-    RoomNotFound,
     ServiceUnavailable,
 )
-from server.rooms.roles import Permission, permissions_for
+from server.rooms.roles import Permission
+from server.session.admission import admit, close_with
 from server.session.connection import Connection
 from server.session.document import RoomDocument
 from server.session.rate import TokenBucket
-from server.session.room_socket import token_from
 from server.session.worker import Worker
-from server.tokens import Claims, verify
+from server.tokens import Claims
 
 log = logging.getLogger(__name__)
 
 
 async def serve_yjs_socket(websocket: WebSocket, worker: Worker) -> None:
-    room_id = websocket.path_params["room"]
-    await websocket.accept()
+    admitted = await admit(websocket, worker, needs=Permission.VIEW)
+    if admitted is None:
+        return
+    claims, permissions, record = admitted
+    room_id = record.id
     try:
-        assert worker.settings.secret is not None
-        claims = verify(worker.settings.secret, token_from(websocket), room=room_id)
-        permissions = permissions_for(claims.role, claims.grants)
-        if Permission.VIEW not in permissions:
-            raise Forbidden(f"role {claims.role.value!r} may not read the room's documents")
-        record = await worker.room_record(room_id)
         document = await worker.documents.open(record)
-    except (AuthError, RoomNotFound, Forbidden, ServiceUnavailable) as error:
-        await websocket.close(error.close_code, f"{error.code}: {error.message}"[:120])
+    except ServiceUnavailable as error:
+        await close_with(websocket, error)
         return
     connection = Connection(websocket, f"y-{secrets.token_hex(6)}", worker.settings.send_queue)
     try:

@@ -3,15 +3,12 @@ ordered by a lock and announced in that order."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-from server.errors import ServiceUnavailable
 from server.sync.broker import Fanout
 from server.sync.doclog import NO_ENTRY, DocEntry, EntryCallback, Loaded, id_key
+from server.sync.sqlite import SqliteDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS doc_entries (
@@ -24,22 +21,13 @@ CREATE TABLE IF NOT EXISTS doc_snapshots (
 """
 
 
-T = TypeVar("T")
-
-
 def _id(seq: int) -> str:
     return f"{seq}-0"
 
 
-class SqliteDocLog:
+class SqliteDocLog(SqliteDatabase):
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
-        self._lock = asyncio.Lock()
+        super().__init__(path, SCHEMA)
         self._fanout: Fanout[DocEntry] = Fanout()
         self._last: dict[str, int] = {}
 
@@ -66,10 +54,8 @@ class SqliteDocLog:
             return DocEntry(worker, _id(prev) if prev else NO_ENTRY, _id(seq), update)
 
         async with self._lock:
-            try:
-                entry = await asyncio.to_thread(write, self._db)
-            except sqlite3.Error as exc:
-                raise ServiceUnavailable(f"sqlite doc log failed: {exc}") from exc
+            entry = await self._run_locked(write)
+            # Announced under the lock: subscribers hear entries in log order.
             self._fanout.dispatch(room, entry)
         return entry
 
@@ -135,17 +121,3 @@ class SqliteDocLog:
     async def last_id(self, room: str) -> str:
         seq = await self._run(lambda db: self._last_seq(db, room))
         return _id(seq) if seq else NO_ENTRY
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        async with self._lock:
-            return await self._run_locked(fn)
-
-    async def _run_locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            return await asyncio.to_thread(fn, self._db)
-        except sqlite3.Error as exc:
-            raise ServiceUnavailable(f"sqlite doc log failed: {exc}") from exc
-
-    async def close(self) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self._db.close)

@@ -1,19 +1,13 @@
-"""SQLite store for embedded mode. sqlite3 blocks, so every call runs in a worker thread; one
-connection behind a lock keeps writes ordered. WAL lets `cocoach room create` write while the
-server runs."""
+"""SQLite store for embedded mode."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-from server.errors import Conflict, ServiceUnavailable
+from server.errors import Conflict
+from server.sync.sqlite import SqliteDatabase
 from server.sync.store import RoomRecord, decode_record, encode_record
-
-T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (id TEXT PRIMARY KEY, record BLOB NOT NULL);
@@ -21,24 +15,9 @@ CREATE TABLE IF NOT EXISTS room_state (id TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
 
-class SqliteStore:
+class SqliteStore(SqliteDatabase):
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
-        self._lock = asyncio.Lock()
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        async with self._lock:
-            try:
-                return await asyncio.to_thread(fn, self._db)
-            except sqlite3.IntegrityError:
-                raise
-            except sqlite3.Error as exc:
-                raise ServiceUnavailable(f"sqlite store failed: {exc}") from exc
+        super().__init__(path, SCHEMA)
 
     async def create_room(self, record: RoomRecord) -> None:
         try:
@@ -83,7 +62,3 @@ class SqliteStore:
 
     async def epoch(self) -> str:
         return "sqlite"  # in our own process: it cannot restart under us
-
-    async def close(self) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self._db.close)

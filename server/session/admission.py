@@ -1,0 +1,54 @@
+"""Letting a client in: the token, from a header or the query string, checked for the room."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.datastructures import Headers
+from starlette.websockets import WebSocket
+
+from server.errors import AuthError, CocoachError, Forbidden, RoomNotFound, ServiceUnavailable
+from server.rooms.roles import Permission, permissions_for
+from server.session.worker import Worker
+from server.sync.store import RoomRecord
+from server.tokens import Claims, verify
+
+
+def bearer(headers: Headers) -> str | None:
+    header = headers.get("authorization", "")
+    return header[7:].strip() or None if header[:7].lower() == "bearer " else None
+
+
+def is_admin(worker: Worker, given: str | None) -> bool:
+    expected = worker.settings.admin_key or ""
+    return bool(given and expected and hmac.compare_digest(given.encode(), expected.encode()))
+
+
+def claims_for(worker: Worker, token: str | None, room: str) -> Claims:
+    assert worker.settings.secret is not None, "secrets are filled in at start-up"
+    return verify(worker.settings.secret, token, room=room)
+
+
+async def admit(
+    websocket: WebSocket, worker: Worker, *, needs: Permission | None = None
+) -> tuple[Claims, frozenset[Permission], RoomRecord] | None:
+    """Accept the socket, then check its token and room; on failure close it with the error's
+    code and reason and return None. Accepting first matters: a browser cannot read why a
+    handshake was refused, but it can read a close code and reason."""
+    room_id = websocket.path_params["room"]
+    await websocket.accept()
+    try:
+        token = bearer(websocket.headers) or websocket.query_params.get("token")
+        claims = claims_for(worker, token, room_id)
+        permissions = permissions_for(claims.role, claims.grants)
+        if needs is not None and needs not in permissions:
+            raise Forbidden(f"role {claims.role.value!r} lacks the {needs.value!r} permission")
+        record = await worker.room_record(room_id)
+    except (AuthError, RoomNotFound, Forbidden, ServiceUnavailable) as error:
+        await close_with(websocket, error)
+        return None
+    return claims, permissions, record
+
+
+async def close_with(websocket: WebSocket, error: CocoachError) -> None:
+    await websocket.close(error.close_code, f"{error.code}: {error.message}"[:120])
