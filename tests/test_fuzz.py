@@ -16,6 +16,7 @@ from server.documents.rules import ChangeWatch, declare_roots, judge
 from server.errors import ClientError
 from server.messages import CLIENT_TYPES
 from server.rooms.roles import Permission, Role, permissions_for
+from server.session.document import BAD_UPDATE
 
 CASES = 10_000
 FUZZ = settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -126,7 +127,7 @@ def test_yjs_path(frame: bytes, role: Role) -> None:
         return
     try:
         candidate.apply_update(message.update)
-    except ValueError:
+    except BAD_UPDATE:
         return
     problem = judge(watch, timeline, "user:ann", permissions_for(role))
     if problem is None and Permission.ANNOTATE in permissions_for(role):

@@ -18,7 +18,7 @@ from pycrdt import Doc, get_update
 
 from server import yjs_wire
 from server.documents.rules import ChangeWatch, declare_roots, judge
-from server.errors import ServiceUnavailable
+from server.errors import ClientError, ServiceUnavailable
 from server.rooms.roles import Permission
 from server.session.connection import Connection
 from server.sync.doclog import NO_ENTRY, DocEntry, id_key
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CATCH_UP_SECONDS = 2.0  # at most this long to apply the log's tail before serving a client
+# What pycrdt raises for bytes that are not an update it can apply: ValueError when they do not
+# decode, RuntimeError when they decode but do not fit (found by tests/test_fuzz.py).
+BAD_UPDATE = (ValueError, RuntimeError)
 
 
 class RoomDocument:
@@ -130,7 +133,7 @@ class RoomDocument:
             return  # our own: applied when our client sent it
         try:
             self._apply_both(entry.update)
-        except ValueError as exc:
+        except BAD_UPDATE as exc:
             # Only judged updates reach the log, so this is a damaged entry: skip it rather
             # than stop applying everything after it.
             log.error("room %s: log entry %s does not apply: %s", self.id, entry.id, exc)
@@ -179,7 +182,7 @@ class RoomDocument:
         self.watch.reset()
         try:
             self.candidate.apply_update(update)
-        except ValueError as exc:
+        except BAD_UPDATE as exc:
             self._rebuild_candidate()
             return f"not a Yjs update: {exc}", False
         touched = self.watch.plan_touched or self.watch.meta_keys or self.watch.notes
@@ -258,7 +261,8 @@ class RoomDocument:
     def remote_awareness(self, frame: bytes) -> None:
         try:
             message = yjs_wire.decode(frame)
-        except ValueError:
+        except ClientError as exc:
+            log.error("room %s: undecodable awareness from another worker: %s", self.id, exc)
             return
         if isinstance(message, yjs_wire.AwarenessUpdate):
             for client, clock, state in message.states:

@@ -18,7 +18,7 @@ from server.errors import (
 from server.rooms.roles import Permission
 from server.session.admission import admit, close_with
 from server.session.connection import Connection
-from server.session.document import RoomDocument
+from server.session.document import BAD_UPDATE, RoomDocument
 from server.session.rate import TokenBucket
 from server.session.worker import Worker
 from server.tokens import Claims
@@ -101,7 +101,7 @@ async def _dispatch(
         case yjs_wire.SyncStep1(state_vector=state_vector):
             try:
                 connection.deliver(document.sync_step2_for(state_vector))
-            except ValueError:
+            except BAD_UPDATE:
                 connection.deliver(yjs_wire.permission_denied("malformed: bad state vector"))
         case yjs_wire.SyncStep2(update=update) | yjs_wire.SyncUpdate(update=update):
             problem, store = document.apply_client_update(update, claims.sub, permissions)

@@ -3,8 +3,11 @@ they decode and hand the message to a bounded queue; the one subscriber per work
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
+
+log = logging.getLogger(__name__)
 
 Callback = Callable[[bytes], None]
 M = TypeVar("M")
@@ -50,7 +53,12 @@ class Fanout(Generic[M]):
 
     def dispatch(self, channel: str, message: M) -> None:
         for callback in tuple(self._callbacks.get(channel, ())):
-            callback(message)
+            try:
+                callback(message)
+            except Exception:
+                # One room's bad message must not stop the worker's one subscriber, which
+                # every room on the worker depends on.
+                log.exception("a %s subscriber failed", channel)
 
 
 class MemoryBroker:
