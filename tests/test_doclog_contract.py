@@ -97,3 +97,18 @@ async def test_rooms_are_separate(log: DocLog) -> None:
     await log.append(a, "w1", b"a")
     assert (await log.load(b)).entries == []
     assert (await log.append(b, "w1", b"b")).prev == NO_ENTRY
+
+
+async def test_append_many_appends_each_room_in_order(log: DocLog) -> None:
+    a, b = room(), room()
+    heard: asyncio.Queue[DocEntry] = asyncio.Queue()
+    await log.subscribe(a, heard.put_nowait)
+    first = await log.append(a, "w1", b"a0")
+    entries = await log.append_many("w2", [(a, b"a1"), (b, b"b0")])
+    assert [e.update for e in entries] == [b"a1", b"b0"]
+    assert entries[0].prev == first.id and entries[1].prev == NO_ENTRY
+    assert [(await asyncio.wait_for(heard.get(), TIMEOUT)).update for _ in range(2)] == [
+        b"a0",
+        b"a1",
+    ]
+    assert [e.update for e in (await log.load(b)).entries] == [b"b0"]

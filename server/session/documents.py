@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 COMPACTION_LEASE_TTL = 30.0
 NO_RELAY = "\x00no-relay"  # a write every client here has already (a re-seed)
+FLUSH_ON_STOP_SECONDS = 3.0  # how long a stopping worker waits for its document writes
 TAIL_CHECK_AFTER = 0.5  # seconds of quiet before a room's log tail is checked once
 
 
@@ -159,7 +160,8 @@ class Documents:
         await self._writes.put((document, update, sender if relay else NO_RELAY))
 
     async def run_writer(self) -> None:
-        """The worker's one writer: batches what queued up meanwhile, one entry per room."""
+        """The worker's one writer: batches what queued up meanwhile, one entry per room, all
+        rooms in one request."""
         while True:
             batch = [await self._writes.get()]
             while not self._writes.empty():
@@ -167,37 +169,55 @@ class Documents:
             by_room: dict[RoomDocument, list[tuple[bytes, str | None]]] = defaultdict(list)
             for document, update, sender in batch:
                 by_room[document].append((update, sender))
-            await asyncio.gather(*(self._append(d, u) for d, u in by_room.items()))
+            await self._append(by_room)
+            for _ in batch:
+                self._writes.task_done()
 
-    async def _append(self, document: RoomDocument, items: list[tuple[bytes, str | None]]) -> None:
-        updates = [update for update, _ in items]
-        update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+    async def flush(self) -> None:
+        """Wait (a while) for queued writes to reach the log: used when the worker stops."""
+        try:
+            async with asyncio.timeout(FLUSH_ON_STOP_SECONDS):
+                await self._writes.join()
+        except TimeoutError:
+            log.warning("stopping with %d document writes not in the log", self._writes.qsize())
+
+    async def _append(self, by_room: dict[RoomDocument, list[tuple[bytes, str | None]]]) -> None:
+        merged = {
+            document: items[0][0] if len(items) == 1 else merge_updates(*(u for u, _ in items))
+            for document, items in by_room.items()
+        }
         delay, relayed = 0.05, False
         while True:
             try:
-                await self.doclog.append(document.id, self.writer_id, update)
+                await self.doclog.append_many(
+                    self.writer_id, [(document.id, update) for document, update in merged.items()]
+                )
                 break
             except ServiceUnavailable as exc:
                 # The log is away: serve the clients here anyway (they would otherwise stop
-                # seeing each other's edits), and keep trying; the edit is in our replica.
-                log.warning("room %s: append failed (%s); retrying", document.id, exc)
+                # seeing each other's edits), and keep trying; the edits are in our replicas.
+                log.warning("append of %d rooms failed (%s); retrying", len(merged), exc)
                 if not relayed:
                     relayed = True
-                    for one, sender in items:
-                        if sender != NO_RELAY:
-                            document.relay(one, exclude=sender)
+                    self._relay(by_room)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         if not relayed:
-            for one, sender in items:
+            self._relay(by_room)
+        for document, items in by_room.items():
+            document.pending_writes -= len(items)
+            if document.pending_writes == 0:
+                document.written.set()
+            # (Each entry is counted in log_length when its announcement comes back to us.)
+            if document.log_length > self.settings.doc_compact_after and not document.compacting:
+                self.worker.spawn(self.compact(document), f"compact {document.id}")
+
+    @staticmethod
+    def _relay(by_room: dict[RoomDocument, list[tuple[bytes, str | None]]]) -> None:
+        for document, items in by_room.items():
+            for update, sender in items:
                 if sender != NO_RELAY:
-                    document.relay(one, exclude=sender)
-        document.pending_writes -= len(updates)
-        if document.pending_writes == 0:
-            document.written.set()
-        # (The entry is counted in log_length when its announcement comes back to us.)
-        if document.log_length > self.settings.doc_compact_after and not document.compacting:
-            self.worker.spawn(self.compact(document), f"compact {document.id}")
+                    document.relay(update, exclude=sender)
 
     async def compact(self, document: RoomDocument) -> None:
         """Fold the log into a snapshot; one worker at a time per room (a lease)."""

@@ -64,6 +64,7 @@ class Worker:
                 yield self
             finally:
                 ticker.cancel()
+                await self.documents.flush()
                 writer.cancel()
                 self.documents.stop()
                 await self._stop()

@@ -36,6 +36,10 @@ class DocLog(Protocol):
     async def append(self, room: str, worker: str, update: bytes) -> DocEntry:
         """Durably append `update` and announce it, in log order, to every subscriber."""
 
+    async def append_many(self, worker: str, items: list[tuple[str, bytes]]) -> list[DocEntry]:
+        """Append one update to each of several rooms' logs in one round trip: the worker's
+        writer sends a whole batch at once rather than a request per room."""
+
     async def subscribe(self, room: str, callback: EntryCallback) -> None:
         """Returns once every entry appended from now on will reach `callback`."""
 

@@ -68,6 +68,21 @@ class RedisDocLog:
             prev, entry_id = await self._append(keys=list(_keys(room)), args=[worker, update])
         return DocEntry(worker, _text(prev), _text(entry_id), update)
 
+    async def append_many(self, worker: str, items: list[tuple[str, bytes]]) -> list[DocEntry]:
+        if "\n" in worker:
+            raise ValueError("worker ids cannot hold a newline")
+        with unavailable("redis doc log append failed"):
+            # One connection, one round trip: a parallel request per room would take as many
+            # pooled connections as there are busy rooms.
+            async with self._client.pipeline(transaction=False) as pipe:
+                for room, update in items:
+                    await self._append(keys=list(_keys(room)), args=[worker, update], client=pipe)
+                results = await pipe.execute()
+        return [
+            DocEntry(worker, _text(prev), _text(entry_id), update)
+            for (prev, entry_id), (_room, update) in zip(results, items, strict=True)
+        ]
+
     async def subscribe(self, room: str, callback: EntryCallback) -> None:
         def on_message(data: bytes) -> None:
             callback(parse_announcement(data))

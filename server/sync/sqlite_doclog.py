@@ -59,6 +59,9 @@ class SqliteDocLog(SqliteDatabase):
             self._fanout.dispatch(room, entry)
         return entry
 
+    async def append_many(self, worker: str, items: list[tuple[str, bytes]]) -> list[DocEntry]:
+        return [await self.append(room, worker, update) for room, update in items]
+
     async def subscribe(self, room: str, callback: EntryCallback) -> None:
         self._fanout.add(room, callback)
 
