@@ -1,0 +1,314 @@
+"""Processes the benchmarks run against: Redis, cocoach workers and Hocuspocus instances.
+
+Everything listens on 127.0.0.1 on a free port, writes its output to a file (a pipe nobody
+reads would fill and stall the process), and is stopped by `Stack.close()` through the Popen
+handle we started, never by name. CPU time and RSS come from /proc, so no psutil is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.rooms.roles import Role
+from server.tokens import mint
+
+ROOT = Path(__file__).resolve().parent.parent
+HOCUSPOCUS_DIR = ROOT / "bench" / "hocuspocus"
+SECRET = "bench-secret-" + "b" * 48
+ADMIN_KEY = "bench-admin-key"
+START_TIMEOUT = 20.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    base: str = ""  # http://127.0.0.1:PORT for servers
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far (fields 14 and 15 of /proc/PID/stat)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def rss_bytes(self) -> int:
+        """Resident set size now (/proc/PID/statm, in pages)."""
+        return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_lines(self, *needles: str) -> list[str]:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if any(n in line for n in needles)]
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+
+@dataclass
+class Stack:
+    """Owns every process and temporary directory of one benchmark target."""
+
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cocoach-bench-")))
+    procs: list[Proc] = field(default_factory=list)
+    keep: bool = False
+
+    def close(self) -> None:
+        # Servers before Redis, so they do not log a storm of reconnect errors while stopping.
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
+        if not self.keep:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        log = self.directory / f"{name}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.directory,
+            )
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def _wait_line(self, proc: Proc, prefix: str) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            for line in proc.log.read_text(errors="replace").splitlines():
+                if line.startswith(prefix):
+                    return line
+            if not proc.alive():
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{proc.name} did not start:\n{proc.log.read_text(errors='replace')}")
+
+    # ---- the servers --------------------------------------------------------------------
+
+    def redis(self) -> tuple[Proc, int]:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        port = free_port()
+        proc = self._spawn(
+            "redis",
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), timeout=0.2) as s,
+            ):
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc, port
+            if time.monotonic() > deadline or not proc.alive():
+                raise RuntimeError(f"redis-server did not start: {proc.log.read_text()}")
+            time.sleep(0.05)
+
+    def cocoach(
+        self, worker_id: str, redis_url: str | None, data_name: str | None = None, **env: str
+    ) -> Proc:
+        data = self.directory / f"data-{data_name or worker_id}"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--data", str(data)]
+        if redis_url is not None:
+            argv += ["--redis", redis_url]
+        # COCOACH_BENCH_LOG_LEVEL=INFO shows gaps, compactions and unloads while debugging.
+        level = os.environ.get("COCOACH_BENCH_LOG_LEVEL", "WARNING")
+        argv += ["--worker-id", worker_id, "--log-level", level]
+        environ = {
+            **os.environ,
+            "COCOACH_SECRET": SECRET,
+            "COCOACH_ADMIN_KEY": ADMIN_KEY,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(ROOT),
+            **env,
+        }
+        proc = self._spawn(f"cocoach-{worker_id}", argv, environ)
+        proc.base = self._wait_line(proc, "cocoach listening on ").split()[-1]
+        _wait_ready(proc.base)
+        return proc
+
+    def hocuspocus(self, name: str, redis_port: int) -> Proc:
+        ensure_node_modules()
+        argv = [
+            shutil.which("node") or "node",
+            str(HOCUSPOCUS_DIR / "server.mjs"),
+            "--port",
+            "0",
+            "--redis-host",
+            "127.0.0.1",
+            "--redis-port",
+            str(redis_port),
+            "--name",
+            name,
+        ]
+        proc = self._spawn(name, argv, {**os.environ, "NODE_ENV": "production"})
+        proc.base = self._wait_line(proc, "hocuspocus listening on ").split()[-1]
+        return proc
+
+
+def ensure_node_modules() -> None:
+    """`npm ci` from the lock file the first time (node_modules is not committed)."""
+    if (HOCUSPOCUS_DIR / "node_modules" / "@hocuspocus" / "server").is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is needed for the Hocuspocus comparison (node >= 18)")
+    print("installing Hocuspocus (npm ci in bench/hocuspocus) ...", file=sys.stderr)
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=HOCUSPOCUS_DIR,
+        check=True,
+        timeout=300,
+        stdout=sys.stderr,  # stdout is the benchmark's report
+    )
+
+
+def _wait_ready(base: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{base}/readyz", timeout=1) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{base} never became ready")
+
+
+# ---- cocoach rooms and tokens -----------------------------------------------------------
+
+
+def create_room(base: str, room: str) -> None:
+    request = urllib.request.Request(
+        f"{base}/api/rooms",
+        data=json.dumps({"id": room, "title": f"bench {room}"}).encode(),
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if response.status != 201:
+            raise RuntimeError(f"creating room {room}: HTTP {response.status}")
+
+
+def create_rooms(base: str, rooms: list[str]) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda room: create_room(base, room), rooms))
+
+
+def coach_token(room: str, sub: str) -> str:
+    return mint(SECRET, room=room, role=Role.COACH, name=sub, sub=sub, ttl=3600)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (/proc/stat, all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def own_cpu_seconds(procs: list[Proc]) -> float:
+    """CPU of this process (all threads) and of `procs` (the ones still running)."""
+    return time.process_time() + sum(p.cpu_seconds() for p in procs if p.alive())
+
+
+def wait_for_quiet(procs: list[Proc], limit: float, max_wait: float) -> float:
+    """Wait (at most `max_wait` s) until processes other than ours use < `limit` cores for a
+    second. This machine is shared with other work (test suites of other sessions); a step
+    measured while they run says more about them than about the servers. Returns the other
+    load of the last second sampled."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy0, own0, t0 = machine_busy_seconds(), own_cpu_seconds(procs), time.monotonic()
+        time.sleep(1.0)
+        wall = time.monotonic() - t0
+        other = ((machine_busy_seconds() - busy0) - (own_cpu_seconds(procs) - own0)) / wall
+        if other < limit or time.monotonic() > deadline:
+            return max(0.0, other)
+
+
+def code_version() -> str:
+    """The commit measured, and whether server/ had uncommitted changes (read-only git)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "server"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" + uncommitted changes in server/" if dirty else "")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {cpu}, Python {sys.version.split()[0]}"
