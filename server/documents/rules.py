@@ -37,6 +37,9 @@ class ChangeWatch:
     def __init__(self, doc: Doc[Any]) -> None:
         self.doc = doc
         self.plan, self.timeline, self.meta = declare_roots(doc)
+        # Kept from the events: in Yrs a map's length walks every key it ever had, deleted
+        # ones too, so asking on each update would cost the whole history each time.
+        self.note_count = len(self.timeline)
         self._subscriptions: list[Subscription] = [
             self.plan.observe(lambda _event: self._touch_plan()),
             self.timeline.observe_deep(self._on_timeline),
@@ -57,7 +60,10 @@ class ChangeWatch:
         for event in events:
             path = list(event.path)
             if not path:
-                self.notes.update(str(key) for key in event.keys)
+                for key, change in event.keys.items():
+                    self.notes.add(str(key))
+                    action = change.get("action")
+                    self.note_count += 1 if action == "add" else -1 if action == "delete" else 0
                 continue
             note = str(path[0])
             self.notes.add(note)
@@ -99,7 +105,7 @@ def judge(
     if watch.notes:
         if Permission.ANNOTATE not in permissions:
             return "your role may not annotate the timeline"
-        if len(watch.timeline) > MAX_NOTES:
+        if watch.note_count > MAX_NOTES:
             return f"the timeline would have over {MAX_NOTES} notes"
         for note in sorted(watch.notes):
             problem = _note_problem(watch, before, note, user)

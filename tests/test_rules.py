@@ -1,0 +1,30 @@
+"""The document rules without a server: the watch's own bookkeeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Array, Doc, Map
+
+from server.documents.rules import ChangeWatch, declare_roots
+
+
+def test_the_note_count_follows_adds_and_deletes_without_walking_the_map() -> None:
+    source: Doc[Any] = Doc()
+    _, timeline, _ = declare_roots(source)
+    updates: list[bytes] = []
+    source.observe(lambda event: updates.append(event.update))
+    candidate: Doc[Any] = Doc()
+    watch = ChangeWatch(candidate)
+    for i in range(30):
+        with source.transaction():
+            timeline[f"n{i}"] = Map(
+                {"start": 1.0, "text": "x", "tags": Array([]), "author": "a", "created": 1.0}
+            )
+            if i >= 5:
+                del timeline[f"n{i - 5}"]
+        candidate.apply_update(updates[-1])
+    timeline["n29"]["text"] = "changed"  # a change to a note is not a new note
+    candidate.apply_update(updates[-1])
+    assert watch.note_count == len(candidate.get("timeline", type=Map)) == 5
+    assert ChangeWatch(candidate).note_count == 5
