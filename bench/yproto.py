@@ -25,22 +25,16 @@ from typing import Any, ClassVar
 import websockets
 from pycrdt import Doc
 
+from server import yjs_wire
+
 SYNC, AWARENESS, AUTH, QUERY_AWARENESS = 0, 1, 2, 3
 HP_SYNC_STATUS = 8  # Hocuspocus only: the server's ack of each update
 STEP1, STEP2, UPDATE = 0, 1, 2
 
 
-def var_uint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def var_bytes(data: bytes) -> bytes:
-    return var_uint(len(data)) + data
+# The load generator may share the server's encoder (tests/yclient.py deliberately does not).
+var_uint = yjs_wire.var_uint
+var_bytes = yjs_wire.var_bytes
 
 
 def read_uint(data: bytes, pos: int) -> tuple[int, int]:
