@@ -70,9 +70,10 @@ class RoomDocument:
         await self.documents.doclog.subscribe(self.id, self._inbox.put_nowait)
         loaded = await self.documents.doclog.load(self.id)
         if loaded.snapshot is not None:
-            self._apply_both(loaded.snapshot)
+            self.doc.apply_update(loaded.snapshot)
         for entry in loaded.entries:
-            self._apply_both(entry.update)
+            self.doc.apply_update(entry.update)
+        self._rebuild_candidate()
         self.last = loaded.last
         self.log_length = len(loaded.entries)
 
@@ -221,10 +222,11 @@ class RoomDocument:
         self._relay(yjs_wire.sync_update(update), exclude=exclude)
 
     def _rebuild_candidate(self) -> None:
-        # The candidate took an update we refused; start it again from the real replica.
+        """Make the candidate a copy of the replica (after loading, or after it took an update
+        we refused). The watch is attached after the copy: its observers need not see it."""
         self.candidate = Doc()
-        self.watch = ChangeWatch(self.candidate)
         self.candidate.apply_update(self.doc.get_update())
+        self.watch = ChangeWatch(self.candidate)
 
     def seed(self, title: str, framework: dict[str, Any] | None) -> bytes | None:
         """Fill in the room's details once, as map keys: concurrent seeding by two workers
