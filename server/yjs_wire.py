@@ -60,7 +60,6 @@ class Auth:
 
 
 YMessage = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessUpdate | QueryAwareness | Auth
-EMPTY_UPDATE = b"\x00\x00"
 EMPTY_STATE = b"\x00"
 
 
