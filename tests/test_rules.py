@@ -28,3 +28,29 @@ def test_the_note_count_follows_adds_and_deletes_without_walking_the_map() -> No
     candidate.apply_update(updates[-1])
     assert watch.note_count == len(candidate.get("timeline", type=Map)) == 5
     assert ChangeWatch(candidate).note_count == 5
+
+
+def test_only_the_author_may_delete_a_note() -> None:
+    from server.documents.rules import judge
+    from server.rooms.roles import Role, permissions_for
+
+    writer: Doc[Any] = Doc()
+    _, timeline, _ = declare_roots(writer)
+    updates: list[bytes] = []
+    writer.observe(lambda event: updates.append(event.update))
+    timeline["n1"] = Map(
+        {"start": 1.0, "text": "x", "tags": Array([]), "author": "user:ann", "created": 1.0}
+    )
+    del timeline["n1"]
+    added, deleted = updates
+
+    committed: Doc[Any] = Doc()
+    _, committed_timeline, _ = declare_roots(committed)
+    committed.apply_update(added)
+    for user, expected in (("user:tess", "only its author may delete a note"), ("user:ann", None)):
+        candidate: Doc[Any] = Doc()
+        candidate.apply_update(added)
+        watch = ChangeWatch(candidate)
+        candidate.apply_update(deleted)
+        problem = judge(watch, committed_timeline, user, permissions_for(Role.TEACHER))
+        assert problem is None if expected is None else expected in (problem or ""), problem

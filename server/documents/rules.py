@@ -115,11 +115,13 @@ def judge(
 
 
 def _note_problem(watch: ChangeWatch, before: Map[Any], note: str, user: str) -> str | None:
-    old = _annotation(before, note)
     if note not in watch.timeline:
-        if old is not None and old.author != user:
+        # A deletion needs only the author, not the whole note read back.
+        author = _author(before, note)
+        if author is not None and author != user:
             return "only its author may delete a note"
         return None
+    old = _annotation(before, note)
     now = read_annotation(note, watch.timeline[note])
     if isinstance(now, str):
         return now
@@ -141,6 +143,14 @@ def _note_problem(watch: ChangeWatch, before: Map[Any], note: str, user: str) ->
     ):
         return "only its author may change or remove a reply"
     return None
+
+
+def _author(timeline: Map[Any], note: str) -> str | None:
+    if note not in timeline:
+        return None
+    value = timeline[note]
+    author = value.get("author") if isinstance(value, Map | dict) else None
+    return author if isinstance(author, str) else None
 
 
 def _annotation(timeline: Map[Any], note: str) -> Annotation | None:
