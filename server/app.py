@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from server.session.worker import Worker
 from server.session.yjs_socket import serve_yjs_socket
 from server.settings import Settings
 from server.sync.backend import open_backend
+
+GC_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
 
 
 async def room_socket(websocket: WebSocket) -> None:
@@ -60,6 +63,12 @@ def create_app(settings: Settings) -> Starlette:
             worker = Worker(settings, backend)
             async with worker.running():
                 app.state.worker = worker
+                # Everything allocated so far lives as long as the process: keep it out of the
+                # cyclic collector's full passes, which otherwise stall every room at once
+                # (measured: p99 at 1,000 updates/s swung between 15 and 206 ms without this).
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(GC_THRESHOLD, 20, 20)
                 yield
 
     return Starlette(
