@@ -15,15 +15,19 @@ from server.tokens import verify
 from tests.support import TIMEOUT, RedisServer, connect
 
 
-def cocoach(*args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "server.cli", *args],
         capture_output=True,
         text=True,
         timeout=3 * TIMEOUT,
         env={**os.environ, **(env or {})},
-        check=True,
     )
+
+
+def cocoach(*args: str, env: dict[str, str] | None = None) -> str:
+    done = run_cli(*args, env=env)
+    done.check_returncode()
     return done.stdout.strip().splitlines()[-1]  # the result stands alone on the last line
 
 
@@ -89,47 +93,23 @@ def test_room_create_on_redis(redis: RedisServer, tmp_path: Path) -> None:
 
 
 def test_token_flags_are_checked(tmp_path: Path) -> None:
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "token",
-            "--room",
-            "r",
-            "--role",
-            "janitor",
-            "--name",
-            "x",
-            "--data",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=3 * TIMEOUT,
+    bad = run_cli(
+        "token", "--room", "r", "--role", "janitor", "--name", "x", "--data", str(tmp_path)
     )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
 def test_short_secret_is_refused(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "token",
-            "--room",
-            "r",
-            "--role",
-            "coach",
-            "--name",
-            "x",
-            "--data",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=3 * TIMEOUT,
-        env={**os.environ, "COCOACH_SECRET": "short"},
+    done = run_cli(
+        "token",
+        "--room",
+        "r",
+        "--role",
+        "coach",
+        "--name",
+        "x",
+        "--data",
+        str(tmp_path),
+        env={"COCOACH_SECRET": "short"},
     )
     assert done.returncode == 1 and "at least 32 bytes" in done.stderr

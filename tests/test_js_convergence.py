@@ -19,22 +19,21 @@ import re
 import shutil
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 from pycrdt import Array, Doc, Map, Text
 
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_doclog import RedisDocLog
-from tests.support import ADMIN_KEY, TIMEOUT, RedisServer, WorkerProcess, start_worker, token
-from tests.yclient import YClient, ydoc
+from tests.support import TIMEOUT, RedisServer, WorkerProcess, start_worker, token
+from tests.test_multiworker import create_room
+from tests.yclient import YClient, state_vector, ydoc
 
 JS = Path(__file__).parent / "js"
 EDITOR = JS / "editor.mjs"
@@ -48,26 +47,8 @@ StateVector = dict[int, int]
 
 
 def decode_state_vector(data: bytes) -> StateVector:
-    """varuint count, then (varuint client, varuint clock) per entry; the order is not fixed."""
-
-    def read(pos: int) -> tuple[int, int]:
-        value = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value, pos
-            shift += 7
-
-    count, pos = read(0)
-    vector: StateVector = {}
-    for _ in range(count):
-        client, pos = read(pos)
-        clock, pos = read(pos)
-        vector[client] = clock
-    assert pos == len(data), "trailing bytes after the state vector"
-    return vector
+    """{client: clock}; the encoding's order of clients is not fixed."""
+    return state_vector(data)
 
 
 @dataclass
@@ -353,18 +334,6 @@ def two_workers(tmp_path: Path, redis: RedisServer) -> Iterator[list[WorkerProce
     finally:
         for worker in started:
             worker.kill()
-
-
-def create_room(base: str) -> str:
-    room = f"conv-{uuid.uuid4().hex[:8]}"
-    response = httpx.post(
-        f"{base}/api/rooms",
-        json={"id": room, "title": "Convergence"},
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=TIMEOUT,
-    )
-    assert response.status_code == 201, response.text
-    return room
 
 
 async def fresh_view(base: str, room: str, who: str) -> View:

@@ -36,6 +36,7 @@ def create_room(base: str) -> str:
         f"{base}/api/rooms",
         json={"id": room, "title": "Questioning"},
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=TIMEOUT,
     )
     assert response.status_code == 201, response.text
     return room

@@ -143,4 +143,5 @@ def state_vector(data: bytes) -> dict[int, int]:
     for _ in range(count):
         client, pos = _read_uint(data, pos)
         clocks[client], pos = _read_uint(data, pos)
+    assert pos == len(data), "trailing bytes after the state vector"
     return clocks
