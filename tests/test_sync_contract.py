@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -18,7 +19,7 @@ from server.sync.redis_broker import RedisBroker
 from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
 from server.sync.sqlite_store import SqliteStore
-from server.sync.store import RoomRecord, Store
+from server.sync.store import Rendition, RoomRecord, SourceInfo, Store, VideoRecord
 from tests.support import TIMEOUT, RedisServer
 
 KINDS = ["embedded", "redis"]
@@ -166,3 +167,41 @@ async def test_lease_lapses_and_is_taken_over(lease: Lease) -> None:
 async def test_store_epoch_is_stable_while_it_runs(store: Store) -> None:
     first = await store.epoch()
     assert first and await store.epoch() == first
+
+
+async def test_store_videos(store: Store) -> None:
+    video_id = unique("v")
+    assert await store.get_video(video_id) is None
+    assert not await store.delete_video(video_id)
+    record = VideoRecord(
+        id=video_id, title="Wait time", created=10.0, owner="user:ann", upload_length=1234
+    )
+    assert not await store.update_video(record), "update must not create"
+    assert await store.get_video(video_id) is None
+    await store.put_video(record)
+    assert await store.get_video(video_id) == record
+    ready = msgspec.structs.replace(
+        record,
+        status="ready",
+        progress=1.0,
+        upload_offset=1234,
+        duration=61.5,
+        fps=30.0,
+        width=1280,
+        height=720,
+        renditions=(
+            Rendition("360p", 640, 360, f"{video_id}/360p.webm", 5_000_000, 30, 61.5),
+            Rendition("720p", 1280, 720, f"{video_id}/720p.webm", 15_000_000, 30, 61.5),
+        ),
+        source=SourceInfo("mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac", 1920, 1080, 29.97, -90),
+    )
+    assert await store.update_video(ready)
+    assert await store.get_video(video_id) == ready
+    older = VideoRecord(id=unique("v"), title="Older", created=5.0, owner="admin")
+    await store.put_video(older)
+    listed = [v for v in await store.list_videos() if v.id in (video_id, older.id)]
+    assert listed == [older, ready], "oldest first"
+    assert await store.delete_video(video_id)
+    assert await store.get_video(video_id) is None
+    assert not await store.update_video(ready), "a deleted video stays deleted"
+    assert video_id not in {v.id for v in await store.list_videos()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 WORKERS_CHANNEL = "cocoach:workers"
 ROOMS_INDEX = "cocoach:rooms"
+VIDEOS_INDEX = "cocoach:videos"
 
 
 def room_key(room: str, part: str) -> str:
@@ -23,3 +24,8 @@ def out_channel(room: str) -> str:
 
 def lease_key(room: str) -> str:
     return room_key(room, "lease")
+
+
+def video_key(video_id: str) -> str:
+    """A video's record. Videos belong to no room: each is its own hash tag."""
+    return f"cocoach:video:{{{video_id}}}"

@@ -5,9 +5,16 @@ from __future__ import annotations
 import redis.asyncio as redis
 
 from server.errors import Conflict
-from server.sync.keys import ROOMS_INDEX, room_key
+from server.sync.keys import ROOMS_INDEX, VIDEOS_INDEX, room_key, video_key
 from server.sync.redis_errors import unavailable
-from server.sync.store import RoomRecord, decode_record, encode_record
+from server.sync.store import (
+    RoomRecord,
+    VideoRecord,
+    decode_record,
+    decode_video,
+    encode_record,
+    encode_video,
+)
 
 
 class RedisStore:
@@ -44,6 +51,39 @@ class RedisStore:
         with unavailable("redis store failed"):
             data = await self._client.get(room_key(room_id, "state"))
         return None if data is None else _bytes(data)
+
+    async def put_video(self, record: VideoRecord) -> None:
+        with unavailable("redis store failed"):
+            # The index first: a record is never left where list_videos cannot find it.
+            await self._client.sadd(VIDEOS_INDEX, record.id)
+            await self._client.set(video_key(record.id), encode_video(record))
+
+    async def update_video(self, record: VideoRecord) -> bool:
+        with unavailable("redis store failed"):
+            written = await self._client.set(video_key(record.id), encode_video(record), xx=True)
+        return bool(written)
+
+    async def get_video(self, video_id: str) -> VideoRecord | None:
+        with unavailable("redis store failed"):
+            data = await self._client.get(video_key(video_id))
+        return None if data is None else decode_video(_bytes(data))
+
+    async def list_videos(self) -> list[VideoRecord]:
+        with unavailable("redis store failed"):
+            ids = [_bytes(m).decode() for m in await self._client.smembers(VIDEOS_INDEX)]
+            # Each video is its own hash tag, so no MGET; a pipeline is one round trip.
+            pipe = self._client.pipeline(transaction=False)
+            for video_id in ids:
+                pipe.get(video_key(video_id))
+            found = await pipe.execute()
+        records = [decode_video(_bytes(r)) for r in found if r is not None]
+        return sorted(records, key=lambda r: (r.created, r.id))
+
+    async def delete_video(self, video_id: str) -> bool:
+        with unavailable("redis store failed"):
+            deleted = await self._client.delete(video_key(video_id))
+            await self._client.srem(VIDEOS_INDEX, video_id)
+        return bool(deleted)
 
     async def ping(self) -> None:
         with unavailable("redis store failed"):

@@ -7,11 +7,21 @@ from pathlib import Path
 
 from server.errors import Conflict
 from server.sync.sqlite import SqliteDatabase
-from server.sync.store import RoomRecord, decode_record, encode_record
+from server.sync.store import (
+    RoomRecord,
+    VideoRecord,
+    decode_record,
+    decode_video,
+    encode_record,
+    encode_video,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (id TEXT PRIMARY KEY, record BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS room_state (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS videos (
+    id TEXT PRIMARY KEY, created REAL NOT NULL, record BLOB NOT NULL
+);
 """
 
 
@@ -56,6 +66,41 @@ class SqliteStore(SqliteDatabase):
             lambda db: db.execute("SELECT data FROM room_state WHERE id = ?", (room_id,)).fetchone()
         )
         return None if row is None else bytes(row[0])
+
+    async def put_video(self, record: VideoRecord) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO videos (id, created, record) VALUES (?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+                (record.id, record.created, encode_video(record)),
+            )
+        )
+
+    async def update_video(self, record: VideoRecord) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute(
+                "UPDATE videos SET record = ? WHERE id = ?", (encode_video(record), record.id)
+            )
+        )
+        return cursor.rowcount > 0
+
+    async def get_video(self, video_id: str) -> VideoRecord | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT record FROM videos WHERE id = ?", (video_id,)).fetchone()
+        )
+        return None if row is None else decode_video(row[0])
+
+    async def list_videos(self) -> list[VideoRecord]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT record FROM videos ORDER BY created, id").fetchall()
+        )
+        return [decode_video(row[0]) for row in rows]
+
+    async def delete_video(self, video_id: str) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM videos WHERE id = ?", (video_id,))
+        )
+        return cursor.rowcount > 0
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())

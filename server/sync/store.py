@@ -1,8 +1,9 @@
-"""Store: the durable state of rooms. Embedded: SQLite under ./data; distributed: Redis."""
+"""Store: the durable state of rooms and of the video library. Embedded: SQLite under ./data;
+distributed: Redis."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -14,6 +15,57 @@ class RoomRecord(msgspec.Struct, frozen=True):
     org: str | None = None
     video: str | None = None
     framework: str | None = None
+
+
+VideoStatus = Literal["uploading", "queued", "ingesting", "ready", "failed"]
+
+
+class Rendition(msgspec.Struct, frozen=True):
+    """One transcoded file of a video: VP8 + Opus WebM, a keyframe every second."""
+
+    name: str  # "360p" | "720p"
+    width: int
+    height: int
+    file: str  # relative to the library directory, e.g. "v1a2b3c/360p.webm"
+    bytes: int
+    fps: int = 30
+    duration: float = 0.0
+
+
+class SourceInfo(msgspec.Struct, frozen=True):
+    """What the uploaded file was, as the probe found it."""
+
+    container: str
+    video_codec: str
+    audio_codec: str | None = None
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    rotation: int = 0  # degrees the picture is turned for display (phones record sideways)
+
+
+class VideoRecord(msgspec.Struct, frozen=True):
+    """A lesson video in the library (docs/videos.md). Updates replace the whole record."""
+
+    id: str
+    title: str
+    created: float
+    owner: str  # the uploader's token `sub`, or "admin"
+    status: VideoStatus = "uploading"
+    progress: float = 0.0  # of the ingest, 0..1
+    upload_length: int = 0
+    upload_offset: int = 0
+    filename: str | None = None
+    duration: float | None = None  # seconds; None until probed
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    renditions: tuple[Rendition, ...] = ()
+    error: str | None = None
+    source: SourceInfo | None = None
+    updated: float = 0.0
+    attempts: int = 0  # ingests started; a video whose ingest keeps dying is given up
+    generate: float | None = None  # seconds of generated lesson clip to ingest (the demo)
 
 
 class Store(Protocol):
@@ -28,6 +80,21 @@ class Store(Protocol):
         """The room's rules' state (members, playback), written by its home."""
 
     async def load_room_state(self, room_id: str) -> bytes | None: ...
+
+    async def put_video(self, record: VideoRecord) -> None:
+        """Create or replace the video's record."""
+
+    async def update_video(self, record: VideoRecord) -> bool:
+        """Replace the record only if the video still exists; False when it was deleted (so a
+        late progress update cannot bring a deleted video back)."""
+
+    async def get_video(self, video_id: str) -> VideoRecord | None: ...
+
+    async def list_videos(self) -> list[VideoRecord]:
+        """Every video, oldest first."""
+
+    async def delete_video(self, video_id: str) -> bool:
+        """True when the video existed."""
 
     async def ping(self) -> None:
         """Raises ServiceUnavailable when the store cannot be reached."""
@@ -49,3 +116,14 @@ def encode_record(record: RoomRecord) -> bytes:
 
 def decode_record(data: bytes) -> RoomRecord:
     return _record.decode(data)
+
+
+_video = msgspec.msgpack.Decoder(VideoRecord)
+
+
+def encode_video(record: VideoRecord) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode_video(data: bytes) -> VideoRecord:
+    return _video.decode(data)
