@@ -141,3 +141,38 @@ class ConfigError(CocoachError):
     """The deployment's settings are wrong; the server refuses to start."""
 
     code = "config"
+
+
+class BadSdp(ClientError):
+    """An SDP offer or trickle fragment that cannot be used (WHIP/WHEP)."""
+
+    code = "bad_sdp"
+
+
+class UnsupportedMediaType(ClientError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class NoVideo(ClientError):
+    """The room has no lesson to watch, or its lesson is not ready yet."""
+
+    code = "no_video"
+    http_status = 409
+
+
+class MediaFull(CocoachError):
+    """This worker serves as many viewers as its settings allow."""
+
+    code = "media_full"
+    http_status = 503
+
+
+class RelayedError(CocoachError):
+    """An error raised on the room's home worker, carried back to the worker that asked."""
+
+    def __init__(self, code: str, message: str, http_status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+        self.client_fault = http_status < 500

@@ -51,6 +51,17 @@ class Settings:
     worker_timeout: float = 2.0  # no heartbeat for this long: the worker is gone
     lease_ttl: float = 2.5  # a home that stops renewing loses its rooms after this
 
+    # Media: WHEP viewers and ICE (docs/media.md).
+    media_host_addresses: str = ""  # comma-separated ICE host candidates; "": every interface
+    media_remote_networks: str = "global,loopback"  # where a remote candidate may point
+    ice_servers: str = ""  # comma-separated stun:/turn: URLs handed to clients
+    turn_secret: str | None = None  # coturn's use-auth-secret, for TURN REST credentials
+    turn_ttl: float = 86400.0  # seconds a TURN credential stays valid
+    media_max_viewers: int = 200  # WHEP viewers one worker serves
+    media_offer_max_bytes: int = 64 * 1024
+    media_connect_timeout: float = 20.0  # a viewer not connected by then is closed
+    media_rpc_timeout: float = 10.0  # a worker waits this long for the room's home to answer
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -66,10 +67,6 @@ WEBM_VP8 = Encoding(
 )
 
 
-def _block_size(spec: ClipSpec) -> int:
-    return spec.width // (BITS + 2)
-
-
 def draw(spec: ClipSpec, number: int) -> NDArray[np.uint8]:
     """Frame `number` as an RGB picture."""
     h, w = spec.height, spec.width
@@ -78,13 +75,14 @@ def draw(spec: ClipSpec, number: int) -> NDArray[np.uint8]:
     image[:] = (40, 60, 90)
     bar = (number % spec.fps) * w // spec.fps
     image[:, bar : bar + max(4, w // 40)] = (230, 200, 40)
-    size = _block_size(spec)
+    # Block edges in proportion to the width, so a scaled rendition reads the same.
+    size = w / (BITS + 2)
     for row, invert in ((0, False), (1, True)):
-        top = size // 2 + row * size
+        top, bottom = round(size / 2 + row * size), round(size / 2 + (row + 1) * size)
         for bit in range(BITS):
             on = bool((number >> (BITS - 1 - bit)) & 1) ^ invert
-            left = size + bit * size
-            image[top : top + size, left : left + size] = 255 if on else 0
+            left, right = round(size + bit * size), round(size + (bit + 1) * size)
+            image[top:bottom, left:right] = 255 if on else 0
     seconds = number / spec.fps
     clock = f"{int(seconds // 60):02d}:{int(seconds % 60):02d}.{number % spec.fps:02d}"
     _draw_text(image, clock, top=h // 2, height=h // 5)
@@ -129,7 +127,7 @@ def _draw_digit(
 def read_frame_number(frame: av.VideoFrame) -> int | None:
     """The number drawn into a decoded frame of any size, or None if it does not read clean."""
     gray = frame.to_ndarray(format="gray")
-    h, w = gray.shape
+    w = gray.shape[1]
     size = w / (BITS + 2)
     number = 0
     for bit in range(BITS):
@@ -156,12 +154,12 @@ def write_clip(path: Path, spec: ClipSpec | None = None, encoding: Encoding = PH
     spec = spec or ClipSpec()
     frames = round(spec.seconds * spec.fps)
     with av.open(str(path), mode="w", format=encoding.container) as output:
-        video = output.add_stream(encoding.video_codec, rate=spec.fps)
+        video: Any = output.add_stream(encoding.video_codec, rate=spec.fps)
         video.width, video.height = spec.width, spec.height
         video.pix_fmt = encoding.pixel_format
         video.codec_context.gop_size = encoding.gop or spec.fps
         video.options = dict(encoding.video_options)
-        audio = output.add_stream(encoding.audio_codec, rate=spec.sample_rate)
+        audio: Any = output.add_stream(encoding.audio_codec, rate=spec.sample_rate)
         audio.layout = "mono"
         audio_per_frame = spec.sample_rate // spec.fps
         written = 0

@@ -1,0 +1,218 @@
+"""A viewer's lesson tracks: the ingested file's packets, sent as they are, paced by the room's
+playback clock (DESIGN §3).
+
+Each track has its own demuxer, so viewers never wait on each other and a seek is one viewer's
+business. Nothing is decoded or encoded here: aiortc packetizes the VP8 and Opus packets
+directly (`RTCRtpSender` packs an `av.Packet` instead of encoding a frame). The RTP timestamp
+follows the wall clock, so it only ever grows, across seeks and pauses alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from server.media.clock import PlaybackClock
+from server.media.hold import hold_frame
+from server.media.pacing import EPSILON, RESEEK_LATE, display_position, due_at, needs_seek
+
+log = logging.getLogger(__name__)
+
+KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds: a burst of picture-loss reports causes one re-seek
+
+
+class LessonTrack(MediaStreamTrack):
+    """One stream of one file for one viewer."""
+
+    clock_rate = 90000
+
+    def __init__(self, path: Path, clock: PlaybackClock) -> None:
+        super().__init__()
+        self._clock = clock
+        self._container: Any = av.open(str(path), mode="r")
+        self._stream: Any = self._select_stream(self._container)
+        self._time_base: Fraction = self._stream.time_base
+        self._packets: Any = None
+        self._next: Any = None
+        self._eof = False
+        self._seq = -1
+        self.last_sent: float | None = None  # media time of the last packet sent
+        self._rtp_origin = time.time()
+        self._rtp_last = -1
+        self._held = True  # nothing shown yet, so nothing to hold
+        self.sent = 0
+
+    def _select_stream(self, container: Any) -> Any:
+        raise NotImplementedError  # each kind picks its own stream
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def _seek(self, position: float) -> None:
+        """Jump to the keyframe at or before `position`."""
+        offset = math.floor(max(0.0, position) / self._time_base)
+        self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
+        self._packets = self._container.demux(self._stream)
+        self._next = None
+        self._eof = False
+        self.last_sent = None
+
+    def _peek(self) -> Any:
+        if self._next is None and not self._eof:
+            if self._packets is None:
+                self._packets = self._container.demux(self._stream)
+            for packet in self._packets:
+                if packet.pts is not None and packet.size:
+                    self._next = packet
+                    break
+            else:
+                self._eof = True
+        return self._next
+
+    def _media_time(self, packet: Any) -> float:
+        return float(packet.pts * self._time_base)
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def recv(self) -> Any:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            state = self._clock.state
+            now = time.time()
+            if state.seq != self._seq:
+                self._seq = state.seq
+                self._on_state(now)
+            packet = self._peek()
+            due = None if packet is None else self._due(self._media_time(packet))
+            if due is None:  # nothing more until the state changes (paused, or the end)
+                hold = self._hold()
+                if hold is not None:
+                    return self._stamp(hold, now)
+                await self._clock.sleep(None)
+                continue
+            pts = self._media_time(packet)
+            if due > now:
+                await self._clock.sleep(due - now)
+                continue
+            if now - due > RESEEK_LATE and state.status == "playing":
+                # Behind the clock (a stalled loop, a long burst): jump, don't replay the past.
+                self._seek(display_position(state, now))
+                continue
+            self._next = None
+            if self._skip(pts):
+                continue
+            self.last_sent = pts
+            self.sent += 1
+            self._held = False
+            return self._stamp(packet, now)
+
+    def _hold(self) -> Any:
+        """A packet to send when the picture stops, or None."""
+        return None
+
+    def _on_state(self, now: float) -> None:
+        if needs_seek(self._clock.state, now, self.last_sent):
+            self._seek(display_position(self._clock.state, now))
+
+    def _due(self, pts: float) -> float | None:
+        return due_at(self._clock.state, pts)
+
+    def _skip(self, pts: float) -> bool:
+        """Whether a packet read after a seek is dropped rather than sent."""
+        return False
+
+    def _stamp(self, packet: Any, now: float) -> Any:
+        rtp = max(self._rtp_last + 1, int((now - self._rtp_origin) * self.clock_rate))
+        self._rtp_last = rtp
+        packet.pts = rtp
+        packet.dts = rtp
+        packet.time_base = Fraction(1, self.clock_rate)
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._container.close()
+
+
+class LessonVideoTrack(LessonTrack):
+    kind = "video"
+    clock_rate = 90000
+
+    def __init__(self, path: Path, clock: PlaybackClock) -> None:
+        super().__init__(path, clock)
+        self._keyframe_wanted = False
+        self._keyframe_at = 0.0
+
+    def _select_stream(self, container: Any) -> Any:
+        return container.streams.video[0]
+
+    def _hold(self) -> Any:
+        if self._held:
+            return None
+        self._held = True
+        codec = self._stream.codec_context
+        return av.Packet(hold_frame(codec.width, codec.height))
+
+    def request_keyframe(self) -> None:
+        """A viewer lost a picture (RTCP PLI): the next frame starts from a keyframe again.
+        Without an encoder, the only keyframes are the file's: re-seek to the one before."""
+        now = time.monotonic()
+        if now - self._keyframe_at >= KEYFRAME_REQUEST_INTERVAL:
+            self._keyframe_at = now
+            self._keyframe_wanted = True
+
+    def _on_state(self, now: float) -> None:
+        if self._keyframe_wanted:
+            self._keyframe_wanted = False
+            self._seek(display_position(self._clock.state, now))
+            return
+        super()._on_state(now)
+
+    async def recv(self) -> Any:
+        if self._keyframe_wanted:
+            self._seq = -1  # handled as a state change at the top of the loop
+        return await super().recv()
+
+
+class LessonAudioTrack(LessonTrack):
+    """Sound plays only at 1x: packets are sent as they are, and Opus at another speed would
+    need decoding and re-encoding. Paused, waiting or at another rate, the lesson is silent."""
+
+    kind = "audio"
+    clock_rate = 48000
+
+    def __init__(self, path: Path, clock: PlaybackClock) -> None:
+        super().__init__(path, clock)
+        self._from = 0.0
+
+    def _select_stream(self, container: Any) -> Any:
+        return container.streams.audio[0]
+
+    def _seek(self, position: float) -> None:
+        super()._seek(position)
+        self._from = position
+
+    def _due(self, pts: float) -> float | None:
+        state = self._clock.state
+        if state.status != "playing" or state.rate != 1.0:
+            return None
+        if pts <= state.position + EPSILON:
+            return -math.inf
+        return due_at(state, pts)
+
+    def _skip(self, pts: float) -> bool:
+        # After a seek, the audio before the target would be heard at once: drop it.
+        return pts + 0.02 < self._from
+
+
+def has_audio(path: Path) -> bool:
+    with av.open(str(path), mode="r") as container:
+        return bool(container.streams.audio)
