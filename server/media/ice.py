@@ -24,6 +24,12 @@ from server.errors import InvalidField
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 KEYWORDS = ("global", "loopback", "private")
+# "private": the ranges schools number their own networks from (RFC 1918, carrier-grade NAT,
+# IPv6 unique-local), not every range Python calls private (documentation ranges, ...).
+PRIVATE: tuple[Network, ...] = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,7 @@ class RemotePolicy:
             return False  # an mDNS name: resolving it would itself be a probe
         if self.allow_global and address.is_global:
             return True
-        if self.allow_private and address.is_private and not address.is_loopback:
+        if self.allow_private and any(address in network for network in PRIVATE):
             return True
         return any(address in network for network in self.networks)
 
