@@ -15,11 +15,13 @@ from server.errors import FrameTooLarge, InvalidField, MalformedFrame, UnknownTy
 from server.messages import (
     CLIENT_TYPES,
     ClientMessage,
+    Lock,
     PlaybackIntent,
     Presence,
     Ref,
     Scalar,
     ServerMessage,
+    ViewerReport,
 )
 from server.rooms.member import Member
 
@@ -94,6 +96,18 @@ class ForwardPlayback(Forward, tag="c", frozen=True):
     intent: PlaybackIntent
 
 
+class ForwardViewer(Forward, tag="v", frozen=True):
+    """A member's `buffering`, `ready` or `wait`."""
+
+    member_id: str
+    report: ViewerReport
+
+
+class ForwardLock(Forward, tag="o", frozen=True):
+    member_id: str
+    lock: Lock
+
+
 class ForwardAnnounce(Forward, tag="a", frozen=True):
     worker: str
     members: list[Member]
@@ -106,7 +120,14 @@ class ForwardResync(Forward, tag="r", frozen=True):
 
 
 ForwardMessage = (
-    ForwardJoin | ForwardLeave | ForwardPresence | ForwardPlayback | ForwardAnnounce | ForwardResync
+    ForwardJoin
+    | ForwardLeave
+    | ForwardPresence
+    | ForwardPlayback
+    | ForwardViewer
+    | ForwardLock
+    | ForwardAnnounce
+    | ForwardResync
 )
 
 

@@ -56,8 +56,44 @@ class Rate(Message, tag="rate", frozen=True):
     ref: Ref = None
 
 
-ClientMessage = Ping | Presence | Play | Pause | Seek | Rate
-PlaybackIntent = Play | Pause | Seek | Rate
+class Step(Message, tag="step", frozen=True):
+    """Move a paused video by whole frames (negative: back)."""
+
+    frames: int
+    ref: Ref = None
+
+
+class Lock(Message, tag="lock", frozen=True):
+    """Become the presenter (`locked` true), the one member who controls playback, or stop."""
+
+    locked: bool
+    ref: Ref = None
+
+
+class Buffering(Message, tag="buffering", frozen=True):
+    """This viewer cannot play at the room's position (loading, seeking, stalled)."""
+
+    ref: Ref = None
+
+
+class Ready(Message, tag="ready", frozen=True):
+    """This viewer can play at the room's position."""
+
+    ref: Ref = None
+
+
+class Wait(Message, tag="wait", frozen=True):
+    """Whether the room waits when this viewer stalls (true until said otherwise)."""
+
+    wait_for_me: bool
+    ref: Ref = None
+
+
+ClientMessage = (
+    Ping | Presence | Play | Pause | Seek | Rate | Step | Lock | Buffering | Ready | Wait
+)
+PlaybackIntent = Play | Pause | Seek | Rate | Step
+ViewerReport = Buffering | Ready | Wait
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "ping": Ping,
@@ -66,6 +102,11 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "pause": Pause,
     "seek": Seek,
     "rate": Rate,
+    "step": Step,
+    "lock": Lock,
+    "buffering": Buffering,
+    "ready": Ready,
+    "wait": Wait,
 }
 
 
@@ -88,8 +129,10 @@ class PlaybackInfo(msgspec.Struct, frozen=True):
     rate: float = 1.0
     at: float = 0.0  # server time (Unix seconds) at which `position` holds
     seq: int = 0  # bumps on every accepted change
-    by: str | None = None  # member id of whoever made the change
+    by: str | None = None  # member id of whoever made the change; None: the server did
     waiting_for: list[str] = msgspec.field(default_factory=list)
+    video: str | None = None  # the video attached to the room
+    presenter: str | None = None  # member id of the one member who may control playback
 
 
 class RoomInfo(msgspec.Struct, frozen=True):

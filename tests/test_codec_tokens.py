@@ -8,7 +8,15 @@ import jwt
 import msgspec
 import pytest
 
-from server.codec import decode_client
+from server.codec import (
+    ForwardLock,
+    ForwardPlayback,
+    ForwardViewer,
+    ToHome,
+    decode_client,
+    decode_forward,
+    encode,
+)
 from server.errors import (
     FrameTooLarge,
     InvalidField,
@@ -20,7 +28,7 @@ from server.errors import (
     TokenWrongRoom,
     UnknownType,
 )
-from server.messages import Ping, Presence, Seek
+from server.messages import Buffering, Lock, Ping, Presence, Ready, Seek, Step, Wait
 from server.tokens import verify
 from tests.support import SECRET, token
 
@@ -43,6 +51,13 @@ pack = msgspec.msgpack.encode
         (pack({"type": "presence", "status": "asleep"}), InvalidField, "$.status"),
         (pack({"type": "presence", "state": {"k": [1]}}), InvalidField, "$.state"),
         (pack({"type": "presence", "state": {"k": "x" * 2000}}), InvalidField, "over the limit"),
+        (pack({"type": "step"}), InvalidField, "frames"),
+        (pack({"type": "step", "frames": 1.5}), InvalidField, "$.frames"),
+        (pack({"type": "step", "frames": 2.0}), InvalidField, "$.frames"),  # whole, not float
+        (pack({"type": "step", "frames": True}), InvalidField, "$.frames"),
+        (pack({"type": "wait", "wait_for_me": 0}), InvalidField, "$.wait_for_me"),
+        (pack({"type": "lock"}), InvalidField, "locked"),
+        (pack({"type": "buffering", "ref": [1]}), InvalidField, "$.ref"),
         (pack({"type": "ping", "id": 1, "t0": 0, "pad": "x" * 70000}), FrameTooLarge, "over"),
     ],
 )
@@ -58,6 +73,25 @@ def test_good_frames_and_extra_fields() -> None:
     assert seek == Seek(position=2.0, ref="a")
     presence = decode_client(pack({"type": "presence", "status": "away"}), max_bytes=999)
     assert presence == Presence(status="away")
+    for frame, message in [
+        ({"type": "step", "frames": -3, "ref": 1}, Step(frames=-3, ref=1)),
+        ({"type": "buffering"}, Buffering()),
+        ({"type": "ready", "ref": "r"}, Ready(ref="r")),
+        ({"type": "wait", "wait_for_me": False}, Wait(wait_for_me=False)),
+        ({"type": "lock", "locked": True}, Lock(locked=True)),
+    ]:
+        assert decode_client(pack(frame), max_bytes=999) == message
+
+
+def test_new_intents_cross_between_workers() -> None:
+    for forward in [
+        ForwardPlayback("m-1", Step(frames=2, ref="s")),
+        ForwardViewer("m-1", Buffering()),
+        ForwardViewer("m-1", Ready(ref=3)),
+        ForwardViewer("m-1", Wait(wait_for_me=False)),
+        ForwardLock("m-1", Lock(locked=True)),
+    ]:
+        assert decode_forward(encode(ToHome("w1", 7, forward))).message == forward
 
 
 def test_error_ref_is_the_clients_ref() -> None:

@@ -46,6 +46,9 @@ frames = st.fixed_dictionaries(
         "status": values,
         "state": values,
         "ref": values,
+        "frames": values,
+        "wait_for_me": values,
+        "locked": values,
     },
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.messages import PlaybackIntent, Ref, Scalar
+from server.messages import Lock, PlaybackIntent, Ref, Scalar, ViewerReport
 from server.rooms.member import Member
 
 
@@ -38,6 +38,43 @@ class ControlPlayback:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportViewer:
+    """A member's player reports `buffering` or `ready`, or sets whether the room waits for it."""
+
+    member_id: str
+    report: ViewerReport
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeLock:
+    """A member takes or gives up the presenter lock."""
+
+    member_id: str
+    lock: Lock
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttachVideo:
+    """The room's video is now `video` (None: no video), with its length and frame rate if known.
+    Submitted by the home's media side, never by a client."""
+
+    video: str | None
+    duration: float | None
+    fps: float | None
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed with nothing else happening: the home sends these while the room waits, so a
+    wait can time out."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class AnnounceMembers:
     """A worker's full list of its members in this room, sent when the room gets a new home."""
 
@@ -62,4 +99,16 @@ class Resync:
     now: float
 
 
-Event = Join | Leave | ChangePresence | ControlPlayback | AnnounceMembers | LoseWorker | Resync
+Event = (
+    Join
+    | Leave
+    | ChangePresence
+    | ControlPlayback
+    | ReportViewer
+    | ChangeLock
+    | AttachVideo
+    | Tick
+    | AnnounceMembers
+    | LoseWorker
+    | Resync
+)

@@ -9,32 +9,40 @@ import msgspec
 from server.errors import ClientError, Forbidden, InvalidField
 from server.messages import (
     PROTOCOL_VERSION,
+    Buffering,
     Error,
     MemberJoined,
     MemberLeft,
     MemberUpdated,
     PlaybackChanged,
     PlaybackInfo,
+    Ready,
     RoomInfo,
     Scalar,
     State,
+    Wait,
     Welcome,
     message_ref,
 )
 from server.rooms.effects import Broadcast, Effect, Persist, Send
 from server.rooms.events import (
     AnnounceMembers,
+    AttachVideo,
+    ChangeLock,
     ChangePresence,
     ControlPlayback,
     Event,
     Join,
     Leave,
     LoseWorker,
+    ReportViewer,
     Resync,
+    Tick,
 )
 from server.rooms.member import Member
 from server.rooms.playback import PlaybackRules, apply_intent
 from server.rooms.roles import Permission
+from server.rooms.wait import Viewer, excuse, settle, timed_out
 
 PRESENCE_STATUSES = frozenset({"here", "away", "idle"})
 
@@ -45,6 +53,9 @@ class RoomState(msgspec.Struct):
     members: dict[str, Member] = msgspec.field(default_factory=dict)
     playback: PlaybackInfo = msgspec.field(default_factory=PlaybackInfo)
     duration: float | None = None  # of the room's video, once one is attached
+    video: str | None = None  # the attached video's id (also in `playback.video`)
+    fps: float | None = None  # its frame rate, for `step`
+    viewers: dict[str, Viewer] = msgspec.field(default_factory=dict)  # members' player reports
 
 
 class Room:
@@ -74,23 +85,35 @@ class Room:
                 case Join():
                     return self._join(event)
                 case Leave():
-                    return self._leave(event.member_id, event.reason)
+                    return self._leave(event.member_id, event.reason, event.now)
                 case ChangePresence():
                     return self._change_presence(event)
                 case ControlPlayback():
                     return self._control_playback(event)
+                case ReportViewer():
+                    return self._report_viewer(event)
+                case ChangeLock():
+                    return self._change_lock(event)
+                case AttachVideo():
+                    return self._attach_video(event)
+                case Tick(now=now):
+                    return self._tick(now)
                 case AnnounceMembers():
                     return self._announce(event)
                 case LoseWorker():
-                    return self._lose_worker(event.worker)
+                    return self._lose_worker(event.worker, event.now)
                 case Resync():
                     return self._resync(event)
                 case _:
                     assert_never(event)
         except ClientError as error:
             match event:
-                case ControlPlayback(member_id=member_id, intent=intent):
-                    ref = message_ref(intent)
+                case (
+                    ControlPlayback(member_id=member_id, intent=message)
+                    | ReportViewer(member_id=member_id, report=message)
+                    | ChangeLock(member_id=member_id, lock=message)
+                ):
+                    ref = message_ref(message)
                 case ChangePresence(member_id=member_id, ref=ref):
                     ref = "presence" if ref is None else ref
                 case _:
@@ -117,17 +140,24 @@ class Room:
             effects += [Broadcast(MemberJoined(member.info()), exclude=member.id), Persist()]
         return effects
 
-    def _leave(self, member_id: str, reason: str) -> list[Effect]:
+    def _leave(self, member_id: str, reason: str, now: float) -> list[Effect]:
         if self.state.members.pop(member_id, None) is None:
             return []
-        return [Broadcast(MemberLeft(id=member_id, reason=reason)), Persist()]
+        self.state.viewers.pop(member_id, None)  # a wait for it ends
+        playback = self.state.playback
+        if playback.presenter == member_id:  # the lock goes with its holder
+            playback = msgspec.structs.replace(
+                playback, presenter=None, seq=playback.seq + 1, by=None
+            )
+        effects: list[Effect] = [Broadcast(MemberLeft(id=member_id, reason=reason))]
+        return effects + self._change_playback(playback, by=None, now=now)
 
     def _announce(self, event: AnnounceMembers) -> list[Effect]:
         effects: list[Effect] = []
         announced = {m.id: m for m in event.members if m.worker == event.worker}
         for member_id, member in list(self.state.members.items()):
             if member.worker == event.worker and member_id not in announced:
-                effects += self._leave(member_id, "left")
+                effects += self._leave(member_id, "left", event.now)
         for member in announced.values():
             before = self.state.members.get(member.id)
             self.state.members[member.id] = member
@@ -139,11 +169,11 @@ class Room:
             effects.append(Persist())
         return effects
 
-    def _lose_worker(self, worker: str) -> list[Effect]:
+    def _lose_worker(self, worker: str, now: float) -> list[Effect]:
         effects: list[Effect] = []
         for member_id, member in list(self.state.members.items()):
             if member.worker == worker:
-                effects += self._leave(member_id, "disconnected")
+                effects += self._leave(member_id, "disconnected", now)
         return effects
 
     def _resync(self, event: Resync) -> list[Effect]:
@@ -174,21 +204,123 @@ class Room:
 
     # ---- playback -----------------------------------------------------------------------
 
-    def _control_playback(self, event: ControlPlayback) -> list[Effect]:
-        member = self.state.members.get(event.member_id)
+    def _controller(self, member_id: str) -> Member | None:
+        """The member, if it may control playback now; Forbidden if not; None if unknown."""
+        member = self.state.members.get(member_id)
         if member is None:
-            return []
+            return None
         if not member.may(Permission.CONTROL_PLAYBACK):
             raise Forbidden(f"role {member.role.value!r} may not control playback")
+        presenter = self.state.members.get(self.state.playback.presenter or "")
+        if presenter is not None and presenter.id != member.id:
+            raise Forbidden(
+                f"playback is locked by its presenter {presenter.name!r} ({presenter.id})"
+            )
+        return member
+
+    def _change_playback(self, after: PlaybackInfo, *, by: str | None, now: float) -> list[Effect]:
+        """Make `after` the room's playback, once it agrees with the viewers' reports; the
+        caller changed something, so the state is saved in any case."""
+        before = self.state.playback
+        playback = settle(
+            self.state.viewers,
+            before,
+            after,
+            by=by,
+            now=now,
+            rules=self.rules,
+            duration=self.state.duration,
+        )
+        if playback == before:
+            return [Persist()]
+        self.state.playback = playback
+        return [Broadcast(PlaybackChanged(playback)), Persist()]
+
+    def _control_playback(self, event: ControlPlayback) -> list[Effect]:
+        member = self._controller(event.member_id)
+        if member is None:
+            return []
+        before = self.state.playback
         playback = apply_intent(
-            self.state.playback,
+            before,
             event.intent,
             by=member.id,
             now=event.now,
             rules=self.rules,
             duration=self.state.duration,
+            fps=self.state.fps,
         )
-        if playback == self.state.playback:
+        if playback == before:
             return []
-        self.state.playback = playback
-        return [Broadcast(PlaybackChanged(playback)), Persist()]
+        if before.status == "waiting" and playback.status == "playing":
+            excuse(self.state.viewers, before.waiting_for)  # a play goes ahead without them
+        return self._change_playback(playback, by=member.id, now=event.now)
+
+    def _change_lock(self, event: ChangeLock) -> list[Effect]:
+        member = self._controller(event.member_id)  # refuses while someone else holds it
+        if member is None:
+            return []
+        playback = self.state.playback
+        presenter = member.id if event.lock.locked else None
+        if playback.presenter == presenter:
+            return []
+        playback = msgspec.structs.replace(
+            playback, presenter=presenter, seq=playback.seq + 1, by=member.id
+        )
+        return self._change_playback(playback, by=member.id, now=event.now)
+
+    def _report_viewer(self, event: ReportViewer) -> list[Effect]:
+        member = self.state.members.get(event.member_id)
+        if member is None:
+            return []
+        if not member.may(Permission.VIEW):
+            raise Forbidden(f"role {member.role.value!r} does not view the lesson")
+        viewer = before = self.state.viewers.get(member.id, Viewer())
+        match event.report:
+            case Buffering():
+                viewer = msgspec.structs.replace(viewer, buffering=True)
+            case Ready():
+                viewer = msgspec.structs.replace(
+                    viewer, buffering=False, ready_once=True, excused=False
+                )
+            case Wait(wait_for_me=wait_for_me):
+                viewer = msgspec.structs.replace(viewer, wait_for_me=wait_for_me)
+            case _:
+                assert_never(event.report)
+        if viewer == before and member.id in self.state.viewers:
+            return []
+        self.state.viewers[member.id] = viewer
+        return self._change_playback(self.state.playback, by=member.id, now=event.now)
+
+    def _tick(self, now: float) -> list[Effect]:
+        playback = self.state.playback
+        if playback.status != "waiting":
+            return []
+        expired = timed_out(self.state.viewers, playback, now)
+        if not expired:
+            return []
+        excuse(self.state.viewers, expired)
+        return self._change_playback(playback, by=None, now=now)
+
+    def _attach_video(self, event: AttachVideo) -> list[Effect]:
+        state = self.state
+        # From our own media side, but a frame rate of 0 or NaN must not break `step`.
+        fps = event.fps if event.fps is not None and event.fps > 0.0 else None
+        duration = event.duration if event.duration is not None and event.duration >= 0.0 else None
+        if event.video == state.video:
+            if (duration, fps) == (state.duration, state.fps):
+                return []
+            state.duration, state.fps = duration, fps  # better known now; playback goes on
+            return [Persist()]
+        state.video, state.duration, state.fps = event.video, duration, fps
+        # Every player loads the new video and reports again; old stalls are forgotten.
+        for member_id, viewer in state.viewers.items():
+            state.viewers[member_id] = Viewer(viewer.wait_for_me, viewer.ready_once)
+        playback = PlaybackInfo(
+            rate=state.playback.rate,
+            at=event.now,
+            seq=state.playback.seq + 1,
+            video=event.video,
+            presenter=state.playback.presenter,
+        )
+        return self._change_playback(playback, by=None, now=event.now)

@@ -19,10 +19,12 @@ from server.codec import (
     ForwardAnnounce,
     ForwardJoin,
     ForwardLeave,
+    ForwardLock,
     ForwardMessage,
     ForwardPlayback,
     ForwardPresence,
     ForwardResync,
+    ForwardViewer,
     FromHome,
     HomeChanged,
     HomeLeaving,
@@ -38,12 +40,14 @@ from server.messages import ServerMessage, Welcome
 from server.rooms.effects import Broadcast, Effect, Persist, Send
 from server.rooms.events import (
     AnnounceMembers,
+    ChangeLock,
     ChangePresence,
     ControlPlayback,
     Event,
     Join,
     Leave,
     LoseWorker,
+    ReportViewer,
     Resync,
 )
 from server.rooms.room import Room, RoomState
@@ -67,6 +71,10 @@ def to_event(message: ForwardMessage, now: float) -> Event:
             return ChangePresence(member_id, now, status, state, ref)
         case ForwardPlayback(member_id=member_id, intent=intent):
             return ControlPlayback(member_id, intent, now)
+        case ForwardViewer(member_id=member_id, report=report):
+            return ReportViewer(member_id, report, now)
+        case ForwardLock(member_id=member_id, lock=lock):
+            return ChangeLock(member_id, lock, now)
         case ForwardAnnounce(worker=worker, members=members):
             return AnnounceMembers(worker, tuple(members), now)
         case ForwardResync(worker=worker):

@@ -12,9 +12,31 @@ from typing import assert_never
 import msgspec
 from starlette.websockets import WebSocket
 
-from server.codec import ForwardPlayback, ForwardPresence, decode_client, encode
+from server.codec import (
+    ForwardLock,
+    ForwardPlayback,
+    ForwardPresence,
+    ForwardViewer,
+    decode_client,
+    encode,
+)
 from server.errors import ClientError, CloseCode, ServiceUnavailable
-from server.messages import ClientMessage, Error, Pause, Ping, Play, Pong, Presence, Rate, Seek
+from server.messages import (
+    Buffering,
+    ClientMessage,
+    Error,
+    Lock,
+    Pause,
+    Ping,
+    Play,
+    Pong,
+    Presence,
+    Rate,
+    Ready,
+    Seek,
+    Step,
+    Wait,
+)
 from server.rooms.member import Member
 from server.session.admission import admit, close_with
 from server.session.connection import Connection
@@ -99,8 +121,12 @@ async def _dispatch(
                 )
                 local.update(member)
             await local.forward(ForwardPresence(member.id, status, state, ref))
-        case Play() | Pause() | Seek() | Rate():
+        case Play() | Pause() | Seek() | Rate() | Step():
             await local.forward(ForwardPlayback(member.id, message))
+        case Buffering() | Ready() | Wait():
+            await local.forward(ForwardViewer(member.id, message))
+        case Lock():
+            await local.forward(ForwardLock(member.id, message))
         case _:
             assert_never(message)
     return member
