@@ -14,7 +14,11 @@ import msgspec
 import pytest
 import websockets
 
+from server.codec import encode
 from server.errors import CloseCode
+from server.rooms.events import AttachVideo
+from server.rooms.playback import PlaybackRules
+from server.rooms.room import Room
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
 from tests.support import (
@@ -217,6 +221,102 @@ async def test_slow_reader_is_dropped_and_others_are_not(tmp_path: Path) -> None
             writer.close()
         await ann.send(type="ping", id=5, t0=0)
         await ann.expect("pong", id=5)
+
+
+async def _with_lesson(tmp_path: Path) -> None:
+    """Room r1 with video v1 (60 s at 25 frames/s) attached, as its media side would."""
+    await _create_room(tmp_path, "r1")
+    room = Room("r1", "r1")
+    room.handle(AttachVideo("v1", 60.0, 25.0, time.time()))
+    store = SqliteStore(tmp_path / "cocoach.sqlite3")
+    await store.save_room_state("r1", encode(room.state))
+    await store.close()
+
+
+async def test_step_moves_a_paused_video_and_a_bad_step_is_an_error(tmp_path: Path) -> None:
+    await _with_lesson(tmp_path)
+    async with (
+        serve_in_process(make_settings(tmp_path)) as server,
+        join(server.base, "r1", "coach", "Ann") as ann,
+        join(server.base, "r1", "observer", "Obi") as obi,
+    ):
+        assert ann.welcome["playback"]["video"] == "v1"
+        assert ann.welcome["playback"]["presenter"] is None
+        await ann.send(type="seek", position=10.0)
+        for client in (ann, obi):
+            await client.expect("playback")
+        await ann.send(type="step", frames=2, ref="s1")
+        for client in (ann, obi):
+            state = (await client.expect("playback"))["playback"]
+            assert state["status"] == "paused" and state["position"] == 10.08
+        # Refused by the codec (not a whole number) and by the rules (out of range, playing).
+        await ann.send(type="step", frames="two", ref="s2")
+        error = await ann.expect("error")
+        assert error["code"] == "invalid_field" and "frames" in error["message"]
+        assert error["ref"] == "s2"
+        await ann.send(type="step", frames=0)
+        error = await ann.expect("error")
+        assert error["code"] == "invalid_field" and error["ref"] == "step"
+        await ann.send(type="play")
+        await ann.expect("playback")
+        await ann.send(type="step", frames=-1, ref=4)
+        error = await ann.expect("error")
+        assert error["code"] == "conflict" and "paused" in error["message"] and error["ref"] == 4
+        await obi.send(type="step", frames=1)
+        assert (await obi.expect("error"))["code"] == "forbidden"
+        # The connection goes on.
+        await ann.send(type="ping", id=1, t0=0)
+        await ann.expect("pong")
+
+
+async def test_a_stalled_viewer_holds_the_room_until_ready_or_the_timeout(
+    embedded: Running,
+) -> None:
+    async with (
+        join(embedded.base, "r1", "coach", "Ann") as ann,
+        join(embedded.base, "r1", "observer", "Obi") as obi,
+    ):
+        await obi.send(type="buffering")  # still loading when it joined: holds nobody
+        await obi.send(type="ready")
+        await ann.send(type="play")
+        for client in (ann, obi):
+            assert (await client.expect("playback"))["playback"]["status"] == "playing"
+        await obi.send(type="buffering", ref="b1")
+        for client in (ann, obi):
+            state = (await client.expect("playback"))["playback"]
+            assert state["status"] == "waiting" and state["waiting_for"] == [obi.id]
+            assert state["by"] == obi.id
+        await obi.send(type="ready")
+        for client in (ann, obi):
+            state = (await client.expect("playback"))["playback"]
+            assert state["status"] == "playing" and state["waiting_for"] == []
+
+        # Stalled for good: the home's ticks end the wait after the timeout.
+        await obi.send(type="buffering")
+        waiting = (await ann.expect("playback"))["playback"]
+        assert waiting["status"] == "waiting"
+        timeout = PlaybackRules().wait_timeout
+        resumed = (await ann.expect("playback", timeout=timeout + TIMEOUT))["playback"]
+        assert resumed["status"] == "playing" and resumed["by"] is None
+        assert resumed["at"] - waiting["at"] >= timeout
+
+
+async def test_the_presenter_lock_over_the_socket(embedded: Running) -> None:
+    async with join(embedded.base, "r1", "teacher", "Tess") as tess:
+        async with join(embedded.base, "r1", "coach", "Ann") as ann:
+            await ann.send(type="lock", locked=True)
+            state = (await tess.expect("playback"))["playback"]
+            assert state["presenter"] == ann.id
+            await tess.send(type="play", ref="p")
+            error = await tess.expect("error")
+            assert error["code"] == "forbidden" and ann.id in error["message"]
+            await ann.send(type="lock", locked="yes")
+            assert (await ann.expect("error"))["code"] == "invalid_field"
+        # The lock leaves with its presenter.
+        state = (await tess.expect("playback"))["playback"]
+        assert state["presenter"] is None
+        await tess.send(type="play")
+        assert (await tess.expect("playback"))["playback"]["status"] == "playing"
 
 
 async def _never_reading_client(

@@ -49,6 +49,7 @@ from server.rooms.events import (
     LoseWorker,
     ReportViewer,
     Resync,
+    Tick,
 )
 from server.rooms.room import Room, RoomState
 from server.sync.keys import out_channel
@@ -243,6 +244,8 @@ class RoomHome:
                 log.info("room %s: worker %s is gone", self.id, worker)
                 self.submit(LoseWorker(worker, time.time()))
                 self.worker.spawn(self._publish(WorkerLost(worker)), f"worker-lost {self.id}")
+        if self.room.state.playback.status == "waiting":
+            self.submit(Tick(time.time()))  # so a wait times out with no message arriving
         if self.room.members:
             self.idle_since = None
         elif self.idle_since is None:
