@@ -327,6 +327,8 @@ def test_attaching_a_video_resets_playback_and_the_same_video_changes_nothing() 
     # The same video with its length better known: kept, and playback goes on.
     assert room.handle(AttachVideo("v1", 61.5, 25.0, 9.0)) == [Persist()]
     assert room.state.duration == 61.5 and room.state.playback.status == "playing"
+    assert room.handle(AttachVideo("v1", None, None, 9.0)) == []  # unknown is not news
+    assert (room.state.duration, room.state.fps) == (61.5, 25.0)
 
     seq = room.state.playback.seq
     state = broadcast_playback(room.handle(AttachVideo("v2", 30.0, 0.0, 10.0)))

@@ -307,10 +307,12 @@ class Room:
         # From our own media side, but a frame rate of 0 or NaN must not break `step`.
         fps = event.fps if event.fps is not None and event.fps > 0.0 else None
         duration = event.duration if event.duration is not None and event.duration >= 0.0 else None
-        if event.video == state.video:
+        if event.video == state.video:  # playback goes on; what is newly known is kept
+            duration = state.duration if duration is None else duration
+            fps = state.fps if fps is None else fps
             if (duration, fps) == (state.duration, state.fps):
                 return []
-            state.duration, state.fps = duration, fps  # better known now; playback goes on
+            state.duration, state.fps = duration, fps
             return [Persist()]
         state.video, state.duration, state.fps = event.video, duration, fps
         # Every player loads the new video and reports again; old stalls are forgotten.
