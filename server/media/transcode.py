@@ -1,0 +1,503 @@
+"""The ingest's media work, run as a child process so that a crash, a hostile file or a huge one
+cannot take a worker down, and a job can be cancelled by killing it:
+
+    python -m server.media.transcode probe INPUT
+    python -m server.media.transcode encode INPUT OUTPUT --short-side 360 --video-bitrate 700000
+    python -m server.media.transcode clip OUTPUT --seconds 60
+
+Each prints `done {json}` when it succeeds: `probe` describes the source, `encode` the rendition
+it wrote (after `progress 0.42` lines as it goes), `clip` writes a generated lesson clip (the
+demo). A failure prints
+`error: <message>` on stdout and exits 1; an input that is not a video says `not a video: ...`.
+
+`encode` writes one rendition: VP8 + Opus in WebM, constant frame rate (at most 30 fps), a
+keyframe on every whole second and no alt-ref or lagged frames (libvpx `auto-alt-ref=0`,
+`lag-in-frames=0`), so WebRTC serving can packetize the packets as they are. The picture is
+turned upright (phones record sideways and say so in a display matrix), scaled so its short
+side is at most `--short-side` (never up), with even dimensions and the aspect ratio kept.
+Audio is Opus at 48 kHz, mono or stereo as the source; a source without sound gets silence,
+so every rendition has both tracks. Output goes to OUTPUT.part and is renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+from av.audio.frame import AudioFrame
+from av.filter import Graph
+from av.video.frame import PictureType, VideoFrame
+
+MAX_FPS = 30
+AUDIO_RATE = 48000
+OPUS_FRAME = 960  # 20 ms at 48 kHz
+PROGRESS_EVERY = 0.5  # seconds of wall time between progress lines
+MAX_BAD_PACKETS = 100  # undecodable packets tolerated before the file is called broken
+IMAGE_FORMATS = ("image2", "_pipe", "gif", "apng", "webp")
+
+
+class NotAVideo(Exception):
+    """The input cannot be read as a video; the message says why."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    container: str
+    video_codec: str
+    audio_codec: str | None
+    width: int  # as displayed (after rotation)
+    height: int
+    fps: float
+    rotation: int
+    duration: float
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Encoded:
+    width: int
+    height: int
+    fps: int
+    frames: int
+    duration: float
+    bytes: int
+
+
+# ---- probe --------------------------------------------------------------------------------
+
+
+def probe(path: Path) -> Probe:
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise NotAVideo(f"not a video: cannot read it ({_reason(exc)})") from None
+    with container:
+        name = container.format.name
+        if not container.streams.video:
+            kind = "audio only" if container.streams.audio else "no video stream"
+            raise NotAVideo(f"not a video: {kind} ({name})")
+        if any(name == f or name.endswith(f) for f in IMAGE_FORMATS):
+            raise NotAVideo(f"not a video: a still image ({name})")
+        stream = container.streams.video[0]
+        if stream.codec_context.codec is None:
+            raise NotAVideo(f"not a video: no decoder for its video ({stream.codec_context.name})")
+        duration = _duration(container, stream)
+        if duration <= 0:
+            raise NotAVideo(f"not a video: it has no duration ({name})")
+        first = _first_frame(container)
+        if first is None:
+            raise NotAVideo(f"not a video: no picture could be decoded ({name})")
+        rotation = _rotation(first)
+        width, height = first.width, first.height
+        if rotation in (90, -90, 270, -270):
+            width, height = height, width
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        return Probe(
+            container=name,
+            video_codec=stream.codec_context.name,
+            audio_codec=audio,
+            width=width,
+            height=height,
+            fps=round(float(rate), 3) if rate else 0.0,
+            rotation=rotation,
+            duration=round(duration, 3),
+            bytes=path.stat().st_size,
+        )
+
+
+def _reason(exc: av.error.FFmpegError) -> str:
+    return str(getattr(exc, "strerror", None) or exc).strip()
+
+
+def _duration(container: Any, stream: Any) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return float(container.duration) / av.time_base
+    return 0.0
+
+
+def _first_frame(container: Any) -> VideoFrame | None:
+    bad = 0
+    for packet in container.demux(video=0):
+        try:
+            for frame in packet.decode():
+                if isinstance(frame, VideoFrame):
+                    return frame
+        except av.error.FFmpegError:
+            bad += 1
+            if bad > MAX_BAD_PACKETS:
+                return None
+    return None
+
+
+def _rotation(frame: VideoFrame) -> int:
+    """Degrees to turn the picture clockwise to show it upright, one of 0, 90, 180, 270."""
+    # `frame.rotation` is the display matrix's counter-clockwise angle (FFmpeg's convention);
+    # ffmpeg's own autorotate turns by its negation.
+    return round(-frame.rotation / 90.0) * 90 % 360
+
+
+# ---- encode -------------------------------------------------------------------------------
+
+
+def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """Scale so the short side is at most `short_side`, keeping the aspect ratio, never up,
+    both dimensions even."""
+    scale = min(1.0, short_side / min(width, height))
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def output_fps(source_fps: float) -> int:
+    return max(1, min(MAX_FPS, round(source_fps or MAX_FPS)))
+
+
+def encode(
+    source: Path,
+    output: Path,
+    *,
+    short_side: int,
+    video_bitrate: int,
+    audio_bitrate: int,
+    progress: Any = None,
+) -> Encoded:
+    """Write one rendition of `source` to `output`; `progress(fraction)` is called as it goes."""
+    info = probe(source)
+    fps = output_fps(info.fps)
+    width, height = target_size(info.width, info.height, short_side)
+    partial = output.with_name(output.name + ".part")
+    with (
+        av.open(str(source), metadata_errors="ignore") as inp,
+        av.open(str(partial), mode="w", format="webm") as out,
+    ):
+        in_video = inp.streams.video[0]
+        in_video.thread_type = "AUTO"
+        in_audio = inp.streams.audio[0] if inp.streams.audio else None
+        video = _video_stream(out, width, height, fps, video_bitrate)
+        channels = min(2, in_audio.codec_context.channels) if in_audio is not None else 1
+        layout = "stereo" if channels == 2 else "mono"
+        audio: Any = out.add_stream("libopus", rate=AUDIO_RATE)
+        audio.layout = layout
+        audio.bit_rate = audio_bitrate
+        job = _Job(out, video, audio, fps, width, height, info, layout, progress)
+        streams = [in_video] + ([in_audio] if in_audio is not None else [])
+        for packet in inp.demux(*streams):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                job.bad_packet()
+                continue
+            for frame in frames:
+                if isinstance(frame, VideoFrame):
+                    job.video_frame(frame)
+                elif isinstance(frame, AudioFrame):
+                    job.audio_frame(frame)
+        job.finish(silent=in_audio is None)
+    if job.frames == 0:
+        partial.unlink(missing_ok=True)
+        raise NotAVideo("not a video: no picture could be decoded")
+    partial.replace(output)
+    return Encoded(
+        width=width,
+        height=height,
+        fps=fps,
+        frames=job.frames,
+        duration=round(job.frames / fps, 3),
+        bytes=output.stat().st_size,
+    )
+
+
+def _video_stream(out: Any, width: int, height: int, fps: int, bitrate: int) -> Any:
+    stream = out.add_stream("libvpx", rate=fps)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "yuv420p"
+    stream.bit_rate = bitrate
+    context = stream.codec_context
+    context.time_base = Fraction(1, fps)
+    context.gop_size = fps
+    context.thread_count = min(4, os.cpu_count() or 1)
+    stream.options = {
+        "auto-alt-ref": "0",  # no hidden alt-ref frames: every packet is a shown frame
+        "lag-in-frames": "0",  # no look-ahead: packets come out in order, one per frame
+        "keyint_min": str(fps),  # no extra keyframes at scene cuts: exactly one a second
+        "deadline": "good",
+        "cpu-used": "4",
+        "maxrate": str(bitrate * 3 // 2),
+        "bufsize": str(bitrate * 2),
+        "qmin": "4",
+        "qmax": "56",
+    }
+    return stream
+
+
+class _Job:
+    """The filter graphs and encoders of one rendition, fed frame by frame."""
+
+    def __init__(
+        self,
+        out: Any,
+        video: Any,
+        audio: Any,
+        fps: int,
+        width: int,
+        height: int,
+        info: Probe,
+        layout: str,
+        progress: Any,
+    ) -> None:
+        self.out, self.video, self.audio = out, video, audio
+        self.fps, self.width, self.height = fps, width, height
+        self.info, self.layout, self.progress = info, layout, progress
+        self.frames = 0
+        self.samples = 0
+        self.origin: float | None = None  # source time of the first picture: output time 0
+        self._first_pts = 0
+        self.bad = 0
+        self._video_graph: Graph | None = None
+        self._audio_graph: Graph | None = None
+        self._early_audio: list[AudioFrame] = []
+        self._last_report = 0.0
+
+    def bad_packet(self) -> None:
+        self.bad += 1
+        if self.bad > MAX_BAD_PACKETS:
+            raise NotAVideo(f"the file is damaged: over {MAX_BAD_PACKETS} undecodable packets")
+
+    # video
+
+    def video_frame(self, frame: VideoFrame) -> None:
+        if frame.pts is None or frame.time_base is None:
+            return
+        if self.origin is None:
+            self.origin = float(frame.pts * frame.time_base)
+            self._first_pts = frame.pts
+            self._video_graph = self._make_video_graph(frame)
+            for early in self._early_audio:
+                self.audio_frame(early)
+            self._early_audio.clear()
+        assert self._video_graph is not None
+        # Time from the first picture, exact in the source's time base: the fps filter then
+        # makes constant-rate frames from 0, picking each one's source frame without rounding
+        # errors.
+        frame.pts -= self._first_pts
+        self._video_graph.push(frame)
+        self._drain_video()
+
+    def _make_video_graph(self, first: VideoFrame) -> Graph:
+        graph = Graph()
+        chain = [
+            graph.add_buffer(
+                width=first.width,
+                height=first.height,
+                format=first.format,
+                time_base=first.time_base,
+            )
+        ]
+        turn = _rotation(first)
+        if turn == 90:
+            chain.append(graph.add("transpose", "clock"))
+        elif turn == 270:
+            chain.append(graph.add("transpose", "cclock"))
+        elif turn == 180:
+            chain += [graph.add("hflip"), graph.add("vflip")]
+        chain.append(graph.add("fps", f"fps={self.fps}:round=near:eof_action=pass"))
+        chain.append(graph.add("scale", f"{self.width}:{self.height}:flags=bicubic"))
+        chain.append(graph.add("format", "yuv420p"))
+        chain.append(graph.add("buffersink"))
+        graph.link_nodes(*chain).configure()
+        return graph
+
+    def _drain_video(self) -> None:
+        assert self._video_graph is not None
+        while True:
+            try:
+                frame = self._video_graph.vpull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            self._encode_video(frame)
+
+    def _encode_video(self, frame: VideoFrame | None) -> None:
+        if frame is not None:
+            frame.pts = self.frames
+            frame.time_base = Fraction(1, self.fps)
+            # A keyframe on every whole second, whatever libvpx would choose.
+            frame.pict_type = PictureType.I if self.frames % self.fps == 0 else PictureType.NONE
+            self.frames += 1
+            self._report()
+        for packet in self.video.encode(frame):
+            self.out.mux(packet)
+
+    # audio
+
+    def audio_frame(self, frame: AudioFrame) -> None:
+        if frame.pts is None or frame.time_base is None:
+            return
+        if self.origin is None:
+            self._early_audio.append(frame)  # wait for the first picture to set time 0
+            return
+        if self._audio_graph is None:
+            self._audio_graph = self._make_audio_graph(frame)
+        rate = frame.sample_rate
+        frame.pts = round((float(frame.pts * frame.time_base) - self.origin) * rate)
+        frame.time_base = Fraction(1, rate)
+        self._audio_graph.push(frame)
+        self._drain_audio()
+
+    def _make_audio_graph(self, first: AudioFrame) -> Graph:
+        graph = Graph()
+        chain = [
+            graph.add_abuffer(
+                sample_rate=first.sample_rate,
+                format=first.format.name,
+                layout=first.layout.name,
+                time_base=Fraction(1, first.sample_rate),
+            ),
+            # async: stretch, pad with silence or trim so sound stays on the picture's clock;
+            # first_pts=0 pads (or trims) the start to output time 0.
+            graph.add("aresample", f"{AUDIO_RATE}:async=1000:first_pts=0"),
+            graph.add("aformat", f"sample_fmts=s16:channel_layouts={self.layout}"),
+            graph.add("abuffersink"),
+        ]
+        graph.link_nodes(*chain).configure()
+        graph.set_audio_frame_size(OPUS_FRAME)
+        return graph
+
+    def _drain_audio(self) -> None:
+        assert self._audio_graph is not None
+        while True:
+            try:
+                frame = self._audio_graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            assert isinstance(frame, AudioFrame)
+            self._encode_audio(frame)
+
+    def _encode_audio(self, frame: AudioFrame | None) -> None:
+        if frame is not None:
+            frame.pts = self.samples
+            frame.time_base = Fraction(1, AUDIO_RATE)
+            self.samples += frame.samples
+        for packet in self.audio.encode(frame):
+            self.out.mux(packet)
+
+    def _video_end_samples(self) -> int:
+        return self.frames * AUDIO_RATE // self.fps
+
+    def _silence_until(self, samples: int) -> None:
+        channels = 2 if self.layout == "stereo" else 1
+        while self.samples < samples:
+            frame = AudioFrame(format="s16", layout=self.layout, samples=OPUS_FRAME)
+            for plane in frame.planes:
+                plane.update(bytes(OPUS_FRAME * 2 * channels))
+            frame.sample_rate = AUDIO_RATE
+            self._encode_audio(frame)
+
+    # end
+
+    def finish(self, *, silent: bool) -> None:
+        if self._video_graph is not None:
+            self._video_graph.push(None)
+            self._drain_video()
+        self._encode_video(None)
+        if self._audio_graph is not None:
+            self._audio_graph.push(None)
+            self._drain_audio()
+        # A source without sound, or whose sound stops early, is filled with silence.
+        self._silence_until(self._video_end_samples() - OPUS_FRAME + 1)
+        self._encode_audio(None)
+        if self.progress is not None:
+            self.progress(1.0)
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        if self.progress is None or now - self._last_report < PROGRESS_EVERY:
+            return
+        self._last_report = now
+        done = self.frames / self.fps / self.info.duration if self.info.duration else 0.0
+        self.progress(min(0.999, done))
+
+
+# ---- the child process --------------------------------------------------------------------
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL this process when the worker that started it dies, so a crashed worker
+    leaves no transcode behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent and os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.media.transcode")
+    parser.add_argument("--parent", type=int, default=0, help="die when this process dies")
+    parser.add_argument("--nice", type=int, default=0, help="lower this process's priority")
+    commands = parser.add_subparsers(dest="command", required=True)
+    probe_cmd = commands.add_parser("probe")
+    probe_cmd.add_argument("input", type=Path)
+    encode_cmd = commands.add_parser("encode")
+    encode_cmd.add_argument("input", type=Path)
+    encode_cmd.add_argument("output", type=Path)
+    encode_cmd.add_argument("--short-side", type=int, required=True)
+    encode_cmd.add_argument("--video-bitrate", type=int, required=True)
+    encode_cmd.add_argument("--audio-bitrate", type=int, default=64_000)
+    clip_cmd = commands.add_parser("clip")
+    clip_cmd.add_argument("output", type=Path)
+    clip_cmd.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    if args.parent:
+        _die_with_parent(args.parent)
+    if args.nice:
+        os.nice(args.nice)
+    try:
+        if args.command == "probe":
+            _say("done " + json.dumps(asdict(probe(args.input))))
+        elif args.command == "encode":
+            done = encode(
+                args.input,
+                args.output,
+                short_side=args.short_side,
+                video_bitrate=args.video_bitrate,
+                audio_bitrate=args.audio_bitrate,
+                progress=lambda p: _say(f"progress {p:.4f}"),
+            )
+            _say("done " + json.dumps(asdict(done)))
+        elif args.command == "clip":
+            from server.media.clip import ClipSpec, write_clip
+
+            partial = args.output.with_name(args.output.name + ".part")
+            write_clip(partial, ClipSpec(seconds=args.seconds))
+            partial.replace(args.output)
+            _say("done {}")
+    except NotAVideo as exc:
+        _say(f"error: {exc}")
+        return 1
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        _say(f"error: {type(exc).__name__}: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
