@@ -11,7 +11,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.errors import AuthError, ClientError, FrameTooLarge, InvalidField
+from server.errors import AuthError, ClientError, FrameTooLarge, InvalidField, NotFound
 from server.session.admission import bearer, is_admin
 from server.session.worker import Worker
 from server.sync.store import RoomRecord
@@ -26,6 +26,7 @@ class NewRoom(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str | None = None
     org: str | None = None
     framework: str | None = None
+    video: str | None = None  # a video of the library (docs/videos.md)
 
 
 def new_room_id() -> str:
@@ -74,12 +75,15 @@ async def create_room(request: Request) -> Response:
     room = validate_room(await read_json(request, NewRoom))
     if room.framework is not None:
         worker.frameworks.get(room.framework)  # NotFound names it
+    if room.video is not None and await worker.videos.get(room.video) is None:
+        raise NotFound(f"video {room.video[:64]!r} does not exist")
     record = RoomRecord(
         id=room.id or new_room_id(),
         title=room.title.strip(),
         created=time.time(),
         org=room.org,
         framework=room.framework,
+        video=room.video,
     )
     await worker.store.create_room(record)
     return JSONResponse(record_json(record), status_code=201)

@@ -13,8 +13,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import __version__, api, exports
+from server import __version__, api, exports, videos_api
 from server.errors import CocoachError
+from server.media import tus
 from server.session.room_socket import serve_room_socket
 from server.session.worker import Worker
 from server.session.yjs_socket import serve_yjs_socket
@@ -61,7 +62,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_backend(settings) as backend:
             worker = Worker(settings, backend)
-            async with worker.running():
+            async with worker.running(), worker.videos.running():
                 app.state.worker = worker
                 # Everything allocated so far lives as long as the process: keep it out of the
                 # cyclic collector's full passes, which otherwise stall every room at once
@@ -83,6 +84,15 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/rooms/{room}/summary", exports.room_summary, methods=["GET"]),
             Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),
             Route("/api/frameworks/{id}", exports.get_framework, methods=["GET"]),
+            Route("/api/videos", videos_api.create_video, methods=["POST"]),
+            Route("/api/videos", videos_api.list_videos, methods=["GET"]),
+            Route("/api/videos", tus.options, methods=["OPTIONS"]),
+            Route("/api/videos/{video}", videos_api.get_video, methods=["GET"]),
+            Route("/api/videos/{video}", videos_api.delete_video, methods=["DELETE"]),
+            Route("/api/videos/{video}/upload", tus.head, methods=["HEAD"]),
+            Route("/api/videos/{video}/upload", tus.patch, methods=["PATCH"]),
+            Route("/api/videos/{video}/upload", tus.terminate, methods=["DELETE"]),
+            Route("/api/videos/{video}/upload", tus.options, methods=["OPTIONS"]),
             Route("/r/{room}", invite),
             WebSocketRoute("/rooms/{room}/ws", room_socket),
             WebSocketRoute("/yjs/{room}", yjs_socket),

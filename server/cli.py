@@ -17,7 +17,8 @@ import uvicorn
 from server import logs
 from server.api import ROOM_ID, new_room_id
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
-from server.errors import CocoachError, InvalidField
+from server.errors import CocoachError, InvalidField, NotFound
+from server.media.library import add_generated_video
 from server.rooms.roles import Role
 from server.settings import Settings
 from server.sync.backend import open_store
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--id", help="choose the id (default: random)")
     create.add_argument("--org")
     create.add_argument("--framework", help="tag framework id, e.g. questioning")
+    create.add_argument("--video", help="id of a video in the library (docs/videos.md)")
     _backend_flags(create)
     return parser
 
@@ -102,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "room" and args.room_command == "create":
             settings = settings_from(args)
-            print(asyncio.run(create_room(settings, args.title, args.id, args.org, args.framework)))
+            print(
+                asyncio.run(
+                    create_room(settings, args.title, args.id, args.org, args.framework, args.video)
+                )
+            )
             return 0
     except CocoachError as error:
         print(f"cocoach: {error.code}: {error.message}", file=sys.stderr)
@@ -134,6 +140,7 @@ async def create_room(
     room_id: str | None,
     org: str | None,
     framework: str | None = None,
+    video: str | None = None,
 ) -> str:
     if room_id is not None and not ROOM_ID.match(room_id):
         raise InvalidField("--id must be 1-64 characters of A-Z a-z 0-9 _ -")
@@ -145,17 +152,30 @@ async def create_room(
         created=time.time(),
         org=org,
         framework=framework,
+        video=video,
     )
     async with open_store(settings) as store:
+        if video is not None and await store.get_video(video) is None:
+            raise NotFound(f"video {video[:64]!r} does not exist")
         await store.create_room(record)
     return record.id
 
 
 async def _create_demo(settings: Settings) -> bool:
+    """The demo room, with a generated lesson clip that the server's ingest makes and
+    transcodes in the background once it runs (so the first start stays quick)."""
     async with open_store(settings) as store:
         if await store.get_room(DEMO_ROOM) is not None:
             return False
-        await store.create_room(RoomRecord(id=DEMO_ROOM, title="Demo lesson", created=time.time()))
+        video = None
+        if settings.demo_clip_seconds > 0:
+            demo = await add_generated_video(
+                store, settings.data / "videos", "Demo lesson clip", settings.demo_clip_seconds
+            )
+            video = demo.id
+        await store.create_room(
+            RoomRecord(id=DEMO_ROOM, title="Demo lesson", created=time.time(), video=video)
+        )
         return True
 
 
@@ -220,6 +240,7 @@ def _print_first_run(settings: Settings) -> None:
         f"{settings.data.resolve()}.\n"
         f"  Coach invite:   {links[Role.COACH]}\n"
         f"  Teacher invite: {links[Role.TEACHER]}\n"
+        "The demo lesson video is being generated and transcoded in the background.\n"
         "More invites: cocoach token --room demo --role coach --name YourName\n"
         f"Admin key (for /api): {settings.data / 'admin_key'}",
         flush=True,

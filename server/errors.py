@@ -168,6 +168,41 @@ class MediaFull(CocoachError):
     http_status = 503
 
 
+class NotAVideo(ClientError):
+    """An upload that cannot be read as a video (the probe says why)."""
+
+    code = "not_a_video"
+    http_status = 415
+
+
+class TooLarge(ClientError):
+    """An upload over `max_upload_bytes`, or past the length it declared."""
+
+    code = "too_large"
+    http_status = 413
+
+
+class UploadBusy(ClientError):
+    """Another request is writing to this upload right now (tus: 423 Locked)."""
+
+    code = "upload_busy"
+    http_status = 423
+
+
+class UnsupportedVersion(ClientError):
+    """A tus client speaking a version of the protocol we do not."""
+
+    code = "unsupported_version"
+    http_status = 412
+
+
+class InsufficientStorage(CocoachError):
+    """The library's disk has no room for an upload of that size."""
+
+    code = "insufficient_storage"
+    http_status = 507
+
+
 class RelayedError(CocoachError):
     """An error raised on the room's home worker, carried back to the worker that asked."""
 

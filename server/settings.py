@@ -62,6 +62,16 @@ class Settings:
     media_connect_timeout: float = 20.0  # a viewer not connected by then is closed
     media_rpc_timeout: float = 10.0  # a worker waits this long for the room's home to answer
 
+    # Video library: uploads and ingest (documented in docs/videos.md).
+    max_upload_bytes: int = 4 * 1024**3
+    ingest_concurrency: int = 1  # transcodes at a time on one worker
+    ingest_queue: int = 100  # videos waiting on one worker; more wait in the store for a sweep
+    ingest_nice: int = 10  # the transcoder runs at a lower CPU priority than the rooms
+    ingest_lease_seconds: float = 30.0  # a dead worker's ingest is taken over after this
+    ingest_sweep_seconds: float = 30.0  # how often orphaned ingests and stale uploads are found
+    upload_expiry_seconds: float = 24 * 3600.0  # an unfinished upload untouched this long goes
+    demo_clip_seconds: float = 60.0  # the first run's demo lesson; 0: none
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ

@@ -16,6 +16,7 @@ import msgspec
 from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
+from server.media.library import VideoLibrary
 from server.messages import Reconnect
 from server.rooms.member import Member
 from server.session.connection import Connection
@@ -50,6 +51,7 @@ class Worker:
         self._home_tasks: dict[str, asyncio.Task[None]] = {}
         self.frameworks = FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks")
         self.documents = Documents(self, backend.doclog, self.frameworks)
+        self.videos = VideoLibrary(self)
 
     # ---- lifetime -----------------------------------------------------------------------
 

@@ -1,0 +1,124 @@
+"""REST for the video library (docs/videos.md): list, look at, delete, and the one-shot upload
+for curl users (`curl --data-binary @lesson.mp4 -H 'Content-Type: video/mp4'`). Resumable
+uploads speak tus (server/media/tus.py) on the same `POST /api/videos`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.errors import ClientError, NotAVideo, TooLarge, UnsupportedMediaType
+from server.media import tus
+from server.media.access import caller_of, find_video, may_see
+from server.media.ingest import IngestFailed, probe, with_probe
+from server.media.library import new_video_id
+from server.session.worker import Worker
+from server.sync.store import VideoRecord
+
+PRIVATE = {"Cache-Control": "no-store"}
+HIDDEN = ("attempts", "generate")
+
+
+def video_json(record: VideoRecord) -> dict[str, object]:
+    data: dict[str, object] = msgspec.to_builtins(record)
+    for key in HIDDEN:
+        data.pop(key, None)
+    if record.status == "uploading":
+        data["upload_url"] = f"/api/videos/{record.id}/upload"
+    return data
+
+
+async def list_videos(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    caller = caller_of(request, worker)
+    videos = [v for v in await worker.store.list_videos() if await may_see(worker, caller, v)]
+    videos.sort(key=lambda v: (-v.created, v.id))  # newest first
+    return JSONResponse({"videos": [video_json(v) for v in videos]}, headers=PRIVATE)
+
+
+async def get_video(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    caller = caller_of(request, worker)
+    record = await find_video(worker, caller, request.path_params["video"])
+    return JSONResponse(video_json(record), headers=PRIVATE)
+
+
+async def delete_video(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    caller = caller_of(request, worker)
+    record = await find_video(worker, caller, request.path_params["video"], write=True)
+    await worker.videos.delete(record.id)
+    return Response(status_code=204)
+
+
+async def create_video(request: Request) -> Response:
+    """`POST /api/videos`: a tus creation when the request says `Tus-Resumable`, else the
+    whole file as the body."""
+    if "tus-resumable" in request.headers:
+        return await tus.create(request)
+    return await upload_whole(request)
+
+
+async def upload_whole(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    caller = caller_of(request, worker)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (content_type.startswith("video/") or content_type == "application/octet-stream"):
+        raise UnsupportedMediaType(
+            "send the file itself as the body, with Content-Type video/* or "
+            "application/octet-stream (curl --data-binary @lesson.mp4 -H 'Content-Type: "
+            f"video/mp4'), not {content_type[:60] or 'no Content-Type'!r}; "
+            "for a resumable upload use tus"
+        )
+    declared_header = request.headers.get("content-length")
+    declared = int(declared_header) if declared_header and declared_header.isdigit() else None
+    tus.check_size(worker, declared or 0, "Content-Length")
+    filename, title = tus.names(
+        request.query_params.get("filename"), request.query_params.get("title")
+    )
+    now = time.time()
+    record = await worker.videos.create(
+        VideoRecord(
+            id=new_video_id(),
+            title=title,
+            created=now,
+            owner=caller.sub,
+            upload_length=declared or 0,
+            filename=filename,
+            updated=now,
+        )
+    )
+    try:
+        record = await _receive_and_probe(worker, request, record)
+    except BaseException:
+        # Nothing of a refused upload stays: not the record, not a byte on disk.
+        await asyncio.shield(worker.videos.delete(record.id))
+        raise
+    await worker.videos.ingest.submit(record)
+    return JSONResponse(
+        video_json(record),
+        status_code=201,
+        headers={**PRIVATE, "Location": f"/api/videos/{record.id}"},
+    )
+
+
+async def _receive_and_probe(worker: Worker, request: Request, record: VideoRecord) -> VideoRecord:
+    limit = worker.settings.max_upload_bytes
+    path = worker.videos.upload_path(record.id)
+    written, outcome = await tus.receive_body(request, path, 0, limit)
+    if outcome == "too_large":
+        raise TooLarge(f"the body is over the upload limit of {limit} bytes")
+    if outcome == "disconnected":
+        raise ClientError(f"the upload was cut off after {written} bytes")
+    try:
+        probed = await probe(path, worker.settings.ingest_nice)
+    except IngestFailed as exc:
+        raise NotAVideo(str(exc)) from None
+    record = msgspec.structs.replace(
+        record, upload_length=written, upload_offset=written, status="queued"
+    )
+    return await worker.videos.save(with_probe(record, probed))
