@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 
 from server import __version__, api, exports, videos_api
 from server.errors import CocoachError
-from server.media import tus
+from server.media import tus, whep
 from server.session.room_socket import serve_room_socket
 from server.session.worker import Worker
 from server.session.yjs_socket import serve_yjs_socket
@@ -94,6 +94,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/videos/{video}/upload", tus.terminate, methods=["DELETE"]),
             Route("/api/videos/{video}/upload", tus.options, methods=["OPTIONS"]),
             Route("/r/{room}", invite),
+            Route("/rooms/{room}/whep", whep.watch, methods=["POST"]),
+            Route("/rooms/{room}/whep", whep.options, methods=["OPTIONS"]),
+            Route("/rooms/{room}/whep/{session}", whep.trickle, methods=["PATCH"]),
+            Route("/rooms/{room}/whep/{session}", whep.leave, methods=["DELETE"]),
             WebSocketRoute("/rooms/{room}/ws", room_socket),
             WebSocketRoute("/yjs/{room}", yjs_socket),
         ],

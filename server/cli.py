@@ -170,7 +170,10 @@ async def _create_demo(settings: Settings) -> bool:
         video = None
         if settings.demo_clip_seconds > 0:
             demo = await add_generated_video(
-                store, settings.data / "videos", "Demo lesson clip", settings.demo_clip_seconds
+                store,
+                settings.library or settings.data / "videos",
+                "Demo lesson clip",
+                settings.demo_clip_seconds,
             )
             video = demo.id
         await store.create_room(

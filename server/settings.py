@@ -63,6 +63,7 @@ class Settings:
     media_rpc_timeout: float = 10.0  # a worker waits this long for the room's home to answer
 
     # Video library: uploads and ingest (documented in docs/videos.md).
+    library: Path | None = None  # the library directory (shared by every host); None: <data>/videos
     max_upload_bytes: int = 4 * 1024**3
     ingest_concurrency: int = 1  # transcodes at a time on one worker
     ingest_queue: int = 100  # videos waiting on one worker; more wait in the store for a sweep

@@ -288,7 +288,7 @@ def start_worker(data: Path, redis_url: str, worker_id: str, **env: str) -> Work
                 "--worker-id",
                 worker_id,
                 "--log-level",
-                "WARNING",
+                os.environ.get("COCOACH_TEST_WORKER_LOG_LEVEL", "WARNING"),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -22,6 +22,11 @@ class PlaybackClock:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def nudge(self) -> None:
+        """Wake every sleeping track without a change (one of them has something to do)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     async def sleep(self, seconds: float | None) -> None:
         """Sleep `seconds` (None: until the state changes), cut short by a state change."""
         changed = self._changed

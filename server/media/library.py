@@ -127,7 +127,7 @@ class VideoLibrary:
         self.worker = worker
         self.settings = worker.settings
         self.store = worker.store
-        self.root = worker.settings.data / "videos"
+        self.root = worker.settings.library or worker.settings.data / "videos"
         self.ingest: Ingest = Ingest(self)
 
     @asynccontextmanager

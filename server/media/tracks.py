@@ -27,6 +27,8 @@ from server.media.pacing import EPSILON, RESEEK_LATE, display_position, due_at, 
 log = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds: a burst of picture-loss reports causes one re-seek
+HOLD_REPEAT_FIRST = 0.3  # seconds after the picture stops, a second hold frame
+HOLD_REPEAT = 2.0  # and then one every this long, while it stands still
 
 
 class LessonTrack(MediaStreamTrack):
@@ -47,7 +49,8 @@ class LessonTrack(MediaStreamTrack):
         self.last_sent: float | None = None  # media time of the last packet sent
         self._rtp_origin = time.time()
         self._rtp_last = -1
-        self._held = True  # nothing shown yet, so nothing to hold
+        self._held_since: float | None = None  # when the picture last stopped
+        self._hold_at = 0.0  # when the next hold frame is due
         self.sent = 0
 
     def _select_stream(self, container: Any) -> Any:
@@ -93,10 +96,10 @@ class LessonTrack(MediaStreamTrack):
             packet = self._peek()
             due = None if packet is None else self._due(self._media_time(packet))
             if due is None:  # nothing more until the state changes (paused, or the end)
-                hold = self._hold()
+                hold = self._hold(now)
                 if hold is not None:
                     return self._stamp(hold, now)
-                await self._clock.sleep(None)
+                await self._clock.sleep(self._hold_wait(now))
                 continue
             pts = self._media_time(packet)
             if due > now:
@@ -111,11 +114,15 @@ class LessonTrack(MediaStreamTrack):
                 continue
             self.last_sent = pts
             self.sent += 1
-            self._held = False
+            self._held_since = None
             return self._stamp(packet, now)
 
-    def _hold(self) -> Any:
-        """A packet to send when the picture stops, or None."""
+    def _hold(self, now: float) -> Any:
+        """A packet to send while the picture stands still, or None."""
+        return None
+
+    def _hold_wait(self, now: float) -> float | None:
+        """How long to sleep, standing still, before `_hold` may have something to send."""
         return None
 
     def _on_state(self, now: float) -> None:
@@ -154,12 +161,23 @@ class LessonVideoTrack(LessonTrack):
     def _select_stream(self, container: Any) -> Any:
         return container.streams.video[0]
 
-    def _hold(self) -> Any:
-        if self._held:
+    def _hold(self, now: float) -> Any:
+        # The first hold frame lets the receiver finish the last picture; the later ones give
+        # a receiver that lost packets of that picture something to notice it by: it answers
+        # with a picture-loss report, and the track sends the picture again from a keyframe.
+        if self.sent == 0:
+            return None  # no picture yet: nothing to hold
+        if self._held_since is None:
+            self._held_since = self._hold_at = now
+        elif now < self._hold_at:
             return None
-        self._held = True
+        held_for = now - self._held_since
+        self._hold_at = now + (HOLD_REPEAT_FIRST if held_for < HOLD_REPEAT_FIRST else HOLD_REPEAT)
         codec = self._stream.codec_context
         return av.Packet(hold_frame(codec.width, codec.height))
+
+    def _hold_wait(self, now: float) -> float | None:
+        return None if self._held_since is None else max(0.0, self._hold_at - now)
 
     def request_keyframe(self) -> None:
         """A viewer lost a picture (RTCP PLI): the next frame starts from a keyframe again.
@@ -168,6 +186,7 @@ class LessonVideoTrack(LessonTrack):
         if now - self._keyframe_at >= KEYFRAME_REQUEST_INTERVAL:
             self._keyframe_at = now
             self._keyframe_wanted = True
+            self._clock.nudge()
 
     def _on_state(self, now: float) -> None:
         if self._keyframe_wanted:

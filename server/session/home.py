@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import TYPE_CHECKING, assert_never
 
 import msgspec
@@ -36,10 +37,14 @@ from server.codec import (
     encode,
 )
 from server.errors import ServiceUnavailable
+from server.media.lessons import find_lesson
+from server.media.room_media import Lesson, RoomMedia
+from server.media.signaling import media_channel
 from server.messages import ServerMessage, Welcome
 from server.rooms.effects import Broadcast, Effect, Persist, Send
 from server.rooms.events import (
     AnnounceMembers,
+    AttachVideo,
     ChangeLock,
     ChangePresence,
     ControlPlayback,
@@ -99,6 +104,10 @@ class RoomHome:
         self._out_seq = 0
         self._published_at = 0.0
         self._in_seq: dict[str, int] = {}
+        self.media = RoomMedia(
+            worker, room_id, find_lesson=partial(find_lesson, worker), attach=self._attach
+        )
+        self._on_media = partial(worker.media.on_request, self.media)
 
     # ---- input --------------------------------------------------------------------------
 
@@ -132,12 +141,19 @@ class RoomHome:
         data = await self.worker.store.load_room_state(self.id)
         state = decode_as(data, RoomState) if data is not None else None
         self.room = Room(self.id, self.title, state=state)
+        self.media.follow(self.room.state.playback)
         log.info("worker %s is now home of room %s", self.worker.id, self.id)
-        await self._publish(HomeChanged(self.worker.id))
-        async with asyncio.TaskGroup() as group:
-            inbox = group.create_task(self._process())
-            await self._keep_lease()
-            inbox.cancel()
+        await self.worker.broker.subscribe(media_channel(self.id), self._on_media)
+        try:
+            await self._publish(HomeChanged(self.worker.id))
+            async with asyncio.TaskGroup() as group:
+                inbox = group.create_task(self._process())
+                media = group.create_task(self.media.run())
+                await self._keep_lease()
+                inbox.cancel()
+                media.cancel()
+        finally:
+            await self.worker.broker.unsubscribe(media_channel(self.id), self._on_media)
 
     async def _keep_lease(self) -> None:
         """Renew until another worker holds the lease. While Redis cannot be reached we stay
@@ -172,6 +188,7 @@ class RoomHome:
                 await self._persist()
             for effect in effects:
                 await self._run(effect)
+            self.media.follow(self.room.state.playback)
 
     async def _run(self, effect: Effect) -> None:
         assert self.room is not None
@@ -229,6 +246,11 @@ class RoomHome:
             await self.worker.store.save_room_state(self.id, encode(self.room.state))
         except ServiceUnavailable as exc:
             log.warning("room %s: state not persisted: %s", self.id, exc)
+
+    def _attach(self, lesson: Lesson) -> None:
+        """A viewer asked for `lesson`: make it the room's, if it is not already."""
+        if self.room is not None and self.room.state.video != lesson.video:
+            self.submit(AttachVideo(lesson.video, lesson.duration, lesson.fps, time.time()))
 
     # ---- called by the worker's tick -----------------------------------------------------
 

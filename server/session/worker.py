@@ -16,7 +16,9 @@ import msgspec
 from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
+from server.media.ice import offer_host_addresses
 from server.media.library import VideoLibrary
+from server.media.signaling import MediaRouter
 from server.messages import Reconnect
 from server.rooms.member import Member
 from server.session.connection import Connection
@@ -52,12 +54,17 @@ class Worker:
         self.frameworks = FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks")
         self.documents = Documents(self, backend.doclog, self.frameworks)
         self.videos = VideoLibrary(self)
+        self.media = MediaRouter(self)
+        offer_host_addresses(
+            [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
+        )
 
     # ---- lifetime -----------------------------------------------------------------------
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Worker]:
         await self.broker.subscribe(WORKERS_CHANNEL, self._on_heartbeat)
+        await self.media.start()
         async with asyncio.TaskGroup() as group:
             self._group = group
             ticker = group.create_task(self._tick_forever(), name=f"tick {self.id}")
@@ -81,6 +88,7 @@ class Worker:
         for task in list(self._home_tasks.values()):
             task.cancel()  # each home releases its lease as it stops
         try:
+            await self.media.stop()
             await self.broker.publish(WORKERS_CHANNEL, encode(Heartbeat(self.id, alive=False)))
         except ServiceUnavailable as exc:
             log.warning("could not announce shutdown: %s", exc)
@@ -142,6 +150,21 @@ class Worker:
             if local.empty and self.rooms.get(room_id) is local:
                 del self.rooms[room_id]
                 await local.unsubscribe()
+
+    async def home_of(self, record: RoomRecord) -> str | None:
+        """The room's home for a request that is not a member's (WHEP): the one our members
+        use if any, else the lease holder, else us."""
+        local = self.rooms.get(record.id)
+        if (
+            local is not None
+            and local.home is not None
+            and self._home_usable(record.id, local.home)
+        ):
+            return local.home
+        return await self._resolve_home(record)
+
+    def media_viewers(self) -> int:
+        return sum(len(home.media.viewers) for home in self.homes.values())
 
     def _home_usable(self, room_id: str, home: str) -> bool:
         if home == self.id:
@@ -276,7 +299,7 @@ class Worker:
         for room_id, room_home in list(self.homes.items()):
             room_home.check_workers(now)
             idle = room_home.idle_since
-            if idle is not None and now - idle > HOME_IDLE_SECONDS:
+            if idle is not None and now - idle > HOME_IDLE_SECONDS and not room_home.media.viewers:
                 task = self._home_tasks.get(room_id)
                 if task is not None and room_id not in self.rooms:
                     task.cancel()

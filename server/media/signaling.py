@@ -1,0 +1,175 @@
+"""WHEP signaling from any worker to the room's home (DESIGN §1).
+
+A request that lands on the home is served in place. One that lands elsewhere is published on
+the room's media channel, which only the home subscribes to, and the answer comes back on the
+asking worker's own reply channel. Media then flows straight between the viewer and the home:
+only the SDP crosses Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import TYPE_CHECKING, assert_never
+
+import msgspec
+
+from server.errors import CocoachError, RelayedError, ServiceUnavailable
+from server.sync.keys import room_key
+
+if TYPE_CHECKING:
+    from server.media.room_media import RoomMedia
+    from server.session.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def media_channel(room: str) -> str:
+    """Signaling to the room's home."""
+    return room_key(room, "media")
+
+
+def reply_channel(worker: str) -> str:
+    return f"cocoach:worker:{worker}:media"
+
+
+class MediaRequest(msgspec.Struct, frozen=True, array_like=True, tag_field="k"):
+    id: str
+    reply_to: str
+    room: str
+    user: str
+
+
+class WatchRequest(MediaRequest, tag="w", frozen=True):
+    name: str
+    offer: str
+    rendition: str
+
+
+class TrickleRequest(MediaRequest, tag="t", frozen=True):
+    session: str
+    fragment: str
+
+
+class LeaveRequest(MediaRequest, tag="l", frozen=True):
+    session: str
+
+
+Request = WatchRequest | TrickleRequest | LeaveRequest
+
+
+class MediaReply(msgspec.Struct, frozen=True, array_like=True):
+    id: str
+    session: str | None = None
+    answer: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    status: int = 200
+
+
+_requests = msgspec.msgpack.Decoder(Request)
+_replies = msgspec.msgpack.Decoder(MediaReply)
+_encoder = msgspec.msgpack.Encoder()
+
+
+async def serve(media: RoomMedia, request: Request) -> MediaReply:
+    """Run one request against the room's media at its home."""
+    try:
+        match request:
+            case WatchRequest():
+                session, answer = await media.watch(
+                    user=request.user,
+                    name=request.name,
+                    offer=request.offer,
+                    rendition=request.rendition,
+                )
+                return MediaReply(request.id, session=session, answer=answer)
+            case TrickleRequest():
+                await media.trickle(request.session, request.user, request.fragment)
+                return MediaReply(request.id)
+            case LeaveRequest():
+                await media.leave(request.session, request.user)
+                return MediaReply(request.id)
+            case _:
+                assert_never(request)
+    except CocoachError as error:
+        return MediaReply(
+            request.id, error_code=error.code, error_message=error.message, status=error.http_status
+        )
+
+
+class MediaRouter:
+    """Each worker's end of signaling: sends requests to the home, and serves them as a home."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._pending: dict[str, asyncio.Future[MediaReply]] = {}
+
+    async def start(self) -> None:
+        await self.worker.broker.subscribe(reply_channel(self.worker.id), self._on_reply)
+
+    async def stop(self) -> None:
+        await self.worker.broker.unsubscribe(reply_channel(self.worker.id), self._on_reply)
+
+    # ---- asking -------------------------------------------------------------------------
+
+    async def ask(self, request: Request) -> MediaReply:
+        """Serve `request` here if this worker is the room's home, else forward it there.
+        Raises the home's error as it is."""
+        record = await self.worker.room_record(request.room)
+        home = await self.worker.home_of(record)
+        if home is None:
+            raise ServiceUnavailable(f"room {request.room!r} has no home yet; try again")
+        if home == self.worker.id:
+            room_home = self.worker.homes.get(request.room)
+            if room_home is None:
+                raise ServiceUnavailable(f"room {request.room!r} is changing home; try again")
+            reply = await serve(room_home.media, request)
+        else:
+            reply = await self._forward(request)
+        if reply.error_code is not None:
+            raise RelayedError(reply.error_code, reply.error_message or "", reply.status)
+        return reply
+
+    async def _forward(self, request: Request) -> MediaReply:
+        future: asyncio.Future[MediaReply] = asyncio.get_running_loop().create_future()
+        self._pending[request.id] = future
+        try:
+            await self.worker.broker.publish(media_channel(request.room), _encoder.encode(request))
+            async with asyncio.timeout(self.worker.settings.media_rpc_timeout):
+                return await future
+        except TimeoutError:
+            raise ServiceUnavailable(
+                f"the home of room {request.room!r} did not answer; try again"
+            ) from None
+        finally:
+            self._pending.pop(request.id, None)
+
+    def _on_reply(self, data: bytes) -> None:
+        try:
+            reply = _replies.decode(data)
+        except msgspec.DecodeError as exc:
+            log.error("undecodable media reply: %s", exc)
+            return
+        future = self._pending.get(reply.id)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    # ---- serving, as a room's home ------------------------------------------------------
+
+    def on_request(self, media: RoomMedia, data: bytes) -> None:
+        try:
+            request = _requests.decode(data)
+        except msgspec.DecodeError as exc:
+            log.error("room %s: undecodable media request: %s", media.room_id, exc)
+            return
+        self.worker.spawn(self._answer(media, request), f"media {media.room_id}")
+
+    async def _answer(self, media: RoomMedia, request: Request) -> None:
+        reply = await serve(media, request)
+        await self.worker.broker.publish(reply_channel(request.reply_to), _encoder.encode(reply))
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
