@@ -172,6 +172,8 @@ class Stack:
             **os.environ,
             "COCOACH_SECRET": SECRET,
             "COCOACH_ADMIN_KEY": ADMIN_KEY,
+            # No demo lesson: its background transcode would take CPU from what is measured.
+            "COCOACH_DEMO_CLIP_SECONDS": "0",
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(ROOT),
             **env,
