@@ -249,7 +249,9 @@ class RoomHome:
 
     def _attach(self, lesson: Lesson) -> None:
         """A viewer asked for `lesson`: make it the room's, if it is not already."""
-        if self.room is not None and self.room.state.video != lesson.video:
+        # Before the room is loaded, submit anyway: the inbox runs once it is, and attaching
+        # the room's own video again changes nothing.
+        if self.room is None or self.room.state.video != lesson.video:
             self.submit(AttachVideo(lesson.video, lesson.duration, lesson.fps, time.time()))
 
     # ---- called by the worker's tick -----------------------------------------------------
