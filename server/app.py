@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import gc
-import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import __version__, api, exports, videos_api
+from server import __version__, api, exports, invites, videos_api, web
 from server.errors import CocoachError
 from server.media import tus, whep
 from server.session.room_socket import serve_room_socket
@@ -44,17 +43,6 @@ async def index(request: Request) -> Response:
     return JSONResponse({"service": "cocoach", "version": __version__, "docs": "README.md"})
 
 
-async def invite(request: Request) -> Response:
-    # Until the web page lands, an invite link explains how to join with any WebSocket client.
-    room = html.escape(request.path_params["room"])
-    body = f"""<!doctype html><meta charset="utf-8"><title>cocoach: room {room}</title>
-<h1>Room {room}</h1>
-<p>This invite carries your token. Connect a room-protocol client (MessagePack over WebSocket,
-see docs/protocol.md) to <code>/rooms/{room}/ws?token=&hellip;</code> with the token from this
-link's address.</p>"""
-    return HTMLResponse(body, headers={"Referrer-Policy": "no-referrer"})
-
-
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_secrets()
 
@@ -80,6 +68,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/rooms", api.create_room, methods=["POST"]),
             Route("/api/rooms", api.list_rooms, methods=["GET"]),
             Route("/api/rooms/{room}", api.get_room, methods=["GET"]),
+            Route("/api/rooms/{room}/invites", invites.create_invites, methods=["POST"]),
             Route("/api/rooms/{room}/export.{format}", exports.export, methods=["GET"]),
             Route("/api/rooms/{room}/summary", exports.room_summary, methods=["GET"]),
             Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),
@@ -93,7 +82,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/videos/{video}/upload", tus.patch, methods=["PATCH"]),
             Route("/api/videos/{video}/upload", tus.terminate, methods=["DELETE"]),
             Route("/api/videos/{video}/upload", tus.options, methods=["OPTIONS"]),
-            Route("/r/{room}", invite),
+            Route("/r/{room}", web.session_page),
+            Route("/admin", web.admin_page),
+            Mount("/static", app=web.BuiltFiles(), name="static"),
             Route("/rooms/{room}/whep", whep.watch, methods=["POST"]),
             Route("/rooms/{room}/whep", whep.options, methods=["OPTIONS"]),
             Route("/rooms/{room}/whep/{session}", whep.trickle, methods=["PATCH"]),

@@ -1,0 +1,108 @@
+"""`POST /api/rooms/{room}/invites` (admin key): invite links for a room, one per person.
+
+The admin page uses it to hand out links without a command line; it mints exactly what
+`cocoach token` mints (server/tokens.py), so a trust's own portal remains the other way.
+
+Body (every key optional):
+
+    {"ttl": 28800, "org": "north-trust",
+     "invites": [{"role": "coach", "name": "Ann Lee", "sub": "staff-1042"}, ...]}
+
+Without `invites`: one coach, one teacher and one observer invite, named after the role.
+Answer 201: {"room", "expires", "invites": [{"role", "name", "sub", "token", "path", "url"}]}.
+`path` is `/r/{room}?token=…`; `url` puts it on the server's public address.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.api import check_admin, read_json
+from server.errors import InvalidField
+from server.rooms.roles import Role
+from server.session.worker import Worker
+from server.tokens import mint
+
+DEFAULT_TTL = 8 * 3600.0
+MAX_TTL = 7 * 24 * 3600.0  # a week, as docs/protocol.md suggests for token lifetimes
+MAX_INVITES = 20
+DEFAULT_ROLES = (Role.COACH, Role.TEACHER, Role.OBSERVER)
+
+
+class Invite(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    role: str
+    name: str
+    sub: str | None = None
+
+
+class NewInvites(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ttl: float = DEFAULT_TTL
+    org: str | None = None
+    invites: list[Invite] | None = None
+
+
+def _check(body: NewInvites, max_ttl: float) -> list[Invite]:
+    if not 60 <= body.ttl <= max_ttl:
+        raise InvalidField(f"ttl must be 60 to {max_ttl:.0f} seconds")
+    if body.org is not None and not 1 <= len(body.org) <= 200:
+        raise InvalidField("org must be 1-200 characters")
+    invites = body.invites
+    if invites is None:
+        invites = [Invite(role=r.value, name=r.value.title()) for r in DEFAULT_ROLES]
+    if not 1 <= len(invites) <= MAX_INVITES:
+        raise InvalidField(f"invites must list 1 to {MAX_INVITES} people")
+    roles = {r.value for r in Role}
+    for i, invite in enumerate(invites):
+        if invite.role not in roles:
+            raise InvalidField(f"invites[{i}].role must be one of {sorted(roles)}")
+        if not 1 <= len(invite.name.strip()) <= 200:
+            raise InvalidField(f"invites[{i}].name must be 1-200 characters")
+        if invite.sub is not None and not 1 <= len(invite.sub) <= 200:
+            raise InvalidField(f"invites[{i}].sub must be 1-200 characters")
+    return invites
+
+
+async def create_invites(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    check_admin(request, worker)
+    body = await read_json(request, NewInvites)
+    invites = _check(body, MAX_TTL)
+    record = await worker.room_record(request.path_params["room"])  # 404 for no such room
+    secret = worker.settings.secret
+    assert secret is not None, "secrets are filled in at start-up"
+    now = time.time()
+    made = []
+    for invite in invites:
+        name = invite.name.strip()
+        sub = invite.sub or f"user:{name.lower()}"  # as `cocoach token` derives it
+        token = mint(
+            secret,
+            room=record.id,
+            role=Role(invite.role),
+            name=name,
+            sub=sub,
+            ttl=body.ttl,
+            org=body.org,
+            now=now,
+        )
+        path = f"/r/{quote(record.id, safe='')}?token={token}"
+        made.append(
+            {
+                "role": invite.role,
+                "name": name,
+                "sub": sub,
+                "token": token,
+                "path": path,
+                "url": worker.settings.base_url + path,
+            }
+        )
+    return JSONResponse(
+        {"room": record.id, "expires": int(now + body.ttl), "invites": made},
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
