@@ -1,0 +1,269 @@
+// The admin page at /admin: upload lessons (tus, with a progress bar), see the library,
+// create rooms and hand out invite links per role. The admin key stays in this tab
+// (sessionStorage) and goes to the server as Authorization: Bearer.
+import './style.css'
+import { $, formatTime, h, sleep } from './util.js'
+
+const KEY = 'cocoach-admin-key'
+const CHUNK = 8 * 1024 * 1024
+const TUS = '1.0.0'
+
+let adminKey = sessionStorage.getItem(KEY) ?? ''
+let videos = []
+
+async function api (path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { Authorization: `Bearer ${adminKey}`, ...(options.headers ?? {}) }
+  })
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`
+    try { message = (await response.json()).error?.message ?? message } catch { /* not JSON */ }
+    const error = new Error(message)
+    error.status = response.status
+    throw error
+  }
+  return response
+}
+
+const json = async (path, options) => (await api(path, options)).json()
+
+// ---- the key ------------------------------------------------------------------------------
+
+async function useKey (key) {
+  adminKey = key
+  try {
+    await api('/api/rooms')
+  } catch (error) {
+    $('#key-status').textContent = error.status === 401 ? 'That key is not this server’s admin key.' : `The server did not answer: ${error.message}`
+    $('#work').hidden = true
+    return
+  }
+  sessionStorage.setItem(KEY, key)
+  $('#key-status').textContent = 'Key accepted.'
+  $('#work').hidden = false
+  await Promise.all([loadVideos(), loadRooms(), loadFrameworks()])
+}
+
+$('#key-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  useKey($('#admin-key').value.trim())
+})
+$('#forget-key').addEventListener('click', () => {
+  sessionStorage.removeItem(KEY)
+  adminKey = ''
+  $('#admin-key').value = ''
+  $('#work').hidden = true
+  $('#key-status').textContent = 'Forgotten.'
+})
+
+// ---- uploads (tus 1.0.0) ------------------------------------------------------------------
+
+const b64 = (text) => btoa(unescape(encodeURIComponent(text)))
+
+function patch (url, offset, blob, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest()
+    xhr.open('PATCH', url)
+    xhr.setRequestHeader('Authorization', `Bearer ${adminKey}`)
+    xhr.setRequestHeader('Tus-Resumable', TUS)
+    xhr.setRequestHeader('Upload-Offset', String(offset))
+    xhr.setRequestHeader('Content-Type', 'application/offset+octet-stream')
+    xhr.upload.onprogress = (event) => onProgress(offset + event.loaded)
+    xhr.onload = () => {
+      if (xhr.status === 204) resolve(Number(xhr.getResponseHeader('Upload-Offset')))
+      else {
+        let message = `${xhr.status}`
+        try { message = JSON.parse(xhr.responseText).error.message } catch { /* not JSON */ }
+        const error = new Error(message)
+        error.status = xhr.status
+        reject(error)
+      }
+    }
+    xhr.onerror = () => reject(new Error('the connection dropped'))
+    xhr.send(blob)
+  })
+}
+
+async function uploadOffset (url) {
+  const response = await api(url, { method: 'HEAD', headers: { 'Tus-Resumable': TUS } })
+  return Number(response.headers.get('Upload-Offset'))
+}
+
+async function upload (file, title) {
+  const bar = $('#upload-bar')
+  const text = $('#upload-text')
+  $('#upload-progress').hidden = false
+  const show = (sent) => {
+    bar.value = file.size ? sent / file.size : 1
+    text.textContent = `Uploading ${file.name}: ${Math.floor((100 * sent) / Math.max(1, file.size))}% (${(sent / 1e6).toFixed(1)} of ${(file.size / 1e6).toFixed(1)} MB)`
+  }
+  show(0)
+  const metadata = [`filename ${b64(file.name)}`]
+  if (title) metadata.push(`title ${b64(title)}`)
+  const created = await api('/api/videos', {
+    method: 'POST',
+    headers: { 'Tus-Resumable': TUS, 'Upload-Length': String(file.size), 'Upload-Metadata': metadata.join(',') }
+  })
+  const url = created.headers.get('Location')
+  let offset = 0
+  let failures = 0
+  while (offset < file.size) {
+    try {
+      offset = await patch(url, offset, file.slice(offset, offset + CHUNK), show)
+      failures = 0
+      show(offset)
+    } catch (error) {
+      if (++failures > 5 || (error.status && error.status < 500 && error.status !== 409 && error.status !== 423)) throw error
+      text.textContent = `The upload was interrupted (${error.message}); resuming…`
+      await sleep(1000 * failures)
+      offset = await uploadOffset(url) // resume where the server stands
+    }
+  }
+  bar.value = 1
+  text.textContent = `Uploaded ${file.name}. The server is preparing it for watching; its status shows below.`
+}
+
+$('#upload-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const file = $('#upload-file').files[0]
+  if (!file) return
+  const button = $('#upload-button')
+  button.disabled = true
+  try {
+    await upload(file, $('#upload-title').value.trim())
+    $('#upload-form').reset()
+  } catch (error) {
+    $('#upload-text').textContent = `The upload failed: ${error.message}`
+  } finally {
+    button.disabled = false
+    loadVideos()
+  }
+})
+
+// ---- the library ----------------------------------------------------------------------------
+
+let refresh = null
+
+async function loadVideos () {
+  try {
+    videos = (await json('/api/videos')).videos
+  } catch (error) {
+    $('#videos').replaceChildren(h('tr', {}, h('td', { colspan: 5, class: 'error', text: error.message })))
+    return
+  }
+  $('#videos').replaceChildren(...videos.map((v) => h('tr', { dataset: { video: v.id } },
+    h('td', {}, v.title, h('br'), h('small', { class: 'hint', text: v.id })),
+    h('td', { class: `status-${v.status}` }, statusText(v),
+      v.status === 'ingesting' || v.status === 'uploading' ? h('progress', { max: 1, value: v.status === 'uploading' ? v.upload_offset / Math.max(1, v.upload_length) : v.progress }) : null),
+    h('td', { text: v.duration ? formatTime(v.duration) : '–' }),
+    h('td', { text: new Date(v.created * 1000).toLocaleString() }),
+    h('td', {}, h('button', {
+      type: 'button',
+      text: 'Delete',
+      onclick: async () => {
+        if (!confirm(`Delete “${v.title}” and its files? Rooms using it will have no video.`)) return
+        await api(`/api/videos/${encodeURIComponent(v.id)}`, { method: 'DELETE' })
+        loadVideos()
+      }
+    })))))
+  const select = $('#room-video')
+  const chosen = select.value
+  select.replaceChildren(h('option', { value: '', text: '(none yet)' }),
+    ...videos.filter((v) => v.status !== 'failed').map((v) => h('option', { value: v.id, text: `${v.title} (${v.status})` })))
+  select.value = chosen
+  clearTimeout(refresh)
+  if (videos.some((v) => v.status === 'queued' || v.status === 'ingesting')) refresh = setTimeout(loadVideos, 2000)
+}
+
+function statusText (v) {
+  switch (v.status) {
+    case 'uploading': return 'uploading '
+    case 'queued': return 'waiting to be prepared'
+    case 'ingesting': return `preparing ${Math.round(100 * v.progress)}% `
+    case 'ready': return 'ready'
+    case 'failed': return `failed: ${v.error ?? ''}`
+    default: return v.status
+  }
+}
+
+// ---- rooms and invites ----------------------------------------------------------------------
+
+async function loadFrameworks () {
+  const { frameworks } = await (await fetch('/api/frameworks')).json()
+  $('#room-framework').replaceChildren(h('option', { value: '', text: '(none)' }),
+    ...frameworks.map((f) => h('option', { value: f.id, text: f.name })))
+}
+
+async function loadRooms () {
+  const { rooms } = await json('/api/rooms')
+  const titleOf = (id) => videos.find((v) => v.id === id)?.title ?? id
+  $('#rooms').replaceChildren(...rooms.map((room) => h('tr', { dataset: { room: room.id } },
+    h('td', {}, room.title, h('br'), h('small', { class: 'hint', text: room.id })),
+    h('td', { text: room.video ? titleOf(room.video) : '–' }),
+    h('td', {}, inviteForm(room)))))
+}
+
+function inviteForm (room) {
+  const out = h('div', { class: 'invites' })
+  const coach = h('input', { type: 'text', value: 'Coach', 'aria-label': 'Coach’s name', maxlength: 200 })
+  const teacher = h('input', { type: 'text', value: 'Teacher', 'aria-label': 'Teacher’s name', maxlength: 200 })
+  const form = h('form', { class: 'invite-form' },
+    h('label', {}, 'Coach', coach), h('label', {}, 'Teacher', teacher),
+    h('button', { type: 'submit', text: 'Make invite links' }))
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    try {
+      const made = await json(`/api/rooms/${encodeURIComponent(room.id)}/invites`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          invites: [
+            { role: 'coach', name: coach.value.trim() || 'Coach' },
+            { role: 'teacher', name: teacher.value.trim() || 'Teacher' },
+            { role: 'observer', name: 'Observer' }
+          ]
+        })
+      })
+      const expires = new Date(made.expires * 1000).toLocaleString()
+      out.replaceChildren(...made.invites.map((invite) => {
+        const link = location.origin + invite.path
+        const field = h('input', { type: 'text', readonly: true, value: link, 'aria-label': `${invite.role} invite link` })
+        return h('div', { class: 'invite', dataset: { role: invite.role } },
+          h('strong', { text: `${invite.role} (${invite.name})` }), field,
+          h('button', {
+            type: 'button',
+            text: 'Copy',
+            onclick: async (e) => {
+              field.select()
+              try { await navigator.clipboard.writeText(link) } catch { document.execCommand('copy') }
+              e.target.textContent = 'Copied'
+            }
+          }))
+      }), h('p', { class: 'hint', text: `These links work until ${expires}. Anyone with a link joins as its person: send each one only to them.` }))
+    } catch (error) {
+      out.replaceChildren(h('p', { class: 'error', text: error.message }))
+    }
+  })
+  return h('div', {}, form, out)
+}
+
+$('#room-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const body = { title: $('#room-title').value.trim() }
+  if ($('#room-video').value) body.video = $('#room-video').value
+  if ($('#room-framework').value) body.framework = $('#room-framework').value
+  try {
+    const room = await json('/api/rooms', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+    $('#room-status').textContent = `Created room “${room.title}” (${room.id}).`
+    $('#room-form').reset()
+    loadRooms()
+  } catch (error) {
+    $('#room-status').textContent = `Could not create the room: ${error.message}`
+  }
+})
+
+if (adminKey) {
+  $('#admin-key').value = adminKey
+  useKey(adminKey)
+}

@@ -1,0 +1,458 @@
+// The session page at /r/{room}?token=…: a coach and a teacher (and observers) watch the lesson
+// in sync, write notes on its timeline and the next lesson's plan. docs/web.md describes it.
+import './style.css'
+import { playheadAt } from './clock.js'
+import { SharedDoc } from './doc.js'
+import { renderMembers } from './members.js'
+import { PlanEditor } from './plan.js'
+import { FATAL_CLOSES, RoomConnection } from './room.js'
+import { TimelineView } from './timeline.js'
+import { $, colourFor, formatTime, h, isTyping } from './util.js'
+import { hasWebRTC, LessonVideo } from './video.js'
+
+const SEEK_STEP = 5
+const SPEEDS = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2]
+
+function tokenClaims (token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')
+    return JSON.parse(decodeURIComponent(escape(atob(part))))
+  } catch {
+    return {}
+  }
+}
+
+class Session {
+  constructor () {
+    const match = location.pathname.match(/^\/r\/([^/]+)/)
+    this.roomId = match ? decodeURIComponent(match[1]) : ''
+    this.token = new URLSearchParams(location.search).get('token') ?? ''
+    this.claims = tokenClaims(this.token)
+    this.sub = String(this.claims.sub ?? '')
+    this.base = location.origin
+    this.names = new Map() // user id -> display name, from everyone seen
+    this.videoInfo = null // {duration, fps} when we may read the video's record
+    this.videoId = null
+    this.ready = false // reported ready to the room
+    this.dragging = false
+    this.lastQuality = null
+    this.bound = false
+  }
+
+  start () {
+    if (!this.token) return this.fatal(FATAL_CLOSES[4001])
+    if (this.claims.role === 'camera') {
+      return this.fatal('This link is for a classroom camera. Publishing a live lesson from this page is not available yet; use the link of a coach, teacher or observer to join the session.', 'A camera link')
+    }
+    document.title = `cocoach: ${this.roomId}`
+    this.room = new RoomConnection(this.base, this.roomId, this.token)
+    this.room.on('status', (status, detail) => this.onRoomStatus(status, detail))
+    this.room.on('welcome', () => this.onWelcome())
+    this.room.on('members', () => this.onMembers())
+    this.room.on('playback', (playback) => this.onPlayback(playback))
+    this.room.on('error', (error) => this.toast(error.message))
+    this.room.on('clock', () => this.sendQuality())
+    this.room.connect()
+
+    const colours = colourFor(this.sub)
+    this.shared = new SharedDoc(this.base, this.roomId, this.token, {
+      name: String(this.claims.name ?? 'Someone'),
+      sub: this.sub,
+      role: String(this.claims.role ?? ''),
+      color: colours.color,
+      colorLight: colours.light
+    })
+    this.shared.on('status', () => this.updateBanner())
+    this.shared.on('fatal', ({ code, message }) => this.fatal(message ?? FATAL_CLOSES[code]))
+    this.shared.on('denied', (reason) => this.toast(`The room did not accept a change: ${reason}. The page reloaded the notes and plan.`))
+    this.shared.on('reset', () => this.bindDocument())
+    this.shared.open()
+
+    this.video = new LessonVideo($('#lesson'), this.base, this.roomId, this.token)
+    this.video.on('status', (status, detail) => this.onVideoStatus(status, detail))
+    this.video.on('frames', () => this.reportReady())
+    this.video.on('muted', () => { $('#unmute').hidden = false })
+
+    this.wireControls()
+    this.renderExports()
+    document.addEventListener('keydown', (event) => this.onKey(event))
+    document.addEventListener('visibilitychange', () => this.sendPresence())
+    window.addEventListener('pagehide', () => this.video.stop())
+    requestAnimationFrame(() => this.tick())
+    window.cocoach = this // for the end-to-end tests and for curious IT staff
+  }
+
+  // ---- the room -----------------------------------------------------------------------
+
+  onRoomStatus (status, detail) {
+    if (status === 'fatal') this.fatal(detail.message)
+    if (status === 'lost') this.ready = false // a new member after the reconnect
+    this.updateBanner()
+  }
+
+  onWelcome () {
+    const room = this.room
+    document.body.classList.remove('loading')
+    $('#room-title').textContent = room.room.title
+    document.title = `${room.room.title} · cocoach`
+    this.canControl = room.may('control_playback')
+    this.canAnnotate = room.may('annotate')
+    this.canEdit = room.may('edit')
+    document.body.classList.toggle('can-control', this.canControl)
+    if (!this.bound) {
+      this.bound = true
+      this.timeline = new TimelineView({
+        shared: this.shared,
+        canAnnotate: this.canAnnotate,
+        sub: this.sub,
+        nameOf: (sub) => this.nameOf(sub),
+        currentTime: () => this.currentTime(),
+        seek: (t) => this.seek(t),
+        duration: () => this.duration(),
+        announce: (text) => this.announce(text),
+        returnFocus: () => this.returnFocus(),
+        onNotes: (notes) => this.renderScrubMarks(notes)
+      }, {
+        list: $('#timeline-list'),
+        composer: $('#composer'),
+        lanes: $('#lanes'),
+        empty: $('#timeline-empty')
+      })
+      this.plan = new PlanEditor($('#plan-editor'), {
+        editable: this.canEdit,
+        onEscape: () => this.returnFocus(),
+        insertTime: () => formatTime(this.currentTime())
+      })
+      this.bindDocument()
+      if (hasWebRTC()) this.video.start()
+      else this.onVideoStatus('unsupported')
+    } else if (this.video.framesShown) {
+      this.reportReady()
+    }
+    this.sendPresence()
+    this.sendQuality(true)
+  }
+
+  bindDocument () {
+    if (!this.timeline) return
+    this.timeline.bind()
+    this.plan.bind(this.shared)
+    const awareness = this.shared.awareness
+    awareness.on('change', () => {
+      for (const state of awareness.getStates().values()) {
+        if (state.user?.sub && state.user?.name) this.names.set(state.user.sub, state.user.name)
+      }
+    })
+    this.updateBanner()
+  }
+
+  onMembers () {
+    for (const m of this.room.members.values()) this.names.set(m.user, m.name)
+    renderMembers($('#members'), this.room)
+    this.onPlayback(this.room.playback)
+    this.timeline?.schedule()
+  }
+
+  nameOf (sub) {
+    if (sub === this.sub) return `${this.names.get(sub) ?? this.claims.name ?? 'You'} (you)`
+    return this.names.get(sub) ?? String(sub).replace(/^user:/, '')
+  }
+
+  memberName (id) {
+    if (!id) return null
+    if (id === this.room.you?.id) return 'you'
+    return this.room.memberName(id) ?? 'someone who has left'
+  }
+
+  // ---- playback -----------------------------------------------------------------------
+
+  onPlayback (playback) {
+    if (!playback) return
+    if (playback.video && playback.video !== this.videoId) {
+      const first = this.videoId === null
+      this.videoId = playback.video
+      this.loadVideoInfo(playback.video)
+      // The room moved to another video: watch that one (the first is asked for at start).
+      if (!first && this.video.status !== 'idle' && this.video.status !== 'unsupported') this.video.connect()
+    }
+    const you = this.room.you?.id
+    const presenter = playback.presenter
+    const blocked = presenter && presenter !== you
+    const mayControl = this.canControl && !blocked
+    const playing = playback.status === 'playing'
+    const play = $('#play')
+    play.textContent = playing ? 'Pause' : 'Play'
+    play.classList.toggle('playing', playing)
+    play.setAttribute('aria-label', playing ? 'Pause for everyone' : 'Play for everyone')
+    play.disabled = !mayControl
+    $('#scrubber').disabled = !mayControl
+    $('#speed').disabled = !mayControl
+    $('#speed').value = String(SPEEDS.find((s) => Math.abs(s - playback.rate) < 1e-6) ?? 1)
+    $('#step-back').disabled = !mayControl || playback.status !== 'paused' || !this.videoId
+    $('#step-forward').disabled = $('#step-back').disabled
+    const lock = $('#lock')
+    lock.hidden = !this.canControl
+    lock.disabled = Boolean(blocked)
+    lock.setAttribute('aria-pressed', String(presenter === you && Boolean(you)))
+    lock.textContent = presenter === you && you ? 'Stop presenting' : 'Present'
+    document.body.dataset.playback = playback.status
+
+    const parts = []
+    if (presenter) {
+      parts.push(presenter === you
+        ? 'You are presenting: only you control the lesson.'
+        : `${this.memberName(presenter)} is presenting: only they control the lesson.`)
+    } else {
+      const controllers = [...this.room.members.values()]
+        .filter((m) => m.role === 'coach' || m.role === 'teacher')
+        .map((m) => (m.id === you ? 'you' : m.name))
+      const who = joinNames(controllers)
+      parts.push(controllers.length ? `${who[0].toUpperCase()}${who.slice(1)} can control the lesson.` : '')
+    }
+    if (playback.status === 'waiting') {
+      const names = playback.waiting_for.map((id) => this.memberName(id))
+      parts.push(`Waiting for ${joinNames(names)} to catch up…`)
+    } else if (playback.by) {
+      const who = this.memberName(playback.by)
+      parts.push(playing ? `Playing (${who} pressed play).` : `Paused by ${who}.`)
+    }
+    if (!this.canControl) parts.push('You watch along; the coach and teacher control the lesson.')
+    $('#who-controls').textContent = parts.filter(Boolean).join(' ')
+    const cue = $('#cue-text')
+    cue.textContent = playback.status === 'waiting'
+      ? 'Everyone waits here together'
+      : playing ? 'Playing for everyone in the room' : 'Everyone in the room sees this moment'
+  }
+
+  async loadVideoInfo (videoId) {
+    try {
+      const response = await fetch(`/api/videos/${encodeURIComponent(videoId)}`, {
+        headers: { Authorization: `Bearer ${this.token}` }
+      })
+      if (!response.ok) return // observers may not read the library: no scrubber length
+      const record = await response.json()
+      if (videoId !== this.videoId) return
+      this.videoInfo = { duration: record.duration, fps: record.fps, title: record.title }
+      $('#time-total').textContent = record.duration ? formatTime(record.duration) : '–'
+      this.timeline?.schedule()
+    } catch { /* shown without a length */ }
+  }
+
+  duration () {
+    if (this.videoInfo?.duration) return this.videoInfo.duration
+    const marks = (this.timeline?.notes ?? []).map((n) => n.end ?? n.start)
+    return Math.max(60, this.currentTime() + 10, ...marks.map((m) => m + 10))
+  }
+
+  currentTime () {
+    const duration = this.videoInfo?.duration ?? null
+    return playheadAt(this.room?.playback, this.room?.serverNow() ?? 0, duration)
+  }
+
+  tick () {
+    const now = this.currentTime()
+    const fps = this.videoInfo?.fps ?? null
+    $('#time-now').textContent = formatTime(now, fps)
+    const scrubber = $('#scrubber')
+    const duration = this.duration()
+    if (Number(scrubber.max) !== duration) scrubber.max = String(duration)
+    if (!this.dragging && document.activeElement !== scrubber) scrubber.value = String(now)
+    scrubber.setAttribute('aria-valuetext', formatTime(now))
+    requestAnimationFrame(() => this.tick())
+  }
+
+  intent (message) {
+    if (!this.room.send(message)) this.toast('Not connected to the room right now; try again in a moment.')
+  }
+
+  togglePlay () {
+    const status = this.room.playback?.status
+    this.intent({ type: status === 'playing' || status === 'waiting' ? 'pause' : 'play' })
+  }
+
+  seek (position) {
+    if (!this.canControl) return
+    this.intent({ type: 'seek', position: Math.max(0, Math.min(position, this.videoInfo?.duration ?? Infinity)) })
+  }
+
+  step (frames) {
+    if (this.room.playback?.status !== 'paused') return this.toast('Pause first to step by frames.')
+    this.intent({ type: 'step', frames })
+  }
+
+  speed (direction) {
+    const index = SPEEDS.findIndex((s) => Math.abs(s - (this.room.playback?.rate ?? 1)) < 1e-6)
+    const next = SPEEDS[Math.max(0, Math.min(SPEEDS.length - 1, (index < 0 ? 3 : index) + direction))]
+    this.intent({ type: 'rate', rate: next })
+  }
+
+  wireControls () {
+    $('#play').addEventListener('click', () => this.togglePlay())
+    $('#step-back').addEventListener('click', () => this.step(-1))
+    $('#step-forward').addEventListener('click', () => this.step(1))
+    $('#speed').addEventListener('change', (event) => this.intent({ type: 'rate', rate: Number(event.target.value) }))
+    $('#lock').addEventListener('click', () => {
+      const mine = this.room.playback?.presenter === this.room.you?.id
+      this.intent({ type: 'lock', locked: !mine })
+    })
+    const scrubber = $('#scrubber')
+    scrubber.addEventListener('pointerdown', () => { this.dragging = true })
+    scrubber.addEventListener('input', () => { $('#time-now').textContent = formatTime(Number(scrubber.value)) })
+    scrubber.addEventListener('change', () => {
+      this.dragging = false
+      this.seek(Number(scrubber.value))
+    })
+    $('#unmute').addEventListener('click', () => {
+      const video = $('#lesson')
+      video.muted = false
+      video.play().catch(() => {})
+      $('#unmute').hidden = true
+    })
+    $('#help-button').addEventListener('click', () => $('#help').showModal())
+  }
+
+  renderScrubMarks (notes) {
+    const duration = this.duration()
+    $('#scrub-marks').replaceChildren(...notes.map((n) => h('span', {
+      class: 'scrub-mark' + (n.end != null ? ' range' : ''),
+      style: {
+        left: `${Math.min(100, (n.start / duration) * 100)}%`,
+        width: n.end != null ? `${Math.max(0.4, ((n.end - n.start) / duration) * 100)}%` : null,
+        background: this.timeline.colourOf(n)
+      }
+    })))
+  }
+
+  // ---- the video ----------------------------------------------------------------------
+
+  onVideoStatus (status, detail = '') {
+    const message = $('#stage-message')
+    const texts = {
+      unsupported: 'This browser cannot play the lesson video: it has no WebRTC. You can still write notes and the plan here. To watch, open this link in a current Chrome, Edge, Firefox or Safari.',
+      connecting: this.video.framesShown ? '' : 'Connecting to the lesson video…',
+      'no-video': `No lesson video to watch yet. ${detail}`.trim(),
+      lost: `The video connection dropped. Reconnecting… ${detail}`.trim(),
+      refused: `The lesson video is not available to you: ${detail}`
+    }
+    const text = texts[status] ?? ''
+    message.textContent = text
+    message.hidden = !text
+    document.body.dataset.video = status
+    if ((status === 'lost' || status === 'connecting') && this.ready) {
+      this.ready = false
+      this.room.send({ type: 'buffering' })
+    }
+    this.sendQuality()
+  }
+
+  reportReady () {
+    $('#stage-message').hidden = true
+    if (!this.ready && this.room.send({ type: 'ready' })) this.ready = true
+    this.sendQuality()
+  }
+
+  // ---- presence -----------------------------------------------------------------------
+
+  sendPresence () {
+    this.room?.send({ type: 'presence', status: document.hidden ? 'away' : 'here' })
+  }
+
+  /** Our connection quality, shown beside our name to the others. */
+  sendQuality (force = false) {
+    if (!this.room?.welcomed) return
+    const rtt = this.room.rtt
+    const link = rtt == null ? 'unknown' : rtt < 0.15 ? 'good' : rtt < 0.4 ? 'fair' : 'poor'
+    const video = this.video?.framesShown && this.video.status === 'connected' ? 'on' : this.video?.status ?? 'idle'
+    const state = { link, video, rtt_ms: rtt == null ? null : Math.round(rtt * 1000) }
+    const key = `${link}|${video}`
+    if (!force && key === this.lastQuality) return
+    this.lastQuality = key
+    this.room.send({ type: 'presence', state })
+  }
+
+  // ---- messages -----------------------------------------------------------------------
+
+  updateBanner () {
+    const banner = $('#banner')
+    const roomLost = this.room?.status === 'lost' || (this.room?.status === 'connecting' && this.bound)
+    const docLost = this.shared?.status === 'disconnected' && this.bound
+    let text = ''
+    if (roomLost || docLost) {
+      text = 'Connection lost. Reconnecting… What you type is kept and sent when the connection is back.'
+    }
+    banner.textContent = text
+    banner.hidden = !text
+    document.body.dataset.connection = text ? 'lost' : 'ok'
+  }
+
+  fatal (text, title = 'This link does not work') {
+    this.room?.close()
+    this.shared?.close()
+    this.video?.stop()
+    $('#fatal-title').textContent = title
+    $('#fatal-text').textContent = text
+    $('#fatal').hidden = false
+    document.body.classList.remove('loading')
+    document.body.dataset.connection = 'fatal'
+  }
+
+  toast (text) {
+    const toast = h('div', { class: 'toast', role: 'status', text })
+    document.body.append(toast)
+    setTimeout(() => toast.remove(), 6000)
+  }
+
+  announce (text) { this.toast(text) }
+
+  renderExports () {
+    const q = `?token=${encodeURIComponent(this.token)}`
+    const base = `/api/rooms/${encodeURIComponent(this.roomId)}/export`
+    $('#exports').replaceChildren(
+      h('a', { href: `${base}.csv${q}`, download: '', text: 'Notes as a spreadsheet (CSV)' }),
+      h('a', { href: `${base}.vtt${q}`, download: '', text: 'Notes as captions (WebVTT)' }),
+      h('a', { href: `${base}.json${q}`, download: '', text: 'Plan and notes (JSON)' }),
+      h('a', { href: `${base}.jsonld${q}`, download: '', text: 'Web Annotations (JSON-LD)' })
+    )
+  }
+
+  // ---- keyboard -----------------------------------------------------------------------
+
+  returnFocus () {
+    if (document.activeElement instanceof HTMLElement) document.activeElement.blur()
+    $('.watch').focus({ preventScroll: true })
+  }
+
+  onKey (event) {
+    if (event.defaultPrevented || !this.bound || $('#help').open) return
+    if (isTyping(event.target)) return
+    if (this.timeline.handleKey(event)) {
+      event.preventDefault()
+      return
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey) return
+    const onButton = event.target instanceof HTMLButtonElement || event.target instanceof HTMLAnchorElement ||
+      event.target instanceof HTMLInputElement
+    const keys = {
+      ' ': () => this.canControl && !onButton && this.togglePlay(),
+      k: () => this.canControl && this.togglePlay(),
+      ArrowLeft: () => this.canControl && event.target.id !== 'scrubber' && this.seek(this.currentTime() - SEEK_STEP),
+      ArrowRight: () => this.canControl && event.target.id !== 'scrubber' && this.seek(this.currentTime() + SEEK_STEP),
+      ',': () => this.canControl && this.step(-1),
+      '.': () => this.canControl && this.step(1),
+      '<': () => this.canControl && this.speed(-1),
+      '>': () => this.canControl && this.speed(1),
+      p: () => this.plan.focus(),
+      t: () => $('#timeline-list').focus(),
+      '?': () => $('#help').showModal()
+    }
+    const action = keys[event.key]
+    if (action && action() !== false) event.preventDefault()
+  }
+}
+
+function joinNames (names) {
+  if (names.length <= 1) return names.join('')
+  return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
+}
+
+new Session().start()
