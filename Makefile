@@ -4,7 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint pytest system-deps node-deps clean
+.PHONY: run test lint pytest system-deps node node-deps web clean
+
+WEB_SOURCES := web/package.json web/package-lock.json web/build.mjs $(wildcard web/*.html web/src/*)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,17 +14,35 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## run: install and start the server in embedded mode at http://127.0.0.1:8000 (data in ./data)
-run: $(STAMP)
+## run: install, build the web page, and start the server in embedded mode at
+## http://127.0.0.1:8000 (data in ./data)
+run: $(STAMP) web
 	$(VENV)/bin/cocoach serve
 
-## test: install what the tests need (redis-server from Debian if missing), lint, run the suite
+## web: build the page (web/ -> web/dist) when its sources changed; needs node and npm
+web: web/dist/.built
+
+web/node_modules/.installed: web/package.json web/package-lock.json | node
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web/dist/.built: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run --silent build
+	touch $@
+
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "installing nodejs and npm (they build the web page and run a y-websocket client in the tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+## test: install what the tests need (redis-server, node and chromium from Debian if missing),
+## build the page, lint, run the suite
 test: system-deps lint pytest
 
-system-deps:
-	@command -v node >/dev/null || { \
-	  echo "installing nodejs and npm (a stock y-websocket client runs in the tests)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+system-deps: node
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (the page's end-to-end tests drive it headless)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (the tests start their own on a free port)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
@@ -35,8 +55,8 @@ lint: $(STAMP)
 node-deps:
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 
-pytest: $(STAMP) system-deps node-deps
+pytest: $(STAMP) system-deps node-deps web
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/dist web/node_modules

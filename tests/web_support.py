@@ -1,0 +1,134 @@
+"""Helpers for the page's end-to-end tests: real headless Chromium (Debian's `chromium`)
+driven by Playwright's Python package, and the frame number read back from the <video>."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.support import TIMEOUT
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST = ROOT / "web" / "dist"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+# As root, headless, with nothing phoning home; WebRTC on loopback with real IP candidates
+# (DESIGN §3); sound allowed to start without a click.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+# server/media/clip.py's read_frame_number, in the page: 16 blocks across the top, a second
+# row inverted below, block edges at multiples of width / 18.
+READ_FRAME_JS = """() => {
+  const video = document.querySelector('#lesson')
+  if (!video || !video.videoWidth) return null
+  const canvas = document.createElement('canvas')
+  canvas.width = video.videoWidth
+  canvas.height = video.videoHeight
+  const context = canvas.getContext('2d', { willReadFrequently: true })
+  context.drawImage(video, 0, 0)
+  const w = canvas.width
+  const pixels = context.getImageData(0, 0, w, canvas.height).data
+  const gray = (x, y) => {
+    const i = (y * w + x) * 4
+    return 0.299 * pixels[i] + 0.587 * pixels[i + 1] + 0.114 * pixels[i + 2]
+  }
+  const size = w / 18
+  let number = 0
+  for (let bit = 0; bit < 16; bit++) {
+    const x = Math.floor(size + bit * size + size / 2)
+    const upper = gray(x, Math.floor(size / 2 + size / 2))
+    const lower = gray(x, Math.floor(size / 2 + size + size / 2))
+    if ((upper > 128) === (lower > 128) ||
+        Math.min(Math.abs(upper - 128), Math.abs(lower - 128)) < 48) return null
+    number = (number << 1) | (upper > 128 ? 1 : 0)
+  }
+  return number
+}"""
+
+
+def chromium_path() -> str:
+    path = os.environ.get("COCOACH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail(
+            f"Chromium is not installed ({path} is missing): the page's end-to-end tests drive "
+            "Debian's chromium. .ci/run installs it (apt-get install chromium)."
+        )
+    return path
+
+
+def require_built_page() -> None:
+    if not (DIST / "session.html").is_file() or not (DIST / "admin.html").is_file():
+        pytest.fail(
+            "the web page is not built (web/dist/session.html is missing): `make test` builds "
+            "it; by hand: cd web && npm ci && npm run build"
+        )
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    executable = chromium_path()
+    require_built_page()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS, timeout=TIMEOUT * 6000
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def frame_number(page: Page) -> int | None:
+    result = await page.evaluate(READ_FRAME_JS)
+    return None if result is None else int(result)
+
+
+async def wait_for_frame(page: Page, check: str, timeout: float = 3 * TIMEOUT) -> int:
+    """Poll the picture until `check` (a JS expression on `n`) holds; the frame number."""
+    handle = await page.wait_for_function(
+        f"() => {{ const n = ({READ_FRAME_JS})()\n"
+        f"return n !== null && ({check}) ? {{ n }} : null }}",
+        timeout=timeout * 1000,
+        polling=50,
+    )
+    return int((await handle.json_value())["n"])
+
+
+async def settled_frame(page: Page, quiet: float = 0.8, timeout: float = 3 * TIMEOUT) -> int:
+    """Wait until the picture has shown one readable frame for `quiet` seconds; that frame."""
+    await page.evaluate("() => { delete window.__settle }")
+    handle = await page.wait_for_function(
+        f"""() => {{
+          const n = ({READ_FRAME_JS})()
+          const now = performance.now()
+          const s = window.__settle ?? (window.__settle = {{ n: null, since: now }})
+          if (n === null || n !== s.n) {{ s.n = n; s.since = now; return null }}
+          return now - s.since >= {quiet * 1000} ? {{ n }} : null
+        }}""",
+        timeout=timeout * 1000,
+        polling=50,
+    )
+    return int((await handle.json_value())["n"])
+
+
+def artifact(name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
