@@ -39,7 +39,6 @@ from server.codec import (
 from server.errors import ServiceUnavailable
 from server.media.lessons import find_lesson
 from server.media.room_media import Lesson, RoomMedia
-from server.media.signaling import media_channel
 from server.messages import ServerMessage, Welcome
 from server.rooms.effects import Broadcast, Effect, Persist, Send
 from server.rooms.events import (
@@ -107,7 +106,8 @@ class RoomHome:
         self.media = RoomMedia(
             worker, room_id, find_lesson=partial(find_lesson, worker), attach=self._attach
         )
-        self._on_media = partial(worker.media.on_request, self.media)
+        # Subscribed with on_forward, before the lease is taken (Worker._become_home).
+        self.on_media = partial(worker.media.on_request, self.media)
 
     # ---- input --------------------------------------------------------------------------
 
@@ -143,17 +143,13 @@ class RoomHome:
         self.room = Room(self.id, self.title, state=state)
         self.media.follow(self.room.state.playback)
         log.info("worker %s is now home of room %s", self.worker.id, self.id)
-        await self.worker.broker.subscribe(media_channel(self.id), self._on_media)
-        try:
-            await self._publish(HomeChanged(self.worker.id))
-            async with asyncio.TaskGroup() as group:
-                inbox = group.create_task(self._process())
-                media = group.create_task(self.media.run())
-                await self._keep_lease()
-                inbox.cancel()
-                media.cancel()
-        finally:
-            await self.worker.broker.unsubscribe(media_channel(self.id), self._on_media)
+        await self._publish(HomeChanged(self.worker.id))
+        async with asyncio.TaskGroup() as group:
+            inbox = group.create_task(self._process())
+            media = group.create_task(self.media.run())
+            await self._keep_lease()
+            inbox.cancel()
+            media.cancel()
 
     async def _keep_lease(self) -> None:
         """Renew until another worker holds the lease. While Redis cannot be reached we stay

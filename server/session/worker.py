@@ -18,7 +18,7 @@ from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
 from server.media.ice import offer_host_addresses
 from server.media.library import VideoLibrary
-from server.media.signaling import MediaRouter
+from server.media.signaling import MediaRouter, media_channel
 from server.messages import Reconnect
 from server.rooms.member import Member
 from server.session.connection import Connection
@@ -188,12 +188,14 @@ class Worker:
         # Subscribe before taking the lease: once others can see us as home, intents they
         # publish must reach us.
         await self.broker.subscribe(home_channel(record.id), home.on_forward)
+        await self.broker.subscribe(media_channel(record.id), home.on_media)
         try:
             acquired = await self.lease.acquire(record.id, self.id, self.settings.lease_ttl)
         except ServiceUnavailable:
             acquired = False
         if not acquired:
             await self.broker.unsubscribe(home_channel(record.id), home.on_forward)
+            await self.broker.unsubscribe(media_channel(record.id), home.on_media)
             return False
         self.homes[record.id] = home
         assert self._group is not None
@@ -220,6 +222,7 @@ class Worker:
     async def _leave_home(self, home: RoomHome) -> None:
         try:
             await self.broker.unsubscribe(home_channel(home.id), home.on_forward)
+            await self.broker.unsubscribe(media_channel(home.id), home.on_media)
             await self.lease.release(home.id, self.id)
             await home.leaving()
         except ServiceUnavailable as exc:
