@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from server.errors import ClientError, NotAVideo, TooLarge, UnsupportedMediaType
 from server.media import tus
-from server.media.access import caller_of, find_video, may_see
+from server.media.access import caller_of, find_video, room_video
 from server.media.ingest import IngestFailed, probe, with_probe
 from server.media.library import new_video_id
 from server.session.worker import Worker
@@ -35,7 +35,12 @@ def video_json(record: VideoRecord) -> dict[str, object]:
 async def list_videos(request: Request) -> Response:
     worker: Worker = request.app.state.worker
     caller = caller_of(request, worker)
-    videos = [v for v in await worker.store.list_videos() if await may_see(worker, caller, v)]
+    shared = await room_video(worker, caller)
+    videos = [
+        v
+        for v in await worker.store.list_videos()
+        if caller.admin or v.owner == caller.sub or v.id == shared
+    ]
     videos.sort(key=lambda v: (-v.created, v.id))  # newest first
     return JSONResponse({"videos": [video_json(v) for v in videos]}, headers=PRIVATE)
 

@@ -57,13 +57,18 @@ def caller_of(request: Request, worker: Worker) -> Caller:
     return Caller(claims.sub, admin=False, room=claims.room)
 
 
+async def room_video(worker: Worker, caller: Caller) -> str | None:
+    """The video of the room the caller's token is for."""
+    if caller.room is None:
+        return None
+    room = await worker.store.get_room(caller.room)
+    return None if room is None else room.video
+
+
 async def may_see(worker: Worker, caller: Caller, record: VideoRecord) -> bool:
     if caller.admin or record.owner == caller.sub:
         return True
-    if caller.room is None:
-        return False
-    room = await worker.store.get_room(caller.room)
-    return room is not None and room.video == record.id
+    return await room_video(worker, caller) == record.id
 
 
 async def find_video(
