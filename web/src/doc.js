@@ -9,7 +9,12 @@ import * as Y from 'yjs'
 import { FATAL_CLOSES } from './room.js'
 import { Emitter } from './util.js'
 
+const MESSAGE_QUERY_AWARENESS = 3
 const MESSAGE_AUTH = 2
+// y-websocket closes a connection that has heard nothing for 30 s. This server does not echo
+// our own awareness back (the stock server does), so someone alone in a room would reconnect
+// every 30 s; asking for the awareness states now and then keeps the line alive.
+const KEEPALIVE_MS = 10_000
 
 export class SharedDoc extends Emitter {
   constructor (base, room, token, user) {
@@ -58,6 +63,11 @@ export class SharedDoc extends Emitter {
     provider.awareness.setLocalStateField('user', this.user)
     this.doc = doc
     this.provider = provider
+    clearInterval(this._keepalive)
+    this._keepalive = setInterval(() => {
+      const ws = provider.ws
+      if (provider.wsconnected && ws?.readyState === WebSocket.OPEN) ws.send(new Uint8Array([MESSAGE_QUERY_AWARENESS]))
+    }, KEEPALIVE_MS)
   }
 
   _denied (provider, reason) {
@@ -82,6 +92,7 @@ export class SharedDoc extends Emitter {
   transact (f) { this.doc.transact(f) }
 
   close () {
+    clearInterval(this._keepalive)
     this.provider?.destroy()
     this.doc?.destroy()
   }

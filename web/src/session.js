@@ -148,8 +148,7 @@ class Session {
 
   onMembers () {
     for (const m of this.room.members.values()) this.names.set(m.user, m.name)
-    renderMembers($('#members'), this.room)
-    this.onPlayback(this.room.playback)
+    this.onPlayback(this.room.playback) // names in "who controls" change with the members
     this.timeline?.schedule()
   }
 
@@ -168,6 +167,7 @@ class Session {
 
   onPlayback (playback) {
     if (!playback) return
+    renderMembers($('#members'), this.room) // shows who presents
     if (playback.video && playback.video !== this.videoId) {
       const first = this.videoId === null
       this.videoId = playback.video
@@ -330,7 +330,7 @@ class Session {
     const texts = {
       unsupported: 'This browser cannot play the lesson video: it has no WebRTC. You can still write notes and the plan here. To watch, open this link in a current Chrome, Edge, Firefox or Safari.',
       connecting: this.video.framesShown ? '' : 'Connecting to the lesson video…',
-      'no-video': `No lesson video to watch yet. ${detail}`.trim(),
+      'no-video': noVideoText(detail),
       lost: `The video connection dropped. Reconnecting… ${detail}`.trim(),
       refused: `The lesson video is not available to you: ${detail}`
     }
@@ -448,6 +448,17 @@ class Session {
     const action = keys[event.key]
     if (action && action() !== false) event.preventDefault()
   }
+}
+
+/** The server's 409 no_video message, said for teachers rather than for engineers. */
+function noVideoText (detail) {
+  const progress = detail.match(/not ready yet \((\w+), (\d+)% ingested\)/)
+  if (progress) {
+    const how = progress[1] === 'ingesting' ? `${progress[2]}% done` : 'waiting its turn'
+    return `The lesson video is still being prepared (${how}). It appears here by itself when it is ready.`
+  }
+  if (/does not exist/.test(detail)) return 'This room’s lesson video has been deleted. Notes and the plan still work.'
+  return 'No lesson video in this room yet. Whoever runs the server can add one on the admin page; notes and the plan work already.'
 }
 
 function joinNames (names) {
