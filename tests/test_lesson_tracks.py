@@ -6,6 +6,7 @@ viewer shows are checked first at this level; tests/test_whep.py goes through th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -183,3 +184,32 @@ def test_hold_frames_change_nothing(lesson: Path) -> None:
             expected.append(plain[index])
     assert pictures(mixed) == expected
     assert len(hold) < 100
+
+
+async def test_seek_while_playing_bursts_to_the_target_without_stalling(served: Served) -> None:
+    """A seek while playing: keyframe, burst to the target, then paced again; and the event
+    loop stays free meanwhile (a packet at the target is part of the burst, never 'late')."""
+    lags: list[float] = []
+
+    async def watch_loop() -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append(time.monotonic() - start - 0.01)
+
+    async with viewer_with(served.answer) as viewer:
+        await viewer.wait_for(lambda v: v.last == 30, what="the paused frame")
+        served.clock.update(playing(1.0, 2, lead=0.0))
+        await viewer.wait_for(lambda v: (v.last or 0) >= 40, what="playing")
+        ticker = asyncio.create_task(watch_loop())
+        try:
+            before = len(viewer.frames)
+            served.clock.update(playing(4.5, 3, lead=0.2))  # frame 135; keyframe at 120
+            await viewer.wait_for(lambda v: 135 in v.numbers[before:], what="the seek target")
+            seen = viewer.numbers[before:]
+            start = seen.index(120)
+            assert seen[start : start + 16] == list(range(120, 136))
+            await viewer.wait_for(lambda v: (v.last or 0) >= 150, what="playing on after it")
+        finally:
+            ticker.cancel()
+        assert max(lags) < 0.25, f"the event loop stalled for {max(lags):.3f} s"

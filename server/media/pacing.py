@@ -16,7 +16,9 @@ from server.messages import PlaybackInfo
 
 EPSILON = 0.0015  # WebM stores milliseconds: frame 31 at 30 fps is 1.033 s, its position 1.0333
 RESEEK_AHEAD = 1.0  # further ahead than this (one keyframe interval), seeking beats reading on
-RESEEK_LATE = 1.0  # a playing viewer this far behind the clock jumps rather than catches up
+# A playing viewer this far behind the clock (seconds of video, more than the one-second
+# keyframe interval of every ingested file) jumps rather than catches up.
+RESEEK_LATE = 1.5
 
 
 def display_position(state: PlaybackInfo, now: float) -> float:

@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamError
 from server.media.clock import PlaybackClock
 from server.media.hold import hold_frame
 from server.media.pacing import EPSILON, RESEEK_LATE, display_position, due_at, needs_seek
+from server.messages import PlaybackInfo
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class LessonTrack(MediaStreamTrack):
         self._container: Any = av.open(str(path), mode="r")
         self._stream: Any = self._select_stream(self._container)
         self._time_base: Fraction = self._stream.time_base
+        self._seconds_per_tick = float(self._time_base)  # float: Fraction per packet costs
         self._packets: Any = None
         self._next: Any = None
         self._eof = False
@@ -50,6 +52,7 @@ class LessonTrack(MediaStreamTrack):
         self._rtp_origin = time.time()
         self._rtp_last = -1
         self._held_since: float | None = None  # when the picture last stopped
+        self._late_seek_at = -math.inf
         self._hold_at = 0.0  # when the next hold frame is due
         self.sent = 0
 
@@ -80,7 +83,7 @@ class LessonTrack(MediaStreamTrack):
         return self._next
 
     def _media_time(self, packet: Any) -> float:
-        return float(packet.pts * self._time_base)
+        return float(packet.pts) * self._seconds_per_tick
 
     # ---- sending ------------------------------------------------------------------------
 
@@ -94,19 +97,21 @@ class LessonTrack(MediaStreamTrack):
                 self._seq = state.seq
                 self._on_state(now)
             packet = self._peek()
-            due = None if packet is None else self._due(self._media_time(packet))
+            pts = None if packet is None else self._media_time(packet)
+            due = None if pts is None else self._due(pts)
             if due is None:  # nothing more until the state changes (paused, or the end)
                 hold = self._hold(now)
                 if hold is not None:
                     return self._stamp(hold, now)
                 await self._clock.sleep(self._hold_wait(now))
                 continue
-            pts = self._media_time(packet)
+            assert pts is not None
             if due > now:
                 await self._clock.sleep(due - now)
                 continue
-            if now - due > RESEEK_LATE and state.status == "playing":
+            if self._late(state, now, pts):
                 # Behind the clock (a stalled loop, a long burst): jump, don't replay the past.
+                self._late_seek_at = now
                 self._seek(display_position(state, now))
                 continue
             self._next = None
@@ -116,6 +121,17 @@ class LessonTrack(MediaStreamTrack):
             self.sent += 1
             self._held_since = None
             return self._stamp(packet, now)
+
+    def _late(self, state: PlaybackInfo, now: float, pts: float) -> bool:
+        """Whether this packet is so far behind the clock that jumping beats catching up.
+
+        Measured in media time, beyond a keyframe interval: right after a jump, the keyframe
+        itself is up to one interval behind, and must not count as late (or the track would
+        jump to it forever). And at most one jump per RESEEK_LATE of wall time, for files
+        whose keyframes are further apart than ours."""
+        if state.status != "playing" or now - self._late_seek_at < RESEEK_LATE:
+            return False
+        return display_position(state, now) - pts > RESEEK_LATE
 
     def _hold(self, now: float) -> Any:
         """A packet to send while the picture stands still, or None."""
