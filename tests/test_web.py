@@ -220,3 +220,65 @@ async def test_a_browser_without_webrtc_still_takes_notes(lesson: Running) -> No
         await page.keyboard.press("2")
         await page.keyboard.type("Closed question")
         await expect(page.locator("#timeline-list .note")).to_have_count(1)
+
+
+async def test_notes_are_edited_moved_to_and_deleted_and_observers_read(lesson: Running) -> None:
+    base = lesson.base
+    async with chromium() as browser:
+        coach = await (await browser.new_context()).new_page()
+        observer = await (await browser.new_context()).new_page()
+        await coach.goto(invite(base, "coach", "Cal"))
+        await observer.goto(invite(base, "observer", "Oli"))
+        await expect(observer.locator("#members .member")).to_have_count(2, timeout=WAIT)
+
+        # An observer watches and reads: no composer, no controls, a read-only plan.
+        await expect(observer.locator("#composer")).to_contain_text("You can read the notes")
+        await expect(observer.locator("#play")).to_be_disabled()
+        await expect(observer.locator("#lock")).to_be_hidden()
+        await expect(observer.locator("#plan-editor .cm-content")).to_have_attribute(
+            "contenteditable", "false"
+        )
+
+        # The coach moves to 3 s and marks a range from there to 5 s with [ and a tag key.
+        await coach.locator(".watch").focus()
+        await expect(coach.locator("#play")).to_be_enabled(timeout=WAIT)
+        await coach.evaluate("() => window.cocoach.seek(3)")
+        await expect(coach.locator("#time-now")).to_have_text("0:03.00", timeout=WAIT)
+        await coach.keyboard.press("[")
+        await coach.evaluate("() => window.cocoach.seek(5)")
+        await expect(coach.locator("#time-now")).to_have_text("0:05.00", timeout=WAIT)
+        await coach.keyboard.press("3")
+        await coach.keyboard.type("Pairs talk")
+        await coach.keyboard.press("Escape")
+        note = observer.locator("#timeline-list .note")
+        await expect(note.locator(".note-time")).to_have_text("0:03\u20130:05", timeout=WAIT)
+        await expect(note).to_contain_text("Pairs talk")
+        await expect(note.locator(".reply")).to_be_hidden()
+
+        # The coach adds a second tag to it; the observer sees both and the counts.
+        mine = coach.locator("#timeline-list .note")
+        await mine.hover()
+        await mine.locator(".chip", has_text="Wait time").click()
+        await expect(note.locator(".chip")).to_have_count(2, timeout=WAIT)
+        lane = observer.locator('#lanes .lane[data-tag="wait-time"] .lane-count')
+        await expect(lane).to_have_text("1")
+
+        # Clicking a note's time moves the room there. (An observer may not read the video's
+        # record, so its clock shows no frames.)
+        await coach.evaluate("() => window.cocoach.seek(0)")
+        await expect(observer.locator("#time-now")).to_have_text("0:00", timeout=WAIT)
+        await mine.locator(".note-time").click()
+        await expect(observer.locator("#time-now")).to_have_text("0:03", timeout=WAIT)
+
+        # The export has the note.
+        href = await coach.locator('#exports a[href*="export.csv"]').get_attribute("href")
+        assert href is not None
+        csv = await coach.request.get(base + href)
+        assert csv.ok and "Pairs talk" in await csv.text()
+
+        # Deleting asks once more, then the note is gone for everyone.
+        await mine.locator(".note-delete").click()
+        await expect(mine.locator(".note-delete")).to_have_text("Delete for everyone?")
+        await mine.locator(".note-delete").click()
+        await expect(note).to_have_count(0, timeout=WAIT)
+        await expect(lane).to_have_text("0")
