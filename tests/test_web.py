@@ -21,6 +21,13 @@ from tests.web_support import artifact, chromium, frame_number, settled_frame, w
 SECONDS = 8
 MEDIA = {"media_host_addresses": "127.0.0.1", "media_remote_networks": "loopback"}
 WAIT = 3 * TIMEOUT * 1000  # ms, for Playwright's expectations
+# The banner may show for only half a second: note that it did, whenever it did.
+BANNER_WATCH = """() => {
+  const banner = document.querySelector('#banner')
+  window.__bannerShown = false
+  new MutationObserver(() => { if (!banner.hidden) window.__bannerShown = true })
+    .observe(banner, { attributes: true })
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +184,9 @@ async def test_lost_connections_come_back_without_losing_typing(lesson: Running)
         )
 
         # The room connection drops: the page says so and joins again by itself.
+        await coach.evaluate(BANNER_WATCH)
         await coach.evaluate("() => window.cocoach.room.ws.close()")
-        await expect(coach.locator("#banner")).to_be_visible(timeout=WAIT)
+        await coach.wait_for_function("() => window.__bannerShown", timeout=WAIT)
         await expect(coach.locator("#banner")).to_be_hidden(timeout=WAIT)
         await expect(teacher.locator("#members .member")).to_have_count(2, timeout=WAIT)
         await coach.locator(".watch").focus()
