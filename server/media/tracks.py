@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds: a burst of picture-loss reports causes one re-seek
 HOLD_REPEAT_FIRST = 0.3  # seconds after the picture stops, a second hold frame
 HOLD_REPEAT = 2.0  # and then one every this long, while it stands still
+HOLD_GAP = 0.1  # seconds to the next frame beyond which a hold frame goes first
 
 
 class LessonTrack(MediaStreamTrack):
@@ -107,7 +108,13 @@ class LessonTrack(MediaStreamTrack):
                 continue
             assert pts is not None
             if due > now:
-                await self._clock.sleep(due - now)
+                # A wait longer than a few frames (a play scheduled ahead, slow motion): let
+                # the receiver finish the picture it has now rather than at the next frame.
+                if due - now > HOLD_GAP:
+                    hold = self._hold(now)
+                    if hold is not None:
+                        return self._stamp(hold, now)
+                await self._clock.sleep(min(due - now, self._hold_wait(now) or math.inf))
                 continue
             if self._late(state, now, pts):
                 # Behind the clock (a stalled loop, a long burst): jump, don't replay the past.
