@@ -42,6 +42,15 @@ class PeerViewer:
     def numbers(self) -> list[int | None]:
         return [f.number for f in self.frames]
 
+    def shown(self, start: int = 0) -> list[int | None]:
+        """The pictures from frame `start` on, a run of one picture counted once: hold frames
+        show the last picture again, as often as the picture stands still."""
+        shown: list[int | None] = []
+        for number in self.numbers[start:]:
+            if not shown or shown[-1] != number:
+                shown.append(number)
+        return shown
+
     @property
     def last(self) -> int | None:
         return self.frames[-1].number if self.frames else None

@@ -110,7 +110,7 @@ async def test_two_viewers_follow_the_room(lesson_server: Running) -> None:
             await coach.send(type="seek", position=2.5)  # frame 75; keyframes at 60 and 90
             await coach.expect("playback")
             await a.viewer.wait_for(lambda v: v.last == 75, what="the seek target")
-            seen = a.viewer.numbers
+            seen = a.viewer.shown()
             assert seen[seen.index(60) - 1 :] == [0, *range(60, 76)]  # keyframe first
 
             await coach.send(type="play")

@@ -28,7 +28,11 @@ from server.messages import PlaybackInfo
 log = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds: a burst of picture-loss reports causes one re-seek
-HOLD_REPEAT_FIRST = 0.3  # seconds after the picture stops, a second hold frame
+# A receiver that lost the last picture reports it only on the frame after the one that failed
+# to decode: hold frames come every HOLD_REPEAT_FIRST for HOLD_REPEAT_SOON after the picture
+# stops (recovery within about half a second), then every HOLD_REPEAT.
+HOLD_REPEAT_FIRST = 0.25
+HOLD_REPEAT_SOON = 1.5
 HOLD_REPEAT = 2.0  # and then one every this long, while it stands still
 HOLD_GAP = 0.1  # seconds to the next frame beyond which a hold frame goes first
 
@@ -195,7 +199,7 @@ class LessonVideoTrack(LessonTrack):
         elif now < self._hold_at:
             return None
         held_for = now - self._held_since
-        self._hold_at = now + (HOLD_REPEAT_FIRST if held_for < HOLD_REPEAT_FIRST else HOLD_REPEAT)
+        self._hold_at = now + (HOLD_REPEAT_FIRST if held_for < HOLD_REPEAT_SOON else HOLD_REPEAT)
         codec = self._stream.codec_context
         return av.Packet(hold_frame(codec.width, codec.height))
 
