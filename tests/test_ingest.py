@@ -24,8 +24,8 @@ from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import VideoRecord
-from tests.support import TIMEOUT, RedisServer, Running, make_settings, serve_in_process, token
-from tests.video_support import check_rendition, clip, http, upload, wait_for
+from tests.support import TIMEOUT, RedisServer, Running, serve_in_process, token
+from tests.video_support import check_rendition, clip, http, library_settings, upload, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ async def test_phone_mp4_mov_and_webm_all_become_ready(tmp_path: Path, clips: Pa
         "lesson.mov": clip(clips, "lesson.mov", MOV),
         "lesson.webm": clip(clips, "lesson.webm", WEBM_VP8),
     }
-    async with serve_in_process(make_settings(tmp_path)) as running:
+    async with serve_in_process(library_settings(tmp_path)) as running:
         videos = library_of(running)
         async with http(running.base, token("r1", "teacher", "Tess")) as client:
             ids = {name: await upload(client, data, name) for name, data in inputs.items()}
@@ -170,7 +170,7 @@ async def test_a_stopped_or_crashed_worker_leaves_no_video_behind(
     tmp_path: Path, clips: Path
 ) -> None:
     data = clip(clips, "long.mp4", seconds=8)
-    settings = make_settings(tmp_path)
+    settings = library_settings(tmp_path)
     async with serve_in_process(settings) as running, http(running.base) as client:
         stopped = await upload(client, data, "stopped")
         await wait_for(client, stopped, done=("ingesting",), complete=False)
@@ -212,7 +212,7 @@ async def test_a_dead_workers_ingest_is_taken_over_on_redis(
     )
     held = 1.0 * TIMEOUT / 5
     assert await lease.acquire(f"ingest:{video_id}", "w-dead", held)  # its worker just died
-    settings = make_settings(tmp_path, redis=redis.url, ingest_sweep_seconds=0.2)
+    settings = library_settings(tmp_path, redis=redis.url, ingest_sweep_seconds=0.2)
     try:
         async with serve_in_process(settings) as running, http(running.base) as http_client:
             started = time.monotonic()
@@ -227,7 +227,10 @@ async def test_deleting_a_video_mid_ingest_stops_its_transcoder(
     tmp_path: Path, clips: Path
 ) -> None:
     data = clip(clips, "long.mp4", seconds=8)
-    async with serve_in_process(make_settings(tmp_path)) as running, http(running.base) as client:
+    async with (
+        serve_in_process(library_settings(tmp_path)) as running,
+        http(running.base) as client,
+    ):
         video_id = await upload(client, data, "long")
         await wait_for(client, video_id, done=("ingesting",), complete=False)
         await asyncio.sleep(0.3)

@@ -19,7 +19,6 @@ from tests.support import (
     TIMEOUT,
     RedisServer,
     Running,
-    make_settings,
     serve_in_process,
     token,
 )
@@ -30,6 +29,7 @@ from tests.video_support import (
     check_rendition,
     clip,
     http,
+    library_settings,
     metadata,
     tus_create,
     tus_offset,
@@ -53,14 +53,14 @@ async def library(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if request.param == "redis":
         server: RedisServer = request.getfixturevalue("redis")
         redis_url = server.url
-    settings = make_settings(tmp_path, max_upload_bytes=LIMIT, redis=redis_url)
+    settings = library_settings(tmp_path, max_upload_bytes=LIMIT, redis=redis_url)
     async with serve_in_process(settings) as running:
         yield running
 
 
 @pytest.fixture
 async def embedded_library(tmp_path: Path) -> AsyncIterator[Running]:
-    async with serve_in_process(make_settings(tmp_path, max_upload_bytes=LIMIT)) as running:
+    async with serve_in_process(library_settings(tmp_path, max_upload_bytes=LIMIT)) as running:
         yield running
 
 
@@ -349,7 +349,12 @@ async def test_room_video_must_exist(embedded_library: Running) -> None:
 async def test_first_run_makes_a_demo_lesson_and_rooms_take_videos(tmp_path: Path) -> None:
     data = tmp_path / "fresh"
     log = tmp_path / "serve.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COCOACH_DEMO_CLIP_SECONDS": "3"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "COCOACH_DEMO_CLIP_SECONDS": "3",
+        "COCOACH_INGEST_NICE": "0",  # see library_settings
+    }
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--data", str(data)],

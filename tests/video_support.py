@@ -15,11 +15,18 @@ import av
 import httpx
 
 from server.media.clip import PHONE_MP4, ClipSpec, Encoding, read_frame_number, write_clip
-from tests.support import ADMIN_KEY, TIMEOUT
+from server.settings import Settings
+from tests.support import ADMIN_KEY, TIMEOUT, make_settings
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_TYPE = "application/offset+octet-stream"
 INGEST_TIMEOUT = 12 * TIMEOUT  # a transcode shares two cores with everything else running
+
+
+def library_settings(data: Path, **overrides: Any) -> Settings:
+    """The tests' settings, with the transcoder at normal priority: at the server's default
+    (nice 10) whatever else runs on a shared test machine starves it and the tests time out."""
+    return make_settings(data, **{"ingest_nice": 0, **overrides})
 
 
 def clip(
