@@ -17,6 +17,7 @@ from server.sync.sqlite_store import SqliteStore
 from server.sync.store import Rendition, RoomRecord, VideoRecord
 from tests.media import PeerViewer, accept_answer, offer_viewer
 from tests.support import TIMEOUT, Running, join, make_settings, serve_in_process, token
+from tests.yclient import ydoc
 
 FPS = 30
 SECONDS = 6
@@ -230,3 +231,11 @@ async def test_an_offer_without_vp8_is_refused(lesson_server: Running) -> None:
         assert "VP8" in response.json()["error"]["message"]
     finally:
         await viewer.close()
+
+
+async def test_the_rooms_video_is_in_its_document(lesson_server: Running) -> None:
+    """A room created with a video names it in the shared document's meta.video (DESIGN §2)."""
+    async with ydoc(lesson_server.base, "r1", token("r1", "observer", "Obi")) as client:
+        assert client.meta["video"] == "v1"
+    async with ydoc(lesson_server.base, "empty", token("empty", "observer", "Obi")) as client:
+        assert "video" not in client.meta

@@ -228,11 +228,17 @@ class RoomDocument:
         self.candidate.apply_update(self.doc.get_update())
         self.watch = ChangeWatch(self.candidate)
 
-    def seed(self, title: str, framework: dict[str, Any] | None) -> bytes | None:
+    def seed(
+        self, title: str, framework: dict[str, Any] | None, video: str | None = None
+    ) -> bytes | None:
         """Fill in the room's details once, as map keys: concurrent seeding by two workers
         resolves to one value and never duplicates content."""
         meta = self.meta
-        if "title" in meta and ("framework" in meta or framework is None):
+        if (
+            "title" in meta
+            and ("framework" in meta or framework is None)
+            and ("video" in meta or video is None)
+        ):
             return None
         updates: list[bytes] = []
         subscription = self.doc.observe(lambda event: updates.append(event.update))
@@ -241,6 +247,8 @@ class RoomDocument:
                 meta["title"] = title
             if framework is not None and "framework" not in meta:
                 meta["framework"] = framework
+            if video is not None and "video" not in meta:
+                meta["video"] = video
         self.doc.unobserve(subscription)
         for update in updates:
             self.candidate.apply_update(update)

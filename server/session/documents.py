@@ -109,7 +109,7 @@ class Documents:
                 framework = as_meta(self.frameworks.get(record.framework))
             except CocoachError as exc:
                 log.warning("room %s: framework not loaded: %s", record.id, exc.message)
-        seeded = document.seed(record.title, framework)
+        seeded = document.seed(record.title, framework, record.video)
         self.open_rooms[record.id] = document
         self._consumers[record.id] = self.worker.start(document.consume(), f"doc {record.id}")
         if seeded is not None:
