@@ -8,6 +8,15 @@ import pytest
 from tests.support import RedisServer, Running, make_settings, redis_server, serve_in_process
 
 
+@pytest.fixture(autouse=True)
+def loopback_media() -> None:
+    """Every WebRTC peer in the test process, ours and in-process servers', offers 127.0.0.1
+    only (DESIGN §3): tests never send media to another address."""
+    from server.media.ice import offer_host_addresses
+
+    offer_host_addresses(["127.0.0.1"])
+
+
 @pytest.fixture(scope="session")
 def redis() -> Iterator[RedisServer]:
     """One real redis-server on a free port for the whole run; tests use their own keys."""

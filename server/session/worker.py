@@ -55,9 +55,9 @@ class Worker:
         self.documents = Documents(self, backend.doclog, self.frameworks)
         self.videos = VideoLibrary(self)
         self.media = MediaRouter(self)
-        offer_host_addresses(
-            [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
-        )
+        addresses = [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
+        if addresses:  # process-wide; unset leaves aioice's choice (or what a test chose)
+            offer_host_addresses(addresses)
 
     # ---- lifetime -----------------------------------------------------------------------
 
