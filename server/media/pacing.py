@@ -14,7 +14,10 @@ import math
 
 from server.messages import PlaybackInfo
 
-EPSILON = 0.0015  # WebM stores milliseconds: frame 31 at 30 fps is 1.033 s, its position 1.0333
+# The frame shown at position p is frame floor(p * fps + 0.001) (docs/protocol.md): video times
+# are snapped to the frame grid first (WebM stores milliseconds: frame 31 at 30 fps is 1.033 s),
+# and compared with this much slack, 0.001 of a frame at 30 fps.
+EPSILON = 0.00003
 RESEEK_AHEAD = 1.0  # further ahead than this (one keyframe interval), seeking beats reading on
 # A playing viewer this far behind the clock (seconds of video, more than the one-second
 # keyframe interval of every ingested file) jumps rather than catches up.

@@ -186,7 +186,16 @@ class LessonVideoTrack(LessonTrack):
         self._keyframe_at = 0.0
 
     def _select_stream(self, container: Any) -> Any:
-        return container.streams.video[0]
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        self._fps = float(rate) if rate else 0.0
+        return stream
+
+    def _media_time(self, packet: Any) -> float:
+        # Ingested files have a constant frame rate: frame n is at n / fps exactly, which is
+        # what positions from `step` and the clients' frame rule use.
+        seconds = super()._media_time(packet)
+        return round(seconds * self._fps) / self._fps if self._fps else seconds
 
     def _hold(self, now: float) -> Any:
         # The first hold frame lets the receiver finish the last picture; the later ones give
