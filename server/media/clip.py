@@ -54,6 +54,7 @@ class Encoding:
     audio_codec: str = "aac"
     pixel_format: str = "yuv420p"
     video_options: tuple[tuple[str, str], ...] = ()
+    audio_options: tuple[tuple[str, str], ...] = ()
     gop: int | None = None
 
 
@@ -64,6 +65,7 @@ WEBM_VP8 = Encoding(
     video_codec="libvpx",
     audio_codec="libopus",
     video_options=(("auto-alt-ref", "0"), ("lag-in-frames", "0"), ("deadline", "realtime")),
+    audio_options=(("frame_duration", "60"),),  # as ingest writes it
 )
 
 
@@ -161,6 +163,7 @@ def write_clip(path: Path, spec: ClipSpec | None = None, encoding: Encoding = PH
         video.options = dict(encoding.video_options)
         audio: Any = output.add_stream(encoding.audio_codec, rate=spec.sample_rate)
         audio.layout = "mono"
+        audio.options = dict(encoding.audio_options)
         audio_per_frame = spec.sample_rate // spec.fps
         written = 0
         for number in range(frames):
