@@ -183,6 +183,14 @@ async def test_awareness_is_relayed_and_cleared_on_leave(embedded: Running) -> N
         await ann.until(lambda: ann.awareness.get(4242, "missing") is None)
 
 
+async def test_awareness_comes_back_to_a_lone_client(embedded: Running) -> None:
+    """As from the stock y-websocket server: it is all a client alone in a room hears, and
+    y-websocket reconnects after 30 s of silence."""
+    async with ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann:
+        await ann.send_awareness(77, 1, {"user": {"name": "Ann"}})
+        await ann.until(lambda: ann.awareness.get(77) == {"user": {"name": "Ann"}})
+
+
 async def test_refused_without_view_or_token(embedded: Running) -> None:
     import websockets
 

@@ -265,7 +265,10 @@ class RoomDocument:
             else:
                 mine.add(client)
         frame = bytes([yjs_wire.MessageType.AWARENESS]) + yjs_wire.var_bytes(message.payload)
-        self._relay(frame, exclude=sender)
+        # Back to the sender too, as the stock y-websocket server does: a client alone in a
+        # room hears nothing else, and y-websocket reconnects after 30 s of silence; its own
+        # awareness, renewed every 15 s, keeps it connected.
+        self._relay(frame, exclude=None)
         self.documents.publish_awareness(self.id, frame)
 
     def remote_awareness(self, frame: bytes) -> None:
