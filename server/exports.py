@@ -20,7 +20,7 @@ from server.documents.export import (
 )
 from server.errors import Forbidden, NotFound
 from server.rooms.roles import Permission, permissions_for
-from server.session.admission import bearer, claims_for, is_admin
+from server.session.admission import bearer, claims_for, is_admin, presented_token
 from server.session.worker import Worker
 from server.sync.store import RoomRecord
 
@@ -43,7 +43,7 @@ async def _readable_room(request: Request) -> tuple[Worker, RoomRecord]:
     room_id = request.path_params["room"]
     given = bearer(request.headers)
     if not is_admin(worker, given):
-        claims = claims_for(worker, given or request.query_params.get("token"), room_id)
+        claims = claims_for(worker, presented_token(request), room_id)
         if Permission.VIEW not in permissions_for(claims.role, claims.grants):
             raise Forbidden(f"role {claims.role.value!r} may not read this room")
     return worker, await worker.room_record(room_id)

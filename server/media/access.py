@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from server.errors import Forbidden, NotFound, TokenInvalid, TokenMissing
 from server.rooms.roles import Role
-from server.session.admission import bearer, claims_for, is_admin
+from server.session.admission import claims_for, is_admin, presented_token
 from server.sync.store import VideoRecord
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Caller:
 
 
 def caller_of(request: Request, worker: Worker) -> Caller:
-    given = bearer(request.headers) or request.query_params.get("token")
+    given = presented_token(request)
     if not given:
         raise TokenMissing(
             "the video library needs the admin key or a coach or teacher room token, "

@@ -12,7 +12,7 @@ from server.errors import AuthError, Forbidden, FrameTooLarge, UnsupportedMediaT
 from server.media.ice import ice_servers_for
 from server.media.signaling import LeaveRequest, TrickleRequest, WatchRequest, new_request_id
 from server.rooms.roles import Permission, permissions_for
-from server.session.admission import bearer, claims_for
+from server.session.admission import claims_for, presented_token
 from server.session.worker import Worker
 from server.tokens import Claims
 
@@ -26,8 +26,7 @@ def _worker(request: Request) -> Worker:
 
 
 def _viewer_claims(request: Request, worker: Worker) -> Claims:
-    token = bearer(request.headers) or request.query_params.get("token")
-    claims = claims_for(worker, token, request.path_params["room"])
+    claims = claims_for(worker, presented_token(request), request.path_params["room"])
     if Permission.VIEW not in permissions_for(claims.role, claims.grants):
         raise Forbidden(f"role {claims.role.value!r} may not watch the lesson")
     return claims
@@ -117,7 +116,7 @@ async def leave(request: Request) -> Response:
 
 def _session_claims(request: Request, worker: Worker) -> Claims:
     """The token of whoever started the session: only they may change or end it."""
-    token = bearer(request.headers) or request.query_params.get("token")
+    token = presented_token(request)
     if not token:
         raise AuthError("this resource needs the viewer's token as Authorization: Bearer")
     return claims_for(worker, token, request.path_params["room"])

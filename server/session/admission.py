@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from server.errors import AuthError, CocoachError, Forbidden, RoomNotFound, ServiceUnavailable
@@ -17,6 +18,12 @@ from server.tokens import Claims, verify
 def bearer(headers: Headers) -> str | None:
     header = headers.get("authorization", "")
     return header[7:].strip() or None if header[:7].lower() == "bearer " else None
+
+
+def presented_token(connection: HTTPConnection) -> str | None:
+    """The token a client presents: `Authorization: Bearer`, else the `token` query parameter
+    (browsers cannot set headers on a WebSocket, nor some players on a WHEP request)."""
+    return bearer(connection.headers) or connection.query_params.get("token")
 
 
 def is_admin(worker: Worker, given: str | None) -> bool:
@@ -38,8 +45,7 @@ async def admit(
     room_id = websocket.path_params["room"]
     await websocket.accept()
     try:
-        token = bearer(websocket.headers) or websocket.query_params.get("token")
-        claims = claims_for(worker, token, room_id)
+        claims = claims_for(worker, presented_token(websocket), room_id)
         permissions = permissions_for(claims.role, claims.grants)
         if needs is not None and needs not in permissions:
             raise Forbidden(f"role {claims.role.value!r} lacks the {needs.value!r} permission")
