@@ -197,9 +197,50 @@ class Heartbeat(msgspec.Struct, frozen=True, array_like=True):
     alive: bool  # False: stopping now, take over its rooms without waiting for a timeout
 
 
+# ---- between workers: WHEP signaling to a room's home (server/media/signaling.py) -----------
+
+
+class MediaEnvelope(msgspec.Struct, frozen=True, array_like=True, tag_field="k"):
+    """A viewer's WHEP request, forwarded to the room's home; the answer goes to `reply_to`."""
+
+    id: str
+    reply_to: str
+    room: str
+    user: str
+
+
+class WatchRequest(MediaEnvelope, tag="w", frozen=True):
+    name: str
+    offer: str
+    rendition: str
+
+
+class TrickleRequest(MediaEnvelope, tag="t", frozen=True):
+    session: str
+    fragment: str
+
+
+class LeaveRequest(MediaEnvelope, tag="l", frozen=True):
+    session: str
+
+
+MediaRequest = WatchRequest | TrickleRequest | LeaveRequest
+
+
+class MediaReply(msgspec.Struct, frozen=True, array_like=True):
+    id: str
+    session: str | None = None
+    answer: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    status: int = 200
+
+
 _forward = msgspec.msgpack.Decoder(ToHome)
 _outbound = msgspec.msgpack.Decoder(FromHome)
 _heartbeat = msgspec.msgpack.Decoder(Heartbeat)
+_media_request = msgspec.msgpack.Decoder(MediaRequest)
+_media_reply = msgspec.msgpack.Decoder(MediaReply)
 
 
 def decode_forward(data: bytes) -> ToHome:
@@ -214,6 +255,16 @@ def decode_outbound(data: bytes) -> FromHome:
 
 def decode_heartbeat(data: bytes) -> Heartbeat:
     return _heartbeat.decode(data)
+
+
+def decode_media_request(data: bytes) -> MediaRequest:
+    request: MediaRequest = _media_request.decode(data)
+    return request
+
+
+def decode_media_reply(data: bytes) -> MediaReply:
+    reply: MediaReply = _media_reply.decode(data)
+    return reply
 
 
 def decode_as(data: bytes, cls: type[T]) -> T:

@@ -15,6 +15,16 @@ from typing import TYPE_CHECKING, assert_never
 
 import msgspec
 
+from server.codec import (
+    LeaveRequest,
+    MediaReply,
+    MediaRequest,
+    TrickleRequest,
+    WatchRequest,
+    decode_media_reply,
+    decode_media_request,
+    encode,
+)
 from server.errors import CocoachError, RelayedError, ServiceUnavailable
 from server.sync.keys import room_key
 
@@ -34,46 +44,7 @@ def reply_channel(worker: str) -> str:
     return f"cocoach:worker:{worker}:media"
 
 
-class MediaRequest(msgspec.Struct, frozen=True, array_like=True, tag_field="k"):
-    id: str
-    reply_to: str
-    room: str
-    user: str
-
-
-class WatchRequest(MediaRequest, tag="w", frozen=True):
-    name: str
-    offer: str
-    rendition: str
-
-
-class TrickleRequest(MediaRequest, tag="t", frozen=True):
-    session: str
-    fragment: str
-
-
-class LeaveRequest(MediaRequest, tag="l", frozen=True):
-    session: str
-
-
-Request = WatchRequest | TrickleRequest | LeaveRequest
-
-
-class MediaReply(msgspec.Struct, frozen=True, array_like=True):
-    id: str
-    session: str | None = None
-    answer: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    status: int = 200
-
-
-_requests = msgspec.msgpack.Decoder(Request)
-_replies = msgspec.msgpack.Decoder(MediaReply)
-_encoder = msgspec.msgpack.Encoder()
-
-
-async def serve(media: RoomMedia, request: Request) -> MediaReply:
+async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
     """Run one request against the room's media at its home."""
     try:
         match request:
@@ -114,7 +85,7 @@ class MediaRouter:
 
     # ---- asking -------------------------------------------------------------------------
 
-    async def ask(self, request: Request) -> MediaReply:
+    async def ask(self, request: MediaRequest) -> MediaReply:
         """Serve `request` here if this worker is the room's home, else forward it there.
         Raises the home's error as it is."""
         record = await self.worker.room_record(request.room)
@@ -132,11 +103,11 @@ class MediaRouter:
             raise RelayedError(reply.error_code, reply.error_message or "", reply.status)
         return reply
 
-    async def _forward(self, request: Request) -> MediaReply:
+    async def _forward(self, request: MediaRequest) -> MediaReply:
         future: asyncio.Future[MediaReply] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
         try:
-            await self.worker.broker.publish(media_channel(request.room), _encoder.encode(request))
+            await self.worker.broker.publish(media_channel(request.room), encode(request))
             async with asyncio.timeout(self.worker.settings.media_rpc_timeout):
                 return await future
         except TimeoutError:
@@ -148,7 +119,7 @@ class MediaRouter:
 
     def _on_reply(self, data: bytes) -> None:
         try:
-            reply = _replies.decode(data)
+            reply = decode_media_reply(data)
         except msgspec.DecodeError as exc:
             log.error("undecodable media reply: %s", exc)
             return
@@ -160,15 +131,15 @@ class MediaRouter:
 
     def on_request(self, media: RoomMedia, data: bytes) -> None:
         try:
-            request = _requests.decode(data)
+            request = decode_media_request(data)
         except msgspec.DecodeError as exc:
             log.error("room %s: undecodable media request: %s", media.room_id, exc)
             return
         self.worker.spawn(self._answer(media, request), f"media {media.room_id}")
 
-    async def _answer(self, media: RoomMedia, request: Request) -> None:
+    async def _answer(self, media: RoomMedia, request: MediaRequest) -> None:
         reply = await serve(media, request)
-        await self.worker.broker.publish(reply_channel(request.reply_to), _encoder.encode(reply))
+        await self.worker.broker.publish(reply_channel(request.reply_to), encode(reply))
 
 
 def new_request_id() -> str:

@@ -8,9 +8,10 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.codec import LeaveRequest, TrickleRequest, WatchRequest
 from server.errors import AuthError, Forbidden, FrameTooLarge, UnsupportedMediaType
 from server.media.ice import ice_servers_for
-from server.media.signaling import LeaveRequest, TrickleRequest, WatchRequest, new_request_id
+from server.media.signaling import new_request_id
 from server.rooms.roles import Permission, permissions_for
 from server.session.admission import claims_for, presented_token
 from server.session.worker import Worker
