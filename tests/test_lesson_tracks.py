@@ -22,6 +22,7 @@ from server.media.clock import PlaybackClock
 from server.media.hold import hold_frame
 from server.media.ice import RemotePolicy
 from server.media.pacing import display_position, due_at, needs_seek
+from server.media.tracks import LessonVideoTrack
 from server.media.viewer import Viewer, new_viewer
 from server.messages import PlaybackInfo
 from tests.media import viewer_with
@@ -213,3 +214,17 @@ async def test_seek_while_playing_bursts_to_the_target_without_stalling(served: 
         finally:
             ticker.cancel()
         assert max(lags) < 0.25, f"the event loop stalled for {max(lags):.3f} s"
+
+
+async def test_picture_loss_sends_the_picture_again_from_its_keyframe(served: Served) -> None:
+    """Without an encoder, a PLI is answered from the file: the keyframe before the position,
+    then the frames up to it, even while the room stands still."""
+    async with viewer_with(served.answer) as viewer:
+        served.clock.update(paused(1.5, 2))  # frame 45; its keyframe is 30
+        await viewer.wait_for(lambda v: v.last == 45, what="the paused frame")
+        before = len(viewer.frames)
+        video = next(t for t in served.viewers[0].tracks if t.kind == "video")
+        assert isinstance(video, LessonVideoTrack)
+        video.request_keyframe()
+        await viewer.wait_for(lambda v: 30 in v.numbers[before:] and v.last == 45, what="resent")
+        assert viewer.shown(before)[-16:] == list(range(30, 46))

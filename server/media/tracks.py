@@ -222,6 +222,7 @@ class LessonVideoTrack(LessonTrack):
         if now - self._keyframe_at >= KEYFRAME_REQUEST_INTERVAL:
             self._keyframe_at = now
             self._keyframe_wanted = True
+            self._seq = -1  # taken as a state change the next time the track looks
             self._clock.nudge()
 
     def _on_state(self, now: float) -> None:
@@ -230,11 +231,6 @@ class LessonVideoTrack(LessonTrack):
             self._seek(display_position(self._clock.state, now))
             return
         super()._on_state(now)
-
-    async def recv(self) -> Any:
-        if self._keyframe_wanted:
-            self._seq = -1  # handled as a state change at the top of the loop
-        return await super().recv()
 
 
 class LessonAudioTrack(LessonTrack):
