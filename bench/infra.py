@@ -7,6 +7,7 @@ handle we started, never by name. CPU time and RSS come from /proc, so no psutil
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -282,25 +283,30 @@ def wait_for_quiet(procs: list[Proc], limit: float, max_wait: float) -> float:
             return max(0.0, other)
 
 
+async def settled_rss(proc: Proc) -> int:
+    """RSS once it has stopped moving (at most 5 s: a worker may still be freeing buffers)."""
+    last = proc.rss_bytes()
+    for _ in range(20):
+        await asyncio.sleep(0.25)
+        now = proc.rss_bytes()
+        if abs(now - last) < 64 * 1024:
+            return now
+        last = now
+    return last
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+    )
+    return done.stdout.strip()
+
+
 def code_version() -> str:
     """The commit measured, and whether server/ had uncommitted changes (read-only git)."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "server"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        head = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--", "server")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + (" + uncommitted changes in server/" if dirty else "")

@@ -443,18 +443,6 @@ def threads(proc: infra.Proc) -> int:
     return 0
 
 
-async def settled_rss(proc: infra.Proc) -> int:
-    """RSS once it stops moving (at most 5 s)."""
-    last = proc.rss_bytes()
-    for _ in range(20):
-        await asyncio.sleep(0.25)
-        now = proc.rss_bytes()
-        if abs(now - last) < 64 * 1024:
-            return now
-        last = now
-    return last
-
-
 @dataclass
 class Window:
     seconds: float
@@ -661,7 +649,7 @@ class Bench:
         marks = {0, *(round(self.args.cycles * q / 4) for q in range(1, 5))}
 
         async def mark(cycle: int) -> None:
-            rss = await settled_rss(self.proc)
+            rss = await infra.settled_rss(self.proc)
             row = {
                 "cycle": cycle,
                 "rss_mib": rss / 2**20,
@@ -698,7 +686,7 @@ class Bench:
         await self.coach.steady()
         await asyncio.to_thread(infra.wait_for_quiet, [self.proc], 0.3, 10.0)
         idle = await measure(self.proc, 5.0, [])
-        idle_rss = await settled_rss(self.proc)
+        idle_rss = await infra.settled_rss(self.proc)
         t0 = time.perf_counter()
         viewers = await join_viewers(self.http, self.base, self.subs(n, "v"), decode=False)
         try:

@@ -195,18 +195,6 @@ async def timed_join(base: str, room: str, sub: str) -> tuple[float, YClient]:
     return client.synced_at - started, client
 
 
-async def settle(proc: infra.Proc) -> int:
-    """RSS once it has stopped moving (the worker may still be freeing load-time buffers)."""
-    last = proc.rss_bytes()
-    for _ in range(20):
-        await asyncio.sleep(0.25)
-        now = proc.rss_bytes()
-        if abs(now - last) < 64 * 1024:
-            return now
-        last = now
-    return last
-
-
 async def run_mode(mode: str, per_kind: int) -> ModeResult:
     result = ModeResult(mode, 2 * per_kind)
     stack = infra.Stack()
@@ -248,7 +236,7 @@ async def run_mode(mode: str, per_kind: int) -> ModeResult:
             handshakes.append(elapsed)
             await client.close()
         result.handshake_ms = stats(handshakes)
-        baseline = await settle(fresh)
+        baseline = await infra.settled_rss(fresh)
         result.rss_baseline_mib = baseline / 2**20
 
         loads: dict[str, list[float]] = {"log": [], "snap": []}
@@ -266,12 +254,12 @@ async def run_mode(mode: str, per_kind: int) -> ModeResult:
         result.other_cores = max(0.0, other / (time.perf_counter() - wall0))
         result.log_rooms.update(stats(loads["log"]))
         result.snapshot_rooms.update(stats(loads["snap"]))
-        loaded = await settle(fresh)
+        loaded = await infra.settled_rss(fresh)
         measured = log_ids[WARM_ROOMS:] + snap_ids
         for room in measured:  # one at a time: the RSS step is per connection, not per burst
             _, client = await timed_join(fresh.base, room, "bench:second")
             clients.append(client)
-        doubled = await settle(fresh)
+        doubled = await infra.settled_rss(fresh)
         n = len(measured)
         result.rss_per_room_with_client_kib = (loaded - baseline) / n / 1024
         result.rss_per_client_kib = (doubled - loaded) / n / 1024
