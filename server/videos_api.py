@@ -5,7 +5,6 @@ uploads speak tus (server/media/tus.py) on the same `POST /api/videos`."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import msgspec
 from starlette.requests import Request
@@ -15,7 +14,6 @@ from server.errors import ClientError, NotAVideo, TooLarge, UnsupportedMediaType
 from server.media import tus
 from server.media.access import caller_of, find_video, room_video
 from server.media.ingest import IngestFailed, probe, with_probe
-from server.media.library import new_video_id
 from server.session.worker import Worker
 from server.sync.store import VideoRecord
 
@@ -85,17 +83,8 @@ async def upload_whole(request: Request) -> Response:
     filename, title = tus.names(
         request.query_params.get("filename"), request.query_params.get("title")
     )
-    now = time.time()
     record = await worker.videos.create(
-        VideoRecord(
-            id=new_video_id(),
-            title=title,
-            created=now,
-            owner=caller.sub,
-            upload_length=declared or 0,
-            filename=filename,
-            updated=now,
-        )
+        owner=caller.sub, title=title, filename=filename, length=declared or 0
     )
     try:
         record = await _receive_and_probe(worker, request, record)

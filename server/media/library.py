@@ -184,8 +184,20 @@ class VideoLibrary:
 
     # ---- records ------------------------------------------------------------------------
 
-    async def create(self, record: VideoRecord) -> VideoRecord:
-        """A new video: its directory, an empty upload file, then the record."""
+    async def create(
+        self, *, owner: str, title: str, filename: str | None, length: int
+    ) -> VideoRecord:
+        """A new upload: its directory, an empty upload file, then the record."""
+        now = time.time()
+        record = VideoRecord(
+            id=new_video_id(),
+            title=title,
+            created=now,
+            owner=owner,
+            upload_length=length,
+            filename=filename,
+            updated=now,
+        )
 
         def make() -> None:
             self.directory(record.id).mkdir(parents=True, exist_ok=False)

@@ -47,7 +47,6 @@ from server.errors import (
     UploadBusy,
 )
 from server.media.access import caller_of, find_video
-from server.media.library import new_video_id
 from server.sync.store import VideoRecord
 
 if TYPE_CHECKING:
@@ -127,17 +126,8 @@ async def create(request: Request) -> Response:
     check_size(worker, length, "Upload-Length")
     metadata = parse_metadata(request.headers.get("upload-metadata", ""))
     filename, title = names(metadata.get("filename"), metadata.get("title"))
-    now = time.time()
     record = await worker.videos.create(
-        VideoRecord(
-            id=new_video_id(),
-            title=title,
-            created=now,
-            owner=caller.sub,
-            upload_length=length,
-            filename=filename,
-            updated=now,
-        )
+        owner=caller.sub, title=title, filename=filename, length=length
     )
     extra = {"Location": f"/api/videos/{record.id}/upload"}
     if _content_type(request) == OFFSET_TYPE:  # creation-with-upload
