@@ -45,12 +45,18 @@ def check_admin(request: Request, worker: Worker) -> None:
         raise AuthError("the admin key is wrong")
 
 
-async def read_json(request: Request, cls: type[T]) -> T:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused as soon as it passes `limit`: a huge one must not fill memory."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:  # stop reading: a huge body must not fill memory
-            raise FrameTooLarge(f"body is over the limit of {MAX_BODY_BYTES} bytes")
+        if len(body) > limit:
+            raise FrameTooLarge(f"the body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def read_json(request: Request, cls: type[T]) -> T:
+    body = await read_body(request, MAX_BODY_BYTES)
     try:
         return msgspec.json.decode(body, type=cls)
     except msgspec.ValidationError as exc:

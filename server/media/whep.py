@@ -8,8 +8,9 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.api import read_body
 from server.codec import LeaveRequest, TrickleRequest, WatchRequest
-from server.errors import AuthError, Forbidden, FrameTooLarge, UnsupportedMediaType
+from server.errors import AuthError, Forbidden, UnsupportedMediaType
 from server.media.ice import ice_servers_for
 from server.media.signaling import new_request_id
 from server.rooms.roles import Permission, permissions_for
@@ -37,11 +38,7 @@ async def _body(request: Request, content_type: str, limit: int) -> str:
     given = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if given != content_type:
         raise UnsupportedMediaType(f"the body must be {content_type}, not {given or 'nothing'}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise FrameTooLarge(f"the body is over the limit of {limit} bytes")
+    body = await read_body(request, limit)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
