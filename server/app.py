@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket
 
 from server import __version__, api, exports, invites, videos_api, web
 from server.errors import CocoachError
-from server.media import tus, whep
+from server.media import tus, whep, whip
 from server.session.room_socket import serve_room_socket
 from server.session.worker import Worker
 from server.session.yjs_socket import serve_yjs_socket
@@ -89,6 +89,14 @@ def create_app(settings: Settings) -> Starlette:
             Route("/rooms/{room}/whep", whep.options, methods=["OPTIONS"]),
             Route("/rooms/{room}/whep/{session}", whep.trickle, methods=["PATCH"]),
             Route("/rooms/{room}/whep/{session}", whep.leave, methods=["DELETE"]),
+            Route("/rooms/{room}/whip", whip.publish, methods=["POST"]),
+            Route("/rooms/{room}/whip", whep.options, methods=["OPTIONS"]),
+            Route("/rooms/{room}/whip/{session}", whep.trickle, methods=["PATCH"]),
+            Route("/rooms/{room}/whip/{session}", whep.leave, methods=["DELETE"]),
+            Route("/rooms/{room}/talkback", whip.talk, methods=["POST"]),
+            Route("/rooms/{room}/talkback", whep.options, methods=["OPTIONS"]),
+            Route("/rooms/{room}/talkback/{session}", whep.trickle, methods=["PATCH"]),
+            Route("/rooms/{room}/talkback/{session}", whep.leave, methods=["DELETE"]),
             WebSocketRoute("/rooms/{room}/ws", room_socket),
             WebSocketRoute("/yjs/{room}", yjs_socket),
         ],

@@ -213,6 +213,16 @@ class WatchRequest(MediaEnvelope, tag="w", frozen=True):
     name: str
     offer: str
     rendition: str
+    source: str = "auto"  # "auto", "video", "live" or "talkback" (docs/live.md)
+
+
+class PublishRequest(MediaEnvelope, tag="p", frozen=True):
+    """A WHIP offer: the live lesson, or (`talkback`) a coach's microphone for the earpiece."""
+
+    name: str
+    offer: str
+    talkback: bool = False
+    earpiece: bool = False  # the publisher may hear talk-back on its own connection
 
 
 class TrickleRequest(MediaEnvelope, tag="t", frozen=True):
@@ -224,7 +234,7 @@ class LeaveRequest(MediaEnvelope, tag="l", frozen=True):
     session: str
 
 
-MediaRequest = WatchRequest | TrickleRequest | LeaveRequest
+MediaRequest = WatchRequest | PublishRequest | TrickleRequest | LeaveRequest
 
 
 class MediaReply(msgspec.Struct, frozen=True, array_like=True):

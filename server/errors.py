@@ -95,6 +95,16 @@ class Conflict(ClientError):
     http_status = 409
 
 
+class PublisherBusy(Conflict):
+    """Someone else publishes this room's live lesson, or speaks on its talk-back."""
+
+    code = "publisher_busy"
+
+
+class NotLive(Conflict):
+    code = "not_live"
+
+
 class AuthError(ClientError):
     """The credentials are wrong: refused before anything else happens."""
 

@@ -135,6 +135,27 @@ class PlaybackInfo(msgspec.Struct, frozen=True):
     presenter: str | None = None  # member id of the one member who may control playback
 
 
+class LiveInfo(msgspec.Struct, frozen=True):
+    """A live lesson being published into the room (docs/live.md)."""
+
+    status: Literal["live", "interrupted"]  # interrupted: the publisher dropped; it may return
+    publisher: str  # the publisher's user (token `sub`)
+    name: str
+    since: float  # server time of the last status change
+    recording: str | None = None  # the video id of the recording part being written
+    part: int = 1
+    # Server time of recording time 0: a note made at server time T lands at T - this.
+    recording_started_at: float | None = None
+
+
+class TalkbackInfo(msgspec.Struct, frozen=True):
+    """The coach on air in the teacher's earpiece."""
+
+    user: str
+    name: str
+    since: float
+
+
 class RoomInfo(msgspec.Struct, frozen=True):
     id: str
     title: str
@@ -151,6 +172,8 @@ class Welcome(Message, tag="welcome", frozen=True):
     members: list[MemberInfo]
     playback: PlaybackInfo
     server_time: float
+    live: LiveInfo | None = None
+    talkback: TalkbackInfo | None = None
 
 
 class MemberJoined(Message, tag="member_joined", frozen=True):
@@ -189,6 +212,23 @@ class State(Message, tag="state", frozen=True):
     members: list[MemberInfo]
     playback: PlaybackInfo
     server_time: float
+    live: LiveInfo | None = None
+    talkback: TalkbackInfo | None = None
+
+
+class LiveChanged(Message, tag="live", frozen=True):
+    """The live lesson started, dropped, came back or ended (`live` None). When it ends,
+    `recording` names the recording's video and `reason` says why."""
+
+    live: LiveInfo | None
+    reason: str | None = None
+    recording: str | None = None
+
+
+class TalkbackChanged(Message, tag="talkback", frozen=True):
+    """The on-air indicator: who speaks into the teacher's earpiece, or nobody."""
+
+    talkback: TalkbackInfo | None
 
 
 class Reconnect(Message, tag="reconnect", frozen=True):
@@ -213,5 +253,7 @@ ServerMessage = (
     | PlaybackChanged
     | Error
     | State
+    | LiveChanged
+    | TalkbackChanged
     | Reconnect
 )

@@ -61,6 +61,7 @@ class Settings:
     media_offer_max_bytes: int = 64 * 1024
     media_connect_timeout: float = 20.0  # a viewer not connected by then is closed
     media_rpc_timeout: float = 10.0  # a worker waits this long for the room's home to answer
+    live_resume_seconds: float = 60.0  # a dropped publisher may come back this long (docs/live.md)
 
     # Video library: uploads and ingest (documented in docs/videos.md).
     library: Path | None = None  # the library directory (shared by every host); None: <data>/videos

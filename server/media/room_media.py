@@ -1,8 +1,8 @@
-"""A room's media at its home: the playback clock and the WHEP viewers that follow it.
+"""A room's media at its home: the playback clock, the WHEP viewers, and the live lesson.
 
-Only the home holds viewers (DESIGN §1): media flows straight between a viewer and the home,
-and every viewer of the room follows one clock in one process, which is what keeps them on the
-same frame. Other workers reach this through `server/media/signaling.py`.
+Only the home holds peers (DESIGN §1): media flows straight between a peer and the home, and
+every viewer of the room follows one clock (or one live relay) in one process, which is what
+keeps them on the same frame. Other workers reach this through `server/media/signaling.py`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from server.errors import Forbidden, MediaFull, NotFound
+from server.errors import Forbidden, MediaFull, NotFound, NotLive
 from server.media.clock import PlaybackClock
 from server.media.ice import RemotePolicy
-from server.media.viewer import Viewer, check_offer, new_viewer
-from server.messages import PlaybackInfo
+from server.media.live import LiveRoom, RecordingDone, ReportLive, ReportTalkback
+from server.media.peer import Peer
+from server.media.viewer import Viewer, check_offer, lesson_viewer, relay_viewer
+from server.messages import LiveInfo, PlaybackInfo
 
 if TYPE_CHECKING:
     from server.session.worker import Worker
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 1.0
+SOURCES = ("auto", "video", "live", "talkback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +55,24 @@ class RoomMedia:
         *,
         find_lesson: LessonFinder,
         attach: Callable[[Lesson], None],
+        report_live: ReportLive,
+        report_talkback: ReportTalkback,
+        recording_done: RecordingDone,
     ) -> None:
         self.worker = worker
         self.room_id = room_id
         self.clock = PlaybackClock()
         self.viewers: dict[str, Viewer] = {}
+        self.live = LiveRoom(
+            worker,
+            room_id,
+            report_live=report_live,
+            report_talkback=report_talkback,
+            recording_done=recording_done,
+        )
         self._find_lesson = find_lesson
         self._attach = attach
-        self._policy = RemotePolicy.parse(worker.settings.media_remote_networks)
+        self.policy = RemotePolicy.parse(worker.settings.media_remote_networks)
         self._wake = asyncio.Event()
 
     def follow(self, state: PlaybackInfo) -> None:
@@ -67,40 +80,72 @@ class RoomMedia:
 
     # ---- signaling ----------------------------------------------------------------------
 
-    async def watch(self, *, user: str, name: str, offer: str, rendition: str) -> tuple[str, str]:
-        """Answer a WHEP offer; returns the viewer's id and the SDP answer."""
+    async def watch(
+        self, *, user: str, name: str, offer: str, rendition: str, source: str = "auto"
+    ) -> tuple[str, str]:
+        """Answer a WHEP offer; returns the viewer's id and the SDP answer. `source` "auto" is
+        the live lesson while there is one, else the room's video."""
+        if source not in SOURCES:
+            raise NotFound(f"there is no source {source[:20]!r}; choose one of {SOURCES}")
         kinds = check_offer(offer)
         if self.worker.media_viewers() >= self.worker.settings.media_max_viewers:
             raise MediaFull(
                 f"this server already serves {self.worker.settings.media_max_viewers} viewers"
             )
-        lesson = await self._find_lesson(self.room_id, rendition)
-        self._attach(lesson)  # a new lesson resets the clock through the room's rules
-        viewer = new_viewer(user=user, name=name, path=lesson.path, clock=self.clock, kinds=kinds)
+        if source == "auto":
+            source = "live" if self.live.info is not None else "video"
+        if source == "live" and self.live.info is None:
+            raise NotLive(f"room {self.room_id!r} has no live lesson now")
+        if source == "video":
+            lesson = await self._find_lesson(self.room_id, rendition)
+            self._attach(lesson)  # a new lesson resets the clock through the room's rules
+            viewer = lesson_viewer(
+                user=user, name=name, path=lesson.path, clock=self.clock, kinds=kinds
+            )
+        elif source == "live":
+            relays = [r for r in (self.live.video, self.live.audio) if r.kind in kinds]
+            viewer = relay_viewer(user=user, name=name, relays=relays, source=source)
+        else:
+            viewer = relay_viewer(user=user, name=name, relays=[self.live.talkback], source=source)
         viewer.pc.on("connectionstatechange", lambda: self._on_change(viewer))
         try:
-            answer = await viewer.answer(offer, self._policy)
+            answer = await viewer.answer_offer(offer, self.policy)
         except BaseException:
             await viewer.close()
             raise
         self.viewers[viewer.id] = viewer
-        log.info("room %s: viewer %s (%s) watching %s", self.room_id, viewer.id, user, lesson.video)
+        log.info("room %s: viewer %s (%s) watching %s", self.room_id, viewer.id, user, source)
         return viewer.id, answer
 
+    async def publish(
+        self, *, user: str, name: str, offer: str, talkback: bool, earpiece: bool
+    ) -> tuple[str, str]:
+        """A WHIP offer: the live lesson (`talkback` False) or a coach's talk-back microphone."""
+        if talkback:
+            return await self.live.talk(user=user, name=name, offer=offer, policy=self.policy)
+        return await self.live.publish(
+            user=user, name=name, offer=offer, policy=self.policy, earpiece=earpiece
+        )
+
     async def trickle(self, session: str, user: str, fragment: str) -> None:
-        await self._own(session, user).trickle(fragment, self._policy)
+        await self._own(session, user).trickle(fragment, self.policy)
 
     async def leave(self, session: str, user: str) -> None:
-        viewer = self._own(session, user)
-        await self._close(viewer, "left")
+        peer = self._own(session, user)
+        if peer is self.live.publisher:
+            await self.live.stop(session, user)
+        elif peer is self.live.talker:
+            await self.live.stop_talking(session)
+        elif isinstance(peer, Viewer):
+            await self._close(peer, "left")
 
-    def _own(self, session: str, user: str) -> Viewer:
-        viewer = self.viewers.get(session)
-        if viewer is None:
-            raise NotFound(f"no viewer session {session!r} in room {self.room_id!r}")
-        if viewer.user != user:
-            raise Forbidden("this viewer session belongs to someone else")
-        return viewer
+    def _own(self, session: str, user: str) -> Peer:
+        peer: Peer | None = self.viewers.get(session) or self.live.session(session)
+        if peer is None:
+            raise NotFound(f"no media session {session!r} in room {self.room_id!r}")
+        if peer.user != user:
+            raise Forbidden("this media session belongs to someone else")
+        return peer
 
     # ---- housekeeping -------------------------------------------------------------------
 
@@ -108,9 +153,10 @@ class RoomMedia:
         if viewer.pc.connectionState in ("failed", "closed"):
             self._wake.set()
 
-    async def run(self) -> None:
-        """Close viewers whose connection failed or never came up; until cancelled."""
+    async def run(self, live: LiveInfo | None) -> None:
+        """Close peers whose connection failed or never came up; until cancelled."""
         try:
+            await self.live.adopt(live)
             while True:
                 self._wake.clear()
                 await self._sweep(time.monotonic())
@@ -128,6 +174,7 @@ class RoomMedia:
                 await self._close(viewer, state)
             elif state != "connected" and now - viewer.created > timeout:
                 await self._close(viewer, "never connected")
+        self.live.check_timeouts(now)
 
     async def _close(self, viewer: Viewer, reason: str) -> None:
         if self.viewers.pop(viewer.id, None) is not None:
@@ -137,3 +184,4 @@ class RoomMedia:
     async def close(self) -> None:
         for viewer in list(self.viewers.values()):
             await self._close(viewer, "home stopping")
+        await self.live.close()

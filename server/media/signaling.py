@@ -1,4 +1,4 @@
-"""WHEP signaling from any worker to the room's home (DESIGN §1).
+"""WHEP and WHIP signaling from any worker to the room's home (DESIGN §1).
 
 A request that lands on the home is served in place. One that lands elsewhere is published on
 the room's media channel, which only the home subscribes to, and the answer comes back on the
@@ -19,6 +19,7 @@ from server.codec import (
     LeaveRequest,
     MediaReply,
     MediaRequest,
+    PublishRequest,
     TrickleRequest,
     WatchRequest,
     decode_media_reply,
@@ -54,6 +55,16 @@ async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
                     name=request.name,
                     offer=request.offer,
                     rendition=request.rendition,
+                    source=request.source,
+                )
+                return MediaReply(request.id, session=session, answer=answer)
+            case PublishRequest():
+                session, answer = await media.publish(
+                    user=request.user,
+                    name=request.name,
+                    offer=request.offer,
+                    talkback=request.talkback,
+                    earpiece=request.earpiece,
                 )
                 return MediaReply(request.id, session=session, answer=answer)
             case TrickleRequest():

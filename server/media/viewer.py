@@ -1,124 +1,66 @@
-"""One WHEP viewer at the room's home: its peer connection and its own pair of lesson tracks."""
+"""One WHEP viewer at the room's home: its peer connection and the tracks it is sent, either
+its own pair of lesson tracks (a recorded lesson) or copies of the room's live relays."""
 
 from __future__ import annotations
 
-import logging
-import re
-import secrets
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiortc import (
-    RTCConfiguration,
-    RTCPeerConnection,
-    RTCRtpSender,
-    RTCSessionDescription,
-)
-from aiortc.sdp import candidate_from_sdp
+from aiortc import MediaStreamTrack
 
-from server.errors import BadSdp
 from server.media.clock import PlaybackClock
-from server.media.ice import RemotePolicy, candidate_host, filter_candidates
-from server.media.tracks import LessonAudioTrack, LessonTrack, LessonVideoTrack, has_audio
-
-log = logging.getLogger(__name__)
-
-_MEDIA_LINE = re.compile(r"^m=(audio|video) ", re.MULTILINE)
+from server.media.ice import RemotePolicy
+from server.media.peer import Peer, offered_kinds, prefer_codec, require_codecs
+from server.media.relay import Relay, RelayTrack
+from server.media.tracks import LessonAudioTrack, LessonVideoTrack, has_audio
 
 
 def check_offer(sdp: str) -> set[str]:
-    """The kinds of media an offer asks for; BadSdp naming what is wrong with it."""
-    if not sdp.startswith("v=0"):
-        raise BadSdp("the body is not an SDP offer (it must start with v=0)")
-    kinds = set(_MEDIA_LINE.findall(sdp))
-    if not kinds:
-        raise BadSdp("the offer has no audio or video media section")
-    if "video" in kinds and "VP8/90000" not in sdp:
-        raise BadSdp("the offer cannot receive VP8 video (lessons are served as VP8, as stored)")
-    if "audio" in kinds and "opus/48000" not in sdp.lower():
-        raise BadSdp("the offer cannot receive Opus audio")
-    if "a=ice-ufrag:" not in sdp:
-        raise BadSdp("the offer has no ICE credentials (a=ice-ufrag)")
+    """The kinds of media a viewer's offer asks for; BadSdp naming what is wrong with it."""
+    kinds = offered_kinds(sdp)
+    require_codecs(sdp, kinds)
     return kinds
 
 
 @dataclass(eq=False)
-class Viewer:
-    user: str
-    name: str
-    pc: Any
-    tracks: list[LessonTrack]
-    id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
-    created: float = field(default_factory=time.monotonic)
-    gone: bool = False
+class Viewer(Peer):
+    tracks: list[MediaStreamTrack] = field(default_factory=list)
+    source: str = "video"  # "video" (a recorded lesson), "live" or "talkback"
 
-    @property
-    def connected(self) -> bool:
-        return bool(self.pc.connectionState == "connected")
+    async def answer_offer(self, offer: str, policy: RemotePolicy) -> str:
+        return await self.answer(offer, policy, self._prepare)
 
-    async def answer(self, offer: str, policy: RemotePolicy) -> str:
-        sdp, dropped = filter_candidates(offer, policy)
-        if dropped:
-            log.info(
-                "viewer %s: dropped %d candidates outside the allowed networks", self.id, dropped
-            )
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except (ValueError, KeyError, IndexError) as exc:
-            raise BadSdp(f"the offer could not be used: {exc}") from None
-        for transceiver in self.pc.getTransceivers():
-            track = next((t for t in self.tracks if t.kind == transceiver.kind), None)
+    def _prepare(self, transceivers: list[Any]) -> None:
+        unsent = list(self.tracks)
+        for transceiver in transceivers:
+            track = next((t for t in unsent if t.kind == transceiver.kind), None)
             if track is None or transceiver.direction not in ("recvonly", "sendrecv"):
                 continue
-            codecs = RTCRtpSender.getCapabilities(transceiver.kind).codecs
-            wanted = "video/VP8" if transceiver.kind == "video" else "audio/opus"
-            transceiver.setCodecPreferences(
-                [c for c in codecs if c.mimeType in (wanted, f"{transceiver.kind}/rtx")]
-            )
+            unsent.remove(track)
+            prefer_codec(transceiver)
             self.pc.addTrack(track)
-            if isinstance(track, LessonVideoTrack):
-                # Picture loss: aiortc would ask an encoder for a keyframe; ours is the file.
-                transceiver.sender._send_keyframe = track.request_keyframe
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return str(self.pc.localDescription.sdp)
+            # Picture loss: aiortc would ask its encoder for a key frame; ours is the file or
+            # the publisher, which the track knows how to ask.
+            request = getattr(track, "request_keyframe", None)
+            if track.kind == "video" and request is not None:
+                transceiver.sender._send_keyframe = request
 
-    async def trickle(self, fragment: str, policy: RemotePolicy) -> int:
-        """Add the candidates of an `application/trickle-ice-sdpfrag` body; returns how many."""
-        added = 0
-        for line in fragment.splitlines():
-            if not line.startswith("a=candidate:"):
-                continue
-            host = candidate_host(line)
-            if host is None:
-                raise BadSdp(f"malformed candidate line: {line[:80]!r}")
-            if not policy.allows(host):
-                continue
-            try:
-                candidate = candidate_from_sdp(line[2:].split(":", 1)[1])
-            except (ValueError, IndexError) as exc:
-                raise BadSdp(f"malformed candidate line: {exc}") from None
-            transceivers = self.pc.getTransceivers()
-            candidate.sdpMid = transceivers[0].mid if transceivers else "0"
-            await self.pc.addIceCandidate(candidate)
-            added += 1
-        return added
-
-    async def close(self) -> None:
-        self.gone = True
+    def stop_media(self) -> None:
         for track in self.tracks:
             track.stop()
-        await self.pc.close()
 
 
-def new_viewer(
+def lesson_viewer(
     *, user: str, name: str, path: Path, clock: PlaybackClock, kinds: set[str]
 ) -> Viewer:
-    tracks: list[LessonTrack] = []
+    tracks: list[MediaStreamTrack] = []
     if "video" in kinds:
         tracks.append(LessonVideoTrack(path, clock))
     if "audio" in kinds and has_audio(path):
         tracks.append(LessonAudioTrack(path, clock))
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    return Viewer(user=user, name=name, pc=pc, tracks=tracks)
+    return Viewer(user=user, name=name, tracks=tracks)
+
+
+def relay_viewer(*, user: str, name: str, relays: list[Relay], source: str) -> Viewer:
+    return Viewer(user=user, name=name, tracks=[RelayTrack(r) for r in relays], source=source)

@@ -1,5 +1,6 @@
 """WHEP over HTTP: `POST /rooms/{room}/whep` (offer in, answer out), `PATCH` on the returned
-resource for trickle ICE, `DELETE` to leave (the WHEP draft, shaped as RFC 9725 shapes WHIP)."""
+resource for trickle ICE, `DELETE` to leave (the WHEP draft, shaped as RFC 9725 shapes WHIP).
+The session resources of WHIP (`whip.py`) are served by the same PATCH and DELETE."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import read_body
-from server.codec import LeaveRequest, TrickleRequest, WatchRequest
+from server.codec import LeaveRequest, MediaReply, TrickleRequest, WatchRequest
 from server.errors import AuthError, Forbidden, UnsupportedMediaType
 from server.media.ice import ice_servers_for
 from server.media.signaling import new_request_id
@@ -22,19 +23,27 @@ SDP = "application/sdp"
 SDP_FRAGMENT = "application/trickle-ice-sdpfrag"
 
 
-def _worker(request: Request) -> Worker:
+def worker_of(request: Request) -> Worker:
     worker: Worker = request.app.state.worker
     return worker
 
 
-def _viewer_claims(request: Request, worker: Worker) -> Claims:
+_WHAT = {
+    Permission.VIEW: "watch the lesson",
+    Permission.HEAR_TALKBACK: "hear talk-back",
+    Permission.PUBLISH: "publish a live lesson",
+    Permission.TALKBACK: "talk back",
+}
+
+
+def claims_with(request: Request, worker: Worker, needs: Permission) -> Claims:
     claims = claims_for(worker, presented_token(request), request.path_params["room"])
-    if Permission.VIEW not in permissions_for(claims.role, claims.grants):
-        raise Forbidden(f"role {claims.role.value!r} may not watch the lesson")
+    if needs not in permissions_for(claims.role, claims.grants):
+        raise Forbidden(f"role {claims.role.value!r} may not {_WHAT[needs]}")
     return claims
 
 
-async def _body(request: Request, content_type: str, limit: int) -> str:
+async def sdp_body(request: Request, content_type: str, limit: int) -> str:
     given = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if given != content_type:
         raise UnsupportedMediaType(f"the body must be {content_type}, not {given or 'nothing'}")
@@ -46,10 +55,13 @@ async def _body(request: Request, content_type: str, limit: int) -> str:
 
 
 async def watch(request: Request) -> Response:
-    worker = _worker(request)
-    claims = _viewer_claims(request, worker)
+    worker = worker_of(request)
+    source = request.query_params.get("source", "auto")
+    claims = claims_with(
+        request, worker, Permission.HEAR_TALKBACK if source == "talkback" else Permission.VIEW
+    )
     room = request.path_params["room"]
-    offer = await _body(request, SDP, worker.settings.media_offer_max_bytes)
+    offer = await sdp_body(request, SDP, worker.settings.media_offer_max_bytes)
     reply = await worker.media.ask(
         WatchRequest(
             id=new_request_id(),
@@ -59,8 +71,16 @@ async def watch(request: Request) -> Response:
             name=claims.name,
             offer=offer,
             rendition=request.query_params.get("rendition", "360p"),
+            source=source,
         )
     )
+    return answered(request, worker, claims, reply, "whep")
+
+
+def answered(
+    request: Request, worker: Worker, claims: Claims, reply: MediaReply, resource: str
+) -> Response:
+    """201 with the answer, the session's `Location`, and the ICE servers as `Link`s."""
     assert reply.session is not None and reply.answer is not None
     settings = worker.settings
     servers = ice_servers_for(
@@ -69,8 +89,9 @@ async def watch(request: Request) -> Response:
         turn_secret=settings.turn_secret,
         turn_ttl=settings.turn_ttl,
     )
+    room = request.path_params["room"]
     headers = {
-        "Location": f"/rooms/{quote(room, safe='')}/whep/{reply.session}",
+        "Location": f"/rooms/{quote(room, safe='')}/{resource}/{reply.session}",
         "Accept-Patch": SDP_FRAGMENT,
     }
     response = Response(reply.answer, status_code=201, media_type=SDP, headers=headers)
@@ -81,9 +102,9 @@ async def watch(request: Request) -> Response:
 
 
 async def trickle(request: Request) -> Response:
-    worker = _worker(request)
+    worker = worker_of(request)
     claims = _session_claims(request, worker)
-    fragment = await _body(request, SDP_FRAGMENT, worker.settings.media_offer_max_bytes)
+    fragment = await sdp_body(request, SDP_FRAGMENT, worker.settings.media_offer_max_bytes)
     await worker.media.ask(
         TrickleRequest(
             id=new_request_id(),
@@ -98,7 +119,7 @@ async def trickle(request: Request) -> Response:
 
 
 async def leave(request: Request) -> Response:
-    worker = _worker(request)
+    worker = worker_of(request)
     claims = _session_claims(request, worker)
     await worker.media.ask(
         LeaveRequest(

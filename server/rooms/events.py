@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.messages import Lock, PlaybackIntent, Ref, Scalar, ViewerReport
+from server.messages import (
+    LiveInfo,
+    Lock,
+    PlaybackIntent,
+    Ref,
+    Scalar,
+    TalkbackInfo,
+    ViewerReport,
+)
 from server.rooms.member import Member
 
 
@@ -67,6 +75,25 @@ class AttachVideo:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeLive:
+    """The live lesson's state at the home's media side (None: it ended). From the home, never
+    from a client."""
+
+    live: LiveInfo | None
+    now: float
+    reason: str | None = None
+    recording: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeTalkback:
+    """Who is on air in the teacher's earpiece (None: nobody). From the home's media side."""
+
+    talkback: TalkbackInfo | None
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed with nothing else happening: the home sends these while the room waits, so a
     wait can time out."""
@@ -107,6 +134,8 @@ Event = (
     | ReportViewer
     | ChangeLock
     | AttachVideo
+    | ChangeLive
+    | ChangeTalkback
     | Tick
     | AnnounceMembers
     | LoseWorker

@@ -20,6 +20,7 @@ class Permission(StrEnum):
     ANNOTATE = "annotate"  # add and change timeline notes
     PUBLISH = "publish"  # publish a live lesson (WHIP)
     TALKBACK = "talkback"  # speak into the teacher's earpiece
+    HEAR_TALKBACK = "hear_talkback"  # be the earpiece: receive the talk-back audio
 
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
@@ -39,11 +40,13 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.EDIT,
             Permission.ANNOTATE,
             Permission.PUBLISH,
+            Permission.HEAR_TALKBACK,
         }
     ),
     Role.OBSERVER: frozenset({Permission.VIEW}),
     # A classroom device publishes; it has no screen to watch or a keyboard to annotate with.
-    Role.CAMERA: frozenset({Permission.PUBLISH}),
+    # The classroom device may carry the teacher's earpiece.
+    Role.CAMERA: frozenset({Permission.PUBLISH, Permission.HEAR_TALKBACK}),
 }
 
 

@@ -11,6 +11,8 @@ from server.messages import (
     PROTOCOL_VERSION,
     Buffering,
     Error,
+    LiveChanged,
+    LiveInfo,
     MemberJoined,
     MemberLeft,
     MemberUpdated,
@@ -20,6 +22,8 @@ from server.messages import (
     RoomInfo,
     Scalar,
     State,
+    TalkbackChanged,
+    TalkbackInfo,
     Wait,
     Welcome,
     message_ref,
@@ -28,8 +32,10 @@ from server.rooms.effects import Broadcast, Effect, Persist, Send
 from server.rooms.events import (
     AnnounceMembers,
     AttachVideo,
+    ChangeLive,
     ChangeLock,
     ChangePresence,
+    ChangeTalkback,
     ControlPlayback,
     Event,
     Join,
@@ -56,6 +62,8 @@ class RoomState(msgspec.Struct):
     video: str | None = None  # the attached video's id (also in `playback.video`)
     fps: float | None = None  # its frame rate, for `step`
     viewers: dict[str, Viewer] = msgspec.field(default_factory=dict)  # members' player reports
+    live: LiveInfo | None = None  # a live lesson being published, if any
+    talkback: TalkbackInfo | None = None  # who is on air, if anyone
 
 
 class Room:
@@ -96,6 +104,10 @@ class Room:
                     return self._change_lock(event)
                 case AttachVideo():
                     return self._attach_video(event)
+                case ChangeLive():
+                    return self._change_live(event)
+                case ChangeTalkback():
+                    return self._change_talkback(event)
                 case Tick(now=now):
                     return self._tick(now)
                 case AnnounceMembers():
@@ -134,6 +146,8 @@ class Room:
             members=[m.info() for m in self.state.members.values()],
             playback=self.state.playback,
             server_time=event.now,
+            live=self.state.live,
+            talkback=self.state.talkback,
         )
         effects: list[Effect] = [Send(member.id, welcome)]
         if not known:  # a retried join is answered again but announced once
@@ -181,6 +195,8 @@ class Room:
             members=[m.info() for m in self.state.members.values()],
             playback=self.state.playback,
             server_time=event.now,
+            live=self.state.live,
+            talkback=self.state.talkback,
         )
         return [Send(m.id, state) for m in self.state.members.values() if m.worker == event.worker]
 
@@ -326,3 +342,18 @@ class Room:
             presenter=state.playback.presenter,
         )
         return self._change_playback(playback, by=None, now=event.now)
+
+    # ---- live lesson ----------------------------------------------------------------------
+
+    def _change_live(self, event: ChangeLive) -> list[Effect]:
+        if event.live == self.state.live and event.recording is None:
+            return []
+        self.state.live = event.live
+        message = LiveChanged(event.live, reason=event.reason, recording=event.recording)
+        return [Broadcast(message), Persist()]
+
+    def _change_talkback(self, event: ChangeTalkback) -> list[Effect]:
+        if event.talkback == self.state.talkback:
+            return []
+        self.state.talkback = event.talkback
+        return [Broadcast(TalkbackChanged(event.talkback)), Persist()]

@@ -254,6 +254,19 @@ class RoomDocument:
             self.candidate.apply_update(update)
         return updates[0] if updates else None
 
+    def set_meta(self, key: str, value: str) -> bytes | None:
+        """A server-side edit of one `meta` key (a finished live recording becomes the room's
+        video): an ordinary CRDT update, stored and relayed like a client's."""
+        if self.meta.get(key) == value:
+            return None
+        updates: list[bytes] = []
+        subscription = self.doc.observe(lambda event: updates.append(event.update))
+        self.meta[key] = value
+        self.doc.unobserve(subscription)
+        for update in updates:
+            self.candidate.apply_update(update)
+        return updates[0] if updates else None
+
     # ---- awareness ----------------------------------------------------------------------
 
     def local_awareness(self, sender: str, message: yjs_wire.AwarenessUpdate) -> None:

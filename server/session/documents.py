@@ -146,6 +146,12 @@ class Documents:
             if idle is not None and now - idle > self.settings.doc_idle_seconds:
                 await self.unload(document)
 
+    async def set_meta(self, record: RoomRecord, key: str, value: str) -> None:
+        document = await self.open(record)
+        update = document.set_meta(key, value)
+        if update is not None:
+            await self.write(document, update, None)
+
     # ---- writing ------------------------------------------------------------------------
 
     async def write(

@@ -39,13 +39,15 @@ from server.codec import (
 from server.errors import ServiceUnavailable
 from server.media.lessons import find_lesson
 from server.media.room_media import Lesson, RoomMedia
-from server.messages import ServerMessage, Welcome
+from server.messages import LiveInfo, ServerMessage, Welcome
 from server.rooms.effects import Broadcast, Effect, Persist, Send
 from server.rooms.events import (
     AnnounceMembers,
     AttachVideo,
+    ChangeLive,
     ChangeLock,
     ChangePresence,
+    ChangeTalkback,
     ControlPlayback,
     Event,
     Join,
@@ -104,7 +106,13 @@ class RoomHome:
         self._published_at = 0.0
         self._in_seq: dict[str, int] = {}
         self.media = RoomMedia(
-            worker, room_id, find_lesson=partial(find_lesson, worker), attach=self._attach
+            worker,
+            room_id,
+            find_lesson=partial(find_lesson, worker),
+            attach=self._attach,
+            report_live=self._report_live,
+            report_talkback=lambda talkback: self.submit(ChangeTalkback(talkback, time.time())),
+            recording_done=self._recording_done,
         )
         # Subscribed with on_forward, before the lease is taken (Worker._become_home).
         self.on_media = partial(worker.media.on_request, self.media)
@@ -146,7 +154,7 @@ class RoomHome:
         await self._publish(HomeChanged(self.worker.id))
         async with asyncio.TaskGroup() as group:
             inbox = group.create_task(self._process())
-            media = group.create_task(self.media.run())
+            media = group.create_task(self.media.run(self.room.state.live))
             await self._keep_lease()
             inbox.cancel()
             media.cancel()
@@ -249,6 +257,20 @@ class RoomHome:
         # the room's own video again changes nothing.
         if self.room is None or self.room.state.video != lesson.video:
             self.submit(AttachVideo(lesson.video, lesson.duration, lesson.fps, time.time()))
+
+    def _report_live(
+        self, live: LiveInfo | None, reason: str | None, recording: str | None
+    ) -> None:
+        self.submit(ChangeLive(live, time.time(), reason=reason, recording=recording))
+
+    def _recording_done(self, video: str) -> None:
+        """The live lesson's recording becomes the room's video (meta.video)."""
+
+        async def attach() -> None:
+            record = await self.worker.room_record(self.id)
+            await self.worker.documents.set_meta(record, "video", video)
+
+        self.worker.spawn(attach(), f"recording {self.id}")
 
     # ---- called by the worker's tick -----------------------------------------------------
 

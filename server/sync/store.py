@@ -17,7 +17,7 @@ class RoomRecord(msgspec.Struct, frozen=True):
     framework: str | None = None
 
 
-VideoStatus = Literal["uploading", "queued", "ingesting", "ready", "failed"]
+VideoStatus = Literal["uploading", "recording", "queued", "ingesting", "ready", "failed"]
 
 
 class Rendition(msgspec.Struct, frozen=True):
@@ -66,6 +66,7 @@ class VideoRecord(msgspec.Struct, frozen=True):
     updated: float = 0.0
     attempts: int = 0  # ingests started; a video whose ingest keeps dying is given up
     generate: float | None = None  # seconds of generated lesson clip to ingest (the demo)
+    room: str | None = None  # the room a live lesson was recorded in
 
 
 class Store(Protocol):

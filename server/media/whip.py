@@ -1,0 +1,51 @@
+"""WHIP (RFC 9725): `POST /rooms/{room}/whip` publishes the live lesson (role `camera` or
+`teacher`), `POST /rooms/{room}/talkback` a coach's microphone for the teacher's earpiece.
+Offer in, 201 with the answer and a `Location` out; that resource takes `PATCH` (trickle ICE)
+and `DELETE` (stop) like a WHEP session's (whep.py)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.codec import PublishRequest
+from server.media.signaling import new_request_id
+from server.media.whep import SDP, answered, claims_with, sdp_body, worker_of
+from server.rooms.roles import Permission, permissions_for
+
+
+async def publish(request: Request) -> Response:
+    worker = worker_of(request)
+    claims = claims_with(request, worker, Permission.PUBLISH)
+    offer = await sdp_body(request, SDP, worker.settings.media_offer_max_bytes)
+    earpiece = Permission.HEAR_TALKBACK in permissions_for(claims.role, claims.grants)
+    reply = await worker.media.ask(
+        PublishRequest(
+            id=new_request_id(),
+            reply_to=worker.id,
+            room=request.path_params["room"],
+            user=claims.sub,
+            name=claims.name,
+            offer=offer,
+            earpiece=earpiece,
+        )
+    )
+    return answered(request, worker, claims, reply, "whip")
+
+
+async def talk(request: Request) -> Response:
+    worker = worker_of(request)
+    claims = claims_with(request, worker, Permission.TALKBACK)
+    offer = await sdp_body(request, SDP, worker.settings.media_offer_max_bytes)
+    reply = await worker.media.ask(
+        PublishRequest(
+            id=new_request_id(),
+            reply_to=worker.id,
+            room=request.path_params["room"],
+            user=claims.sub,
+            name=claims.name,
+            offer=offer,
+            talkback=True,
+        )
+    )
+    return answered(request, worker, claims, reply, "talkback")
