@@ -32,13 +32,13 @@ class NumberedVideo(VideoStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self.number = 0
-        self.made_at: dict[int, float] = {}
+        self.made_at: dict[int, float] = {}  # time.time() each frame was made
 
     async def recv(self) -> Any:
         pts, time_base = await self.next_timestamp()
         frame = av.VideoFrame.from_ndarray(draw(SPEC, self.number), format="rgb24")
         frame.pts, frame.time_base = pts, time_base
-        self.made_at[self.number] = time.monotonic()
+        self.made_at[self.number] = time.time()
         self.number += 1
         return frame
 

@@ -91,9 +91,12 @@ def room_with(*members: Member) -> Room:
     ("role", "allowed"),
     [
         (Role.COACH, {"view", "control_playback", "edit", "annotate", "talkback"}),
-        (Role.TEACHER, {"view", "control_playback", "edit", "annotate", "publish"}),
+        (
+            Role.TEACHER,
+            {"view", "control_playback", "edit", "annotate", "publish", "hear_talkback"},
+        ),
         (Role.OBSERVER, {"view"}),
-        (Role.CAMERA, {"publish"}),
+        (Role.CAMERA, {"publish", "hear_talkback"}),
     ],
 )
 def test_role_table(role: Role, allowed: set[str]) -> None:

@@ -92,9 +92,10 @@ class RoomMedia:
             raise MediaFull(
                 f"this server already serves {self.worker.settings.media_max_viewers} viewers"
             )
+        live = self.live.info is not None or self.live.publisher is not None
         if source == "auto":
-            source = "live" if self.live.info is not None else "video"
-        if source == "live" and self.live.info is None:
+            source = "live" if live else "video"
+        if source == "live" and not live:
             raise NotLive(f"room {self.room_id!r} has no live lesson now")
         if source == "video":
             lesson = await self._find_lesson(self.room_id, rendition)

@@ -92,7 +92,7 @@ def probe(path: Path) -> Probe:
         stream = container.streams.video[0]
         if stream.codec_context.codec is None:
             raise NotAVideo(f"not a video: no decoder for its video ({stream.codec_context.name})")
-        duration = _duration(container, stream)
+        duration = _duration(container, stream) or _scanned_duration(path)
         if duration <= 0:
             raise NotAVideo(f"not a video: it has no duration ({name})")
         first = _first_frame(container)
@@ -127,6 +127,17 @@ def _duration(container: Any, stream: Any) -> float:
     if container.duration is not None:
         return float(container.duration) / av.time_base
     return 0.0
+
+
+def _scanned_duration(path: Path) -> float:
+    """A file written as a stream (a live recording, or one cut short when its worker died)
+    says no duration: its last video packet does."""
+    end = 0.0
+    with av.open(str(path), metadata_errors="ignore") as container:
+        for packet in container.demux(video=0):
+            if packet.pts is not None and packet.time_base is not None:
+                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    return end
 
 
 def _first_frame(container: Any) -> VideoFrame | None:
