@@ -104,7 +104,7 @@ async def test_one_publisher_at_a_time(live_server: Running) -> None:
     camera = token("r1", "camera", "Room 7B")
     first, response = await start_publisher(base, "r1", camera)
     assert response.status_code == 201
-    other, refused = await start_publisher(base, "r1", token("r1", "teacher", "Tia"))
+    _, refused = await start_publisher(base, "r1", token("r1", "teacher", "Tia"))
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "publisher_busy"
     assert "Room 7B" in refused.json()["error"]["message"]
