@@ -43,9 +43,11 @@ async def live_server(tmp_path: Path) -> AsyncIterator[Running]:
         yield running
 
 
-async def live_status(client: Client, status: str | None) -> dict[str, Any]:
+async def live_status(
+    client: Client, status: str | None, timeout: float = TIMEOUT
+) -> dict[str, Any]:
     """The next `live` message whose status is `status` (None: the lesson ended)."""
-    deadline = time.monotonic() + TIMEOUT
+    deadline = time.monotonic() + timeout
     while True:
         message = await client.expect("live", timeout=max(0.1, deadline - time.monotonic()))
         live = message["live"]
