@@ -10,7 +10,6 @@ import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import av
 import httpx
@@ -21,7 +20,6 @@ from tests.live_support import delete, start_publisher, start_viewer
 from tests.support import (
     ADMIN_KEY,
     TIMEOUT,
-    Client,
     RedisServer,
     WorkerProcess,
     join,
