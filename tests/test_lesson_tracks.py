@@ -23,7 +23,7 @@ from server.media.hold import hold_frame
 from server.media.ice import RemotePolicy
 from server.media.pacing import display_position, due_at, needs_seek
 from server.media.tracks import LessonVideoTrack
-from server.media.viewer import Viewer, new_viewer
+from server.media.viewer import Viewer, lesson_viewer
 from server.messages import PlaybackInfo
 from tests.media import viewer_with
 
@@ -53,11 +53,11 @@ class Served:
         self.viewers: list[Viewer] = []
 
     async def answer(self, offer: str) -> str:
-        viewer = new_viewer(
+        viewer = lesson_viewer(
             user="u", name="U", path=self.lesson, clock=self.clock, kinds={"video", "audio"}
         )
         self.viewers.append(viewer)
-        return await viewer.answer(offer, LOOPBACK)
+        return await viewer.answer_offer(offer, LOOPBACK)
 
     async def close(self) -> None:
         for viewer in self.viewers:
