@@ -1,0 +1,735 @@
+"""The live lesson (issue 5): the latency the server adds between the classroom and a viewer,
+the server's CPU per live viewer, and how soon a mid-lesson joiner sees the lesson.
+
+    .venv/bin/python -m bench.live                        # everything, about 2 minutes
+    .venv/bin/python -m bench.live --viewers 1,10 --seconds 5 --joins 5   # a quick look
+
+The server is a real `cocoach serve` in embedded mode, a separate process (its CPU is read from
+/proc/PID/stat), offering 127.0.0.1 as its only ICE candidate and accepting loopback only. The
+publisher and the viewers are aiortc peer connections in this process, on loopback only. A
+coach's page stays in the room throughout (a room-protocol member): it sees the lesson go live,
+and it keeps the room at its home while no viewer is connected (see `Member`).
+
+The publisher is the classroom: a picture with its frame number drawn in (server/media/clip.py
+`draw`, --size, 30 fps) and Opus audio (silence), encoded by aiortc (VP8 at aiortc's 0.25-1.5
+Mbit/s, as the receiver's REMB steers it). It stamps when it made each numbered frame; a
+decoding viewer reads the number back from each decoded picture (`read_frame_number`), and
+`seen - made` is that frame's latency: encoding, packetizing, the network, reassembly and
+decoding, all in this process. Viewers complete a video frame on its last packet (RTP marker
+bit, `server/media/frames.MarkerJitterBuffer`) as browsers do; aiortc's own reassembly would add
+a frame interval (33 ms) to every figure.
+
+Phases, in this order, each bounded in count and time:
+- latency: the same publisher -> viewer pipeline twice at the same time, (a) direct, peer to
+  peer, and (b) WHIP to the server, WHEP (`?source=live`) from it. After a 3 s warm-up,
+  --seconds of frames; (b) - (a) per percentile is what the server adds. Running both at once
+  puts the same outside load on both.
+- join: the lesson live for a while and one viewer watching, --joins viewers join one at a time
+  (POST `/whep?source=live`), each timed from the POST to its first decoded frame, then leave
+  (DELETE); 0.5 s between joins, more than the server's 0.3 s between key frame requests, so
+  every joiner asks the publisher for its own key frame.
+- cpu: 0 viewers (the publisher and the recording only), then each of --viewers. One viewer
+  decodes (and gives the latency at that load); the others do not decode: they count the
+  encoded frames the marker jitter buffer completes (`server/media/frames.tap_receiver`), so
+  30 VP8 decoders do not take the two cores from the server being measured. Each step waits
+  up to 5 s for the machine to be quiet, then reads the server's utime + stime over --window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import signal
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import msgspec
+import websockets
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+
+from bench import infra
+from bench.fanout import percentile
+from server.media.clip import ClipSpec, draw, read_frame_number
+from server.media.frames import VIDEO_CAPACITY, EncodedFrame, MarkerJitterBuffer, tap_receiver
+from server.media.ice import offer_host_addresses
+from server.rooms.roles import Role
+from server.tokens import mint
+
+ROOM = "live"
+HTTP_TIMEOUT = 15.0
+WAIT = 10.0  # the longest any single expected event may take before the phase fails
+WARM_UP = 3.0
+JOIN_GAP = 0.5
+JOIN_CONCURRENCY = 8
+
+# Every peer connection in this process offers loopback only (DESIGN §3).
+offer_host_addresses(["127.0.0.1"])
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def new_pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+# ---- the classroom --------------------------------------------------------------------------
+
+
+class NumberedVideo(VideoStreamTrack):
+    """Frames 0, 1, 2, ... with their number drawn in, at 30 fps; when each was made
+    (tests/live_support.py has the same track; bench code does not import the tests)."""
+
+    def __init__(self, spec: ClipSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.number = 0
+        self.made_at: dict[int, float] = {}  # perf_counter when each frame was made
+
+    async def recv(self) -> Any:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(draw(self.spec, self.number), format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        self.made_at[self.number] = time.perf_counter()
+        self.number += 1
+        return frame
+
+
+@dataclass(eq=False)
+class Classroom:
+    spec: ClipSpec
+    pc: RTCPeerConnection = field(default_factory=new_pc)
+    video: NumberedVideo | None = None
+    location: str = ""
+
+    def __post_init__(self) -> None:
+        self.video = NumberedVideo(self.spec)
+        self.pc.addTransceiver(self.video, direction="sendonly")
+        self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+
+    @property
+    def made_at(self) -> dict[int, float]:
+        assert self.video is not None
+        return self.video.made_at
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+# ---- viewers --------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Watcher:
+    """A receive-only peer. `made_at` given: decodes video, reads each frame's number and its
+    latency; else counts the encoded frames and bytes it receives, decoding nothing."""
+
+    sub: str
+    made_at: dict[int, float] | None
+    pc: RTCPeerConnection = field(default_factory=new_pc)
+    video_frames: int = 0
+    video_bytes: int = 0
+    audio_frames: int = 0
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (seen, seconds)
+    unread: int = 0  # decoded frames whose number did not read clean
+    posted: float = 0.0  # perf_counter times
+    answered: float | None = None
+    connected: float | None = None
+    first_frame: float | None = None  # the first decoded frame whose number reads
+    first_age: float | None = None  # how old that frame was (seen - made)
+    location: str = ""
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    @property
+    def decodes(self) -> bool:
+        return self.made_at is not None
+
+    def prepare(self) -> None:
+        """Before the connection comes up (the receivers start then): the marker jitter buffer
+        for decoding video receivers, the counting tap for the others."""
+        for transceiver in self.pc.getTransceivers():
+            receiver = transceiver.receiver
+            if transceiver.kind == "video" and self.decodes:
+                receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer(
+                    capacity=VIDEO_CAPACITY, is_video=True
+                )
+            elif transceiver.kind == "video":
+                tap_receiver(receiver, "video", self._count_video)
+            else:
+                tap_receiver(receiver, "audio", self._count_audio)
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState == "connected" and self.connected is None:
+            self.connected = time.perf_counter()
+
+    def _on_track(self, track: Any) -> None:
+        if track.kind == "video" and self.decodes:
+            self._tasks.append(asyncio.create_task(self._read_video(track)))
+
+    def _count_video(self, frame: EncodedFrame) -> None:
+        if self.first_frame is None:
+            self.first_frame = time.perf_counter()
+        self.video_frames += 1
+        self.video_bytes += len(frame.data)
+
+    def _count_audio(self, _frame: EncodedFrame) -> None:
+        self.audio_frames += 1
+
+    async def _read_video(self, track: Any) -> None:
+        assert self.made_at is not None
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                seen = time.perf_counter()
+                self.video_frames += 1
+                number = read_frame_number(frame)
+                made = self.made_at.get(number) if number is not None else None
+                if made is None:
+                    self.unread += 1
+                    continue
+                if self.first_frame is None:
+                    self.first_frame, self.first_age = seen, seen - made
+                self.latencies.append((seen, seen - made))
+
+    def latencies_since(self, t0: float) -> list[float]:
+        return sorted(latency for seen, latency in self.latencies if seen >= t0)
+
+    async def wait_frames(self, count: int, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while self.video_frames < count or (self.decodes and not self.latencies):
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"viewer {self.sub}: {self.video_frames} video and {self.audio_frames} audio "
+                    f"frames after {timeout} s "
+                    f"(connection {self.pc.connectionState})"
+                )
+            await asyncio.sleep(0.01)
+
+    # ---- direct, peer to peer (no server) ---------------------------------------------------
+
+    async def answer_directly(self, classroom: Classroom) -> None:
+        await self.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=await classroom.offer(), type="offer")
+        )
+        self.prepare()
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await classroom.pc.setRemoteDescription(self.pc.localDescription)
+
+    # ---- WHEP -------------------------------------------------------------------------------
+
+    async def join(self, http: httpx.AsyncClient, base: str) -> None:
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.prepare()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.posted = time.perf_counter()
+        response = await http.post(
+            f"{base}/rooms/{ROOM}/whep?source=live",
+            content=self.pc.localDescription.sdp,
+            headers={
+                "authorization": f"Bearer {token(self.sub)}",
+                "content-type": "application/sdp",
+            },
+        )
+        self.answered = time.perf_counter()
+        if response.status_code != 201:
+            await self.pc.close()
+            raise BenchError(f"WHEP POST: HTTP {response.status_code} {response.text[:300]}")
+        self.location = response.headers["location"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+
+    async def leave(self, http: httpx.AsyncClient | None = None, base: str = "") -> None:
+        try:
+            if http is not None and self.location:
+                response = await http.delete(
+                    base + self.location, headers={"authorization": f"Bearer {token(self.sub)}"}
+                )
+                if response.status_code != 200:
+                    raise BenchError(f"WHEP DELETE: HTTP {response.status_code} {response.text}")
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await self.pc.close()
+
+
+class Member:
+    """A coach's page: a room-protocol member (MessagePack over WebSocket) keeping the last
+    `live` state. Without a member the room's home gives the room up once it has had no
+    members for 30 s and no WHEP viewers (`HOME_IDLE_SECONDS`), and takes the live publisher
+    down with it; a lesson is watched by someone whose page is open."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.live: dict[str, Any] | None = None
+        self._task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, base: str) -> Member:
+        url = f"{base.replace('http', 'ws', 1)}/rooms/{ROOM}/ws?token={token('bench:coach')}"
+        return cls(await websockets.connect(url, max_size=None, open_timeout=WAIT))
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for data in self.ws:
+                message = msgspec.msgpack.decode(data)
+                if "live" in message:
+                    self.live = message["live"]
+
+    async def until_live(self) -> None:
+        deadline = time.monotonic() + WAIT
+        while (self.live or {}).get("status") != "live":
+            if time.monotonic() > deadline:
+                raise BenchError(f"the room never showed the lesson live: {self.live}")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await self.ws.close()
+
+
+def token(sub: str, role: Role = Role.COACH) -> str:
+    return mint(infra.SECRET, room=ROOM, role=role, name=sub, sub=sub, ttl=3600)
+
+
+async def publish(http: httpx.AsyncClient, base: str, classroom: Classroom) -> None:
+    response = await http.post(
+        f"{base}/rooms/{ROOM}/whip",
+        content=await classroom.offer(),
+        headers={
+            "authorization": f"Bearer {token('bench:classroom', Role.CAMERA)}",
+            "content-type": "application/sdp",
+        },
+    )
+    if response.status_code != 201:
+        raise BenchError(f"WHIP POST: HTTP {response.status_code} {response.text[:300]}")
+    classroom.location = response.headers["location"]
+    await classroom.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+
+
+async def gather_limited(coroutines: list[Any], limit: int = JOIN_CONCURRENCY) -> None:
+    """Run `coroutines`, `limit` at a time, all to the end; raise the first error, if any."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(coroutine: Any) -> Any:
+        async with semaphore:
+            return await coroutine
+
+    results = await asyncio.gather(*(one(c) for c in coroutines), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+class Meter:
+    """CPU over a window: the server's (utime + stime from /proc/PID/stat), this process's
+    (all its threads), and everyone else's on the machine (/proc/stat minus both)."""
+
+    def __init__(self, proc: infra.Proc) -> None:
+        self.proc = proc
+        self.t0 = time.perf_counter()
+        self.busy0 = infra.machine_busy_seconds()
+        self.server0 = proc.cpu_seconds()
+        self.own0 = time.process_time()
+
+    def read(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.t0
+        server = self.proc.cpu_seconds() - self.server0
+        own = time.process_time() - self.own0
+        other = infra.machine_busy_seconds() - self.busy0 - server - own
+        return {
+            "seconds": wall,
+            "server_cores": server / wall,
+            "bench_cores": own / wall,
+            "other_cores": max(0.0, other / wall),
+        }
+
+
+async def quiet(proc: infra.Proc, max_wait: float) -> float:
+    """Wait (at most `max_wait` s) for the machine's other work to use < 0.3 cores; the outside
+    load of the last second (infra.wait_for_quiet, off the event loop: the peers keep going)."""
+    return await asyncio.to_thread(infra.wait_for_quiet, [proc], 0.3, max_wait)
+
+
+def paired_difference(a: Watcher, b: Watcher, t0: float) -> float:
+    """The median over 1 s buckets of p50(b) - p50(a): what the server adds, robust to outside
+    load that comes and goes during the window (both pipelines see the same bucket)."""
+    buckets: dict[int, tuple[list[float], list[float]]] = {}
+    for index, watcher in enumerate((a, b)):
+        for seen, latency in watcher.latencies:
+            if seen >= t0:
+                buckets.setdefault(int(seen - t0), ([], []))[index].append(latency)
+    differences = [
+        statistics.median(lb) - statistics.median(la)
+        for la, lb in buckets.values()
+        if len(la) >= 10 and len(lb) >= 10
+    ]
+    return 1000 * statistics.median(differences) if differences else math.nan
+
+
+# ---- figures --------------------------------------------------------------------------------
+
+
+def summary(values_s: list[float]) -> dict[str, float]:
+    ordered = sorted(values_s)
+    return {
+        "n": len(ordered),
+        "p50_ms": 1000 * percentile(ordered, 0.5),
+        "p95_ms": 1000 * percentile(ordered, 0.95),
+        "p99_ms": 1000 * percentile(ordered, 0.99),
+        "max_ms": 1000 * ordered[-1] if ordered else math.inf,
+    }
+
+
+@dataclass
+class Step:
+    viewers: int
+    server_cores: float
+    bench_cores: float
+    other_cores: float
+    outside_before: float
+    fps_min: float
+    fps_median: float
+    kbit_s_median: float
+    latency: dict[str, float]
+
+
+@dataclass
+class Results:
+    machine: str = ""
+    code: str = ""
+    size: str = ""
+    direct: dict[str, float] = field(default_factory=dict)
+    server: dict[str, float] = field(default_factory=dict)
+    latency_window: dict[str, float] = field(default_factory=dict)
+    joins: dict[str, Any] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    server_log: list[str] = field(default_factory=list)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, stack: infra.Stack, http: httpx.AsyncClient):
+        self.args = args
+        self.stack = stack
+        self.http = http
+        width, height = (int(v) for v in args.size.split("x"))
+        self.spec = ClipSpec(width=width, height=height, fps=30)
+        self.results = Results(machine=infra.machine(), code=infra.code_version(), size=args.size)
+        self.proc: infra.Proc | Any = None
+        self.base = ""
+        self.classroom: Classroom | Any = None
+        self.member: Member | Any = None
+        self.watcher: Watcher | Any = None  # the decoding viewer through the server
+        self.serial = 0
+
+    def log(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def sub(self, kind: str) -> str:
+        self.serial += 1
+        return f"bench:{kind}{self.serial}"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.to_thread(
+            self.stack.cocoach,
+            "live",
+            None,
+            COCOACH_MEDIA_HOST_ADDRESSES="127.0.0.1",
+            COCOACH_MEDIA_REMOTE_NETWORKS="loopback",
+        )
+        self.base = self.proc.base
+        await asyncio.to_thread(infra.create_room, self.base, ROOM)
+        self.member = await Member.connect(self.base)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.member is not None:
+                await self.member.close()
+        with contextlib.suppress(Exception):
+            if self.watcher is not None:
+                await self.watcher.leave()
+        with contextlib.suppress(Exception):
+            if self.classroom is not None:
+                await self.classroom.close()
+        if self.proc is not None:
+            lines = self.proc.log_lines("WARNING", "ERROR", "Traceback")
+            self.results.server_log += lines[:20]
+
+    def check_live(self) -> None:
+        if (self.member.live or {}).get("status") != "live":
+            raise BenchError(f"the lesson is no longer live: {self.member.live}")
+
+    # ---- latency --------------------------------------------------------------------------
+
+    async def latency(self) -> None:
+        direct_room = Classroom(self.spec)
+        direct = Watcher("direct", direct_room.made_at)
+        self.classroom = Classroom(self.spec)
+        try:
+            await direct.answer_directly(direct_room)
+            await publish(self.http, self.base, self.classroom)
+            await self.member.until_live()
+            self.watcher = Watcher(self.sub("watch"), self.classroom.made_at)
+            await self.watcher.join(self.http, self.base)
+            await direct.wait_frames(10)
+            await self.watcher.wait_frames(10)
+            await asyncio.sleep(WARM_UP)
+            outside = await quiet(self.proc, 20.0)
+            self.log(f"latency: measuring {self.args.seconds:.0f} s, direct and through the server")
+            t0 = time.perf_counter()
+            meter = Meter(self.proc)
+            await asyncio.sleep(self.args.seconds)
+            window = meter.read()
+            self.check_live()
+            self.results.direct = summary(direct.latencies_since(t0))
+            self.results.server = summary(self.watcher.latencies_since(t0))
+            for figures, watcher in (
+                (self.results.direct, direct),
+                (self.results.server, self.watcher),
+            ):
+                figures["fps"] = figures["n"] / window["seconds"]
+                figures["unread"] = watcher.unread
+            self.results.latency_window = {
+                **window,
+                "outside_before": outside,
+                "paired_p50_difference_ms": paired_difference(direct, self.watcher, t0),
+            }
+        finally:
+            await direct.leave()
+            await direct_room.close()
+
+    # ---- mid-lesson joiners ---------------------------------------------------------------
+
+    async def joins(self) -> None:
+        await asyncio.sleep(1.0)  # the lesson live for a while, past its first key frame
+        outside = await quiet(self.proc, 10.0)
+        meter = Meter(self.proc)
+        totals, answers, connects, firsts, ages = [], [], [], [], []
+        for i in range(self.args.joins):
+            joiner = Watcher(self.sub("join"), self.classroom.made_at)
+            try:
+                await joiner.join(self.http, self.base)
+                await joiner.wait_frames(1)
+                assert joiner.first_frame is not None and joiner.answered is not None
+                totals.append(joiner.first_frame - joiner.posted)
+                answers.append(joiner.answered - joiner.posted)
+                if joiner.connected is not None:
+                    connects.append(joiner.connected - joiner.posted)
+                    firsts.append(joiner.first_frame - joiner.connected)
+                ages.append(joiner.first_age or 0.0)
+            finally:
+                await joiner.leave(self.http, self.base)
+            self.log(f"join {i + 1}: first frame {1000 * totals[-1]:.0f} ms after the POST")
+            await asyncio.sleep(JOIN_GAP)
+        self.results.joins = {
+            "post_to_first_frame": summary(totals),
+            "post_to_answer": summary(answers),
+            "post_to_connected": summary(connects),
+            "connected_to_first_frame": summary(firsts),
+            "first_frame_age": summary(ages),
+            "within_1s": sum(t < 1.0 for t in totals),
+            "window": {**meter.read(), "outside_before": outside},
+        }
+
+    # ---- CPU per viewer -------------------------------------------------------------------
+
+    async def cpu(self) -> None:
+        counted: list[Watcher] = []
+        steps = sorted({0, *self.args.viewers})
+        try:
+            await self.watcher.leave(self.http, self.base)
+            self.watcher = None
+            for n in steps:
+                if n > 0 and self.watcher is None:
+                    self.watcher = Watcher(self.sub("watch"), self.classroom.made_at)
+                    await self.watcher.join(self.http, self.base)
+                    await self.watcher.wait_frames(5)
+                more = [Watcher(self.sub("count"), None) for _ in range(n - 1 - len(counted))]
+                if more:
+                    await gather_limited([v.join(self.http, self.base) for v in more])
+                    await gather_limited([v.wait_frames(5) for v in more])
+                    counted += more
+                await asyncio.sleep(2.0)  # past the joins' key frames and bursts
+                self.results.steps.append(await self.measure(n, counted))
+                self.log(
+                    f"cpu: {n} viewers, server {self.results.steps[-1].server_cores:.3f} cores"
+                )
+        finally:
+            await gather_limited([v.leave(self.http, self.base) for v in counted])
+
+    async def measure(self, n: int, counted: list[Watcher]) -> Step:
+        viewers = [self.watcher, *counted] if n > 0 else []
+        outside = await quiet(self.proc, 5.0)
+        frames0 = [v.video_frames for v in viewers]
+        bytes0 = [v.video_bytes for v in counted]
+        t0 = time.perf_counter()
+        meter = Meter(self.proc)
+        await asyncio.sleep(self.args.window)
+        window = meter.read()
+        self.check_live()
+        wall = window["seconds"]
+        fps = [(v.video_frames - f) / wall for v, f in zip(viewers, frames0, strict=True)]
+        kbit = [8 * (v.video_bytes - b) / wall / 1000 for v, b in zip(counted, bytes0, strict=True)]
+        return Step(
+            viewers=n,
+            server_cores=window["server_cores"],
+            bench_cores=window["bench_cores"],
+            other_cores=window["other_cores"],
+            outside_before=outside,
+            fps_min=min(fps, default=math.nan),
+            fps_median=statistics.median(fps) if fps else math.nan,
+            kbit_s_median=statistics.median(kbit) if kbit else math.nan,
+            latency=summary(self.watcher.latencies_since(t0)) if n > 0 else {},
+        )
+
+
+# ---- the report -----------------------------------------------------------------------------
+
+
+def report(r: Results) -> str:
+    lines = [f"machine: {r.machine}", f"code: {r.code}", f"picture: {r.size} at 30 fps, VP8 + Opus"]
+    if r.direct:
+        w = r.latency_window
+        lines += [
+            "",
+            f"latency, made -> decoded, {w['seconds']:.0f} s, both pipelines at once "
+            f"(server {w['server_cores']:.2f} cores, bench {w['bench_cores']:.2f}, "
+            f"other {w['other_cores']:.2f}; other before {w['outside_before']:.2f}):",
+            "| pipeline | frames (fps) | p50 ms | p95 ms | p99 ms | max ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, s in (("(a) direct, peer to peer", r.direct), ("(b) through cocoach", r.server)):
+            lines.append(
+                f"| {name} | {s['n']} ({s['fps']:.1f}) | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | "
+                f"{s['p99_ms']:.1f} | {s['max_ms']:.1f} |"
+            )
+        added = {q: r.server[f"{q}_ms"] - r.direct[f"{q}_ms"] for q in ("p50", "p95", "p99")}
+        lines.append(
+            f"| **added by the server (b - a)** | | **{added['p50']:.1f}** | "
+            f"**{added['p95']:.1f}** | {added['p99']:.1f} | |"
+        )
+        lines.append(
+            f"median over 1 s buckets of p50(b) - p50(a): {w['paired_p50_difference_ms']:.1f} ms"
+        )
+    if r.joins:
+        j = r.joins
+        lines += ["", f"mid-lesson joins ({j['post_to_first_frame']['n']}), from the WHEP POST:"]
+        lines += ["| to | p50 ms | p95 ms | max ms |", "|---|---|---|---|"]
+        for key, name in (
+            ("post_to_answer", "the answer (201)"),
+            ("post_to_connected", "connected (ICE + DTLS)"),
+            ("post_to_first_frame", "**the first decoded frame**"),
+            ("first_frame_age", "(age of that frame: made -> decoded)"),
+        ):
+            s = j[key]
+            lines.append(f"| {name} | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} | {s['max_ms']:.0f} |")
+        jw = j["window"]
+        lines.append(
+            f"within a second: {j['within_1s']} of {j['post_to_first_frame']['n']} "
+            f"(server {jw['server_cores']:.2f} cores, bench {jw['bench_cores']:.2f}, "
+            f"other {jw['other_cores']:.2f}; other before {jw['outside_before']:.2f})"
+        )
+    if r.steps:
+        base = r.steps[0].server_cores if r.steps[0].viewers == 0 else math.nan
+        lines += [
+            "",
+            "server CPU per live viewer (1 decoding viewer, the rest count encoded frames):",
+            "| viewers | server cores | above 0 viewers, per viewer | fps min/median | "
+            "video kbit/s | latency p50/p95 ms | bench cores | other cores (before) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in r.steps:
+            per = (s.server_cores - base) / s.viewers if s.viewers else math.nan
+            lat = f"{s.latency['p50_ms']:.0f} / {s.latency['p95_ms']:.0f}" if s.latency else "-"
+            lines.append(
+                f"| {s.viewers} | {s.server_cores:.3f} | {per:.4f} | "
+                f"{s.fps_min:.1f} / {s.fps_median:.1f} | {s.kbit_s_median:.0f} | {lat} | "
+                f"{s.bench_cores:.2f} | {s.other_cores:.2f} ({s.outside_before:.2f}) |"
+            )
+        with_viewers = [s for s in r.steps if s.viewers > 0]
+        if len(with_viewers) >= 2:
+            first, last = with_viewers[0], with_viewers[-1]
+            slope = (last.server_cores - first.server_cores) / (last.viewers - first.viewers)
+            lines.append(
+                f"cores per extra viewer ({first.viewers} -> {last.viewers}): {slope:.4f}"
+                f" (about {1 / slope:.0f} viewers per core)"
+                if slope > 0
+                else f"cores per extra viewer: {slope:.4f}"
+            )
+    if r.server_log:
+        lines += ["", "server log warnings:", *r.server_log]
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> Results:
+    stack = infra.Stack(keep=args.keep_logs)
+    try:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+            bench = Bench(args, stack, http)
+            try:
+                await bench.start()
+                await bench.latency()
+                await bench.joins()
+                await bench.cpu()
+            finally:
+                await bench.stop()
+        if args.keep_logs:
+            print(f"logs kept in {stack.directory}", file=sys.stderr)
+        return bench.results
+    finally:
+        stack.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.live",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--viewers",
+        type=lambda s: [int(n) for n in s.split(",")],
+        default=[1, 10, 30],
+        help="viewer counts of the CPU steps, comma-separated (0 is always measured)",
+    )
+    parser.add_argument("--seconds", type=float, default=15.0, help="latency window")
+    parser.add_argument("--window", type=float, default=8.0, help="seconds of CPU per step")
+    parser.add_argument("--joins", type=int, default=20, help="mid-lesson joins timed")
+    parser.add_argument("--size", default="640x360", help="the classroom's picture, WxH")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--max-seconds", type=float, default=240.0)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    async def bounded() -> Results:
+        async with asyncio.timeout(args.max_seconds):
+            return await main_async(args)
+
+    results = asyncio.run(bounded())
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(asdict(results), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
