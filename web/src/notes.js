@@ -34,8 +34,11 @@ export function readNotes (timeline) {
 
 const seconds = (t) => Math.round(t * 1000) / 1000
 
-/** A new note by `author` at `start` (a range when `end` is given); its id. */
-export function addNote (doc, { start, end = null, tags = [], author, text = '' }) {
+/**
+ * A new note by `author` at `start` (a range when `end` is given); its id. `extra` keys are
+ * set too (the model allows them): a note made during a live lesson names its recording.
+ */
+export function addNote (doc, { start, end = null, tags = [], author, text = '', extra = {} }) {
   const id = (crypto.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`)
   const timeline = doc.getMap('timeline')
   doc.transact(() => {
@@ -48,6 +51,9 @@ export function addNote (doc, { start, end = null, tags = [], author, text = '' 
     note.set('author', author)
     note.set('created', Date.now() / 1000)
     note.set('replies', new Y.Array())
+    for (const [key, value] of Object.entries(extra)) {
+      if (value !== null && value !== undefined) note.set(key, value)
+    }
   })
   return id
 }

@@ -31,6 +31,8 @@ export class RoomConnection extends Emitter {
     this.permissions = new Set()
     this.members = new Map() // member id -> member
     this.playback = null
+    this.live = null // the live lesson (docs/live.md), or null
+    this.talkback = null // who is on air in the teacher's earpiece, or null
     this.offset = 0 // server time = localNow() + offset
     this.rtt = null
     this._pending = new Map()
@@ -107,11 +109,15 @@ export class RoomConnection extends Emitter {
         this.permissions = new Set(message.permissions)
         this.members = new Map(message.members.map((m) => [m.id, m]))
         this.playback = message.playback
+        this.live = message.live ?? null
+        this.talkback = message.talkback ?? null
         this.offset = message.server_time - localNow() // rough, until the first burst
         this._setStatus('open')
         this.emit('welcome', message)
         this.emit('members')
         this.emit('playback', this.playback)
+        this.emit('live', this.live, {})
+        this.emit('talkback', this.talkback)
         this.syncClock()
         clearInterval(this._resync)
         this._resync = setInterval(() => this.syncClock(), RESYNC_EVERY_MS)
@@ -129,8 +135,20 @@ export class RoomConnection extends Emitter {
       case 'state':
         this.members = new Map(message.members.map((m) => [m.id, m]))
         this.playback = message.playback
+        this.live = message.live ?? null
+        this.talkback = message.talkback ?? null
         this.emit('members')
         this.emit('playback', this.playback)
+        this.emit('live', this.live, {})
+        this.emit('talkback', this.talkback)
+        break
+      case 'live':
+        this.live = message.live ?? null
+        this.emit('live', this.live, { reason: message.reason ?? null, recording: message.recording ?? null })
+        break
+      case 'talkback':
+        this.talkback = message.talkback ?? null
+        this.emit('talkback', this.talkback)
         break
       case 'playback':
         this.playback = message.playback

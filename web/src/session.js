@@ -5,6 +5,8 @@ import { playheadAt } from './clock.js'
 import { SharedDoc } from './doc.js'
 import { renderMembers } from './members.js'
 import { PlanEditor } from './plan.js'
+import { Earpiece, TalkBack } from './live.js'
+import { startPublishPage } from './publish.js'
 import { FATAL_CLOSES, RoomConnection } from './room.js'
 import { TimelineView } from './timeline.js'
 import { $, colourFor, formatTime, h, isTyping } from './util.js'
@@ -12,6 +14,7 @@ import { hasWebRTC, LessonVideo } from './video.js'
 
 const SEEK_STEP = 5
 const SPEEDS = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2]
+const HOLD_MS = 400 // talk-back held longer than this stops on release; shorter toggles
 
 function tokenClaims (token) {
   try {
@@ -37,13 +40,14 @@ class Session {
     this.dragging = false
     this.lastQuality = null
     this.bound = false
+    this.live = null // the live lesson while there is one (docs/live.md)
+    this.ended = null // {recording}: a live lesson ended; its recording is being prepared
+    this.talkbackHeld = null // {at, wasOn} while the talk-back button or key is down
   }
 
   start () {
     if (!this.token) return this.fatal(FATAL_CLOSES[4001])
-    if (this.claims.role === 'camera') {
-      return this.fatal('This link is for a classroom camera. Publishing a live lesson from this page is not available yet; use the link of a coach, teacher or observer to join the session.', 'A camera link')
-    }
+    if (this.claims.role === 'camera' || location.hash === '#publish') return startPublishPage(this)
     document.title = `cocoach: ${this.roomId}`
     this.room = new RoomConnection(this.base, this.roomId, this.token)
     this.room.on('status', (status, detail) => this.onRoomStatus(status, detail))
@@ -52,6 +56,8 @@ class Session {
     this.room.on('playback', (playback) => this.onPlayback(playback))
     this.room.on('error', (error) => this.toast(error.message))
     this.room.on('clock', () => this.sendQuality())
+    this.room.on('live', (live, change) => this.onLive(live, change))
+    this.room.on('talkback', () => this.renderOnAir())
     this.room.connect()
 
     const colours = colourFor(this.sub)
@@ -72,12 +78,21 @@ class Session {
     this.video.on('status', (status, detail) => this.onVideoStatus(status, detail))
     this.video.on('frames', () => this.reportReady())
     this.video.on('muted', () => { $('#unmute').hidden = false })
+    this.talkBack = new TalkBack(this.base, this.roomId, this.token)
+    this.talkBack.on('status', () => this.renderLiveControls())
+    this.earpiece = new Earpiece($('#earpiece-audio'), this.base, this.roomId, this.token)
+    this.earpiece.on('status', () => this.renderLiveControls())
 
     this.wireControls()
     this.renderExports()
     document.addEventListener('keydown', (event) => this.onKey(event))
     document.addEventListener('visibilitychange', () => this.sendPresence())
-    window.addEventListener('pagehide', () => this.video.stop())
+    document.addEventListener('keyup', (event) => this.onKeyUp(event))
+    window.addEventListener('pagehide', () => {
+      this.video.stop()
+      this.talkBack.stop()
+      this.earpiece.stop()
+    })
     requestAnimationFrame(() => this.tick())
     window.cocoach = this // for the end-to-end tests and for curious IT staff
   }
@@ -111,7 +126,9 @@ class Session {
         duration: () => this.duration(),
         announce: (text) => this.announce(text),
         returnFocus: () => this.returnFocus(),
-        onNotes: (notes) => this.renderScrubMarks(notes)
+        onNotes: (notes) => this.renderScrubMarks(notes),
+        // A note made during a live lesson names the recording its time belongs to.
+        noteExtras: () => (this.live?.recording ? { video: this.live.recording } : {})
       }, {
         list: $('#timeline-list'),
         composer: $('#composer'),
@@ -124,6 +141,7 @@ class Session {
         insertTime: () => formatTime(this.currentTime())
       })
       this.bindDocument()
+      this.video.source = room.live ? 'live' : null
       if (hasWebRTC()) this.video.start()
       else this.onVideoStatus('unsupported')
     } else if (this.video.framesShown) {
@@ -137,6 +155,12 @@ class Session {
     if (!this.timeline) return
     this.timeline.bind()
     this.plan.bind(this.shared)
+    // A live lesson's recording becomes meta.video when it ends: watch it when it is ready.
+    this.shared.meta.observe((event) => {
+      if (!event.keysChanged.has('video') || this.live) return
+      const video = this.shared.meta.get('video')
+      if (video && video !== this.videoId && this.video.status !== 'idle' && this.video.status !== 'unsupported') this.video.connect()
+    })
     const awareness = this.shared.awareness
     awareness.on('change', () => {
       for (const state of awareness.getStates().values()) {
@@ -178,7 +202,7 @@ class Session {
     const you = this.room.you?.id
     const presenter = playback.presenter
     const blocked = presenter && presenter !== you
-    const mayControl = this.canControl && !blocked
+    const mayControl = this.canControl && !blocked && !this.live
     const playing = playback.status === 'playing'
     const play = $('#play')
     play.textContent = playing ? 'Pause' : 'Play'
@@ -192,7 +216,7 @@ class Session {
     $('#step-forward').disabled = $('#step-back').disabled
     const lock = $('#lock')
     lock.hidden = !this.canControl
-    lock.disabled = Boolean(blocked)
+    lock.disabled = Boolean(blocked) || Boolean(this.live)
     lock.setAttribute('aria-pressed', String(presenter === you && Boolean(you)))
     lock.textContent = presenter === you && you ? 'Stop presenting' : 'Present'
     document.body.dataset.playback = playback.status
@@ -217,7 +241,13 @@ class Session {
       parts.push(playing ? `Playing (${who} pressed play).` : `Paused by ${who}.`)
     }
     if (!this.canControl) parts.push('You watch along; the coach and teacher control the lesson.')
-    $('#who-controls').textContent = parts.filter(Boolean).join(' ')
+    $('#who-controls').textContent = this.live
+      ? `Live from ${this.live.name}: everyone sees the classroom as it happens. Notes are placed at the recording's time.`
+      : parts.filter(Boolean).join(' ')
+    if (this.ended && playback.video === this.ended.recording) {
+      this.ended = null // the recording is the room's video now: the recorded-lesson view
+      this.renderStageMessage()
+    }
     const cue = $('#cue-text')
     cue.textContent = playback.status === 'waiting'
       ? 'Everyone waits here together'
@@ -239,20 +269,29 @@ class Session {
   }
 
   duration () {
-    if (this.videoInfo?.duration) return this.videoInfo.duration
+    if (this.videoInfo?.duration && !this.live) return this.videoInfo.duration
     const marks = (this.timeline?.notes ?? []).map((n) => n.end ?? n.start)
     return Math.max(60, this.currentTime() + 10, ...marks.map((m) => m + 10))
   }
 
   currentTime () {
+    if (this.live) return this.liveTime()
     const duration = this.videoInfo?.duration ?? null
     return playheadAt(this.room?.playback, this.room?.serverNow() ?? 0, duration)
   }
 
+  /** Recording time during a live lesson: what a note made now is placed at (docs/live.md). */
+  liveTime () {
+    const at = this.live?.recording_started_at
+    return at == null ? 0 : Math.max(0, (this.room?.serverNow() ?? 0) - at)
+  }
+
   tick () {
     const now = this.currentTime()
-    const fps = this.videoInfo?.fps ?? null
+    const fps = this.live ? null : this.videoInfo?.fps ?? null
     $('#time-now').textContent = formatTime(now, fps)
+    const total = this.live ? 'live' : this.videoInfo?.duration ? formatTime(this.videoInfo.duration) : '–'
+    if ($('#time-total').textContent !== total) $('#time-total').textContent = total
     const scrubber = $('#scrubber')
     const duration = this.duration()
     if (Number(scrubber.max) !== duration) scrubber.max = String(duration)
@@ -272,6 +311,7 @@ class Session {
 
   seek (position) {
     if (!this.canControl) return
+    if (this.live) return this.toast('During a live lesson everyone sees the classroom as it happens; the recording can be gone through afterwards.')
     this.intent({ type: 'seek', position: Math.max(0, Math.min(position, this.videoInfo?.duration ?? Infinity)) })
   }
 
@@ -309,6 +349,23 @@ class Session {
       $('#unmute').hidden = true
     })
     $('#help-button').addEventListener('click', () => $('#help').showModal())
+
+    const talk = $('#talkback')
+    let pointer = false // the click after a pointer press is not a toggle
+    talk.addEventListener('pointerdown', (event) => {
+      if (event.button !== 0) return
+      pointer = true
+      talk.setPointerCapture?.(event.pointerId)
+      this.talkbackDown()
+    })
+    talk.addEventListener('pointerup', () => this.talkbackUp())
+    talk.addEventListener('pointercancel', () => this.talkbackUp())
+    talk.addEventListener('click', () => {
+      if (pointer) { pointer = false; return }
+      this.toggleTalkback() // Enter or Space on the focused button
+    })
+    talk.addEventListener('contextmenu', (event) => event.preventDefault()) // long press on a tablet
+    $('#earpiece').addEventListener('click', () => this.toggleEarpiece())
   }
 
   renderScrubMarks (notes) {
@@ -326,17 +383,9 @@ class Session {
   // ---- the video ----------------------------------------------------------------------
 
   onVideoStatus (status, detail = '') {
-    const message = $('#stage-message')
-    const texts = {
-      unsupported: 'This browser cannot play the lesson video: it has no WebRTC. You can still write notes and the plan here. To watch, open this link in a current Chrome, Edge, Firefox or Safari.',
-      connecting: this.video.framesShown ? '' : 'Connecting to the lesson video…',
-      'no-video': noVideoText(detail),
-      lost: `The video connection dropped. Reconnecting… ${detail}`.trim(),
-      refused: `The lesson video is not available to you: ${detail}`
-    }
-    const text = texts[status] ?? ''
-    message.textContent = text
-    message.hidden = !text
+    this.videoStatus = status
+    this.videoDetail = detail
+    this.renderStageMessage()
     document.body.dataset.video = status
     if ((status === 'lost' || status === 'connecting') && this.ready) {
       this.ready = false
@@ -345,10 +394,125 @@ class Session {
     this.sendQuality()
   }
 
+  /** The words over the video: the live lesson's state first, then the video connection's. */
+  renderStageMessage () {
+    const message = $('#stage-message')
+    const status = this.videoStatus ?? 'idle'
+    const detail = this.videoDetail ?? ''
+    const texts = {
+      unsupported: 'This browser cannot play the lesson video: it has no WebRTC. You can still write notes and the plan here. To watch, open this link in a current Chrome, Edge, Firefox or Safari.',
+      connecting: this.video.framesShown ? '' : 'Connecting to the lesson video…',
+      'no-video': noVideoText(detail),
+      lost: `The video connection dropped. Reconnecting… ${detail}`.trim(),
+      refused: `The lesson video is not available to you: ${detail}`
+    }
+    let text = texts[status] ?? ''
+    let soft = false // a band over the picture rather than a curtain: the last picture stays
+    if (this.live?.status === 'interrupted') {
+      text = 'Connection to the classroom lost — waiting for it to come back.'
+      soft = true
+    } else if (this.live) {
+      if (status === 'connecting' && !this.video.framesShown) text = `Connecting to the live lesson from ${this.live.name}…`
+      else if (status === 'no-video') text = `Waiting for the picture from ${this.live.name}…`
+      else if (status === 'connected' && !this.video.framesShown) text = `Waiting for the picture from ${this.live.name}…`
+    } else if (this.ended && (status === 'no-video' || status === 'connecting' || !this.video.framesShown)) {
+      text = 'The live lesson has ended. The recording is being prepared; it appears here by itself when it is ready, with the notes in place.'
+    }
+    if (status === 'connected' && this.video.framesShown && !soft) text = ''
+    message.textContent = text
+    message.hidden = !text
+    message.classList.toggle('soft', soft)
+  }
+
   reportReady () {
-    $('#stage-message').hidden = true
+    this.renderStageMessage()
     if (!this.ready && this.room.send({ type: 'ready' })) this.ready = true
     this.sendQuality()
+  }
+
+  // ---- the live lesson ------------------------------------------------------------------
+
+  onLive (live, change = {}) {
+    const was = this.live
+    this.live = live
+    if (live) this.ended = null
+    else if (change.recording || (was && was.recording)) this.ended = { recording: change.recording ?? was.recording }
+    document.body.dataset.live = live ? live.status : 'no'
+    $('#live-badge').hidden = !live
+    $('#live-name').textContent = live ? `· ${live.name}` : ''
+    $('#live-badge').classList.toggle('interrupted', live?.status === 'interrupted')
+    if (this.bound && hasWebRTC()) this.video.watch(live ? 'live' : null)
+    if (!live) {
+      this.talkBack.stop()
+      this.earpiece.stop()
+      if (was) this.toast(`The live lesson has ended${change.reason ? ` (${change.reason})` : ''}. The recording is being prepared.`)
+    }
+    this.renderStageMessage()
+    this.renderLiveControls()
+    this.renderOnAir()
+    if (this.room.playback) this.onPlayback(this.room.playback)
+  }
+
+  /** "Cora is talking to the teacher", for everyone in the room while talk-back is on air. */
+  renderOnAir () {
+    const talkback = this.room?.talkback
+    const bar = $('#on-air')
+    let text = ''
+    if (talkback) {
+      if (talkback.user === this.sub) text = 'You are on air: the teacher hears you in the earpiece.'
+      else if (this.room.may('hear_talkback')) text = `${talkback.name} is talking to you (the earpiece).`
+      else text = `${talkback.name} is talking to the teacher.`
+    }
+    bar.textContent = text
+    bar.hidden = !text
+    document.body.dataset.onAir = talkback ? 'yes' : 'no'
+    if (this.room?.welcomed) renderMembers($('#members'), this.room)
+  }
+
+  renderLiveControls () {
+    const live = Boolean(this.live)
+    const mayTalk = live && Boolean(this.room?.may('talkback'))
+    const mayHear = live && Boolean(this.room?.may('hear_talkback'))
+    $('#live-controls').hidden = !mayTalk && !mayHear
+    const talk = $('#talkback')
+    talk.hidden = !mayTalk
+    const talking = this.talkBack.wanted
+    talk.setAttribute('aria-pressed', String(talking))
+    talk.classList.toggle('on-air', this.talkBack.status === 'on')
+    talk.textContent = this.talkBack.status === 'on'
+      ? 'On air: release or press to stop'
+      : talking ? 'Connecting the microphone…' : 'Hold to talk to the teacher'
+    const ear = $('#earpiece')
+    ear.hidden = !mayHear
+    ear.setAttribute('aria-pressed', String(this.earpiece.wanted))
+    ear.textContent = this.earpiece.status === 'on' ? 'Earpiece: on' : this.earpiece.wanted ? 'Earpiece: connecting…' : 'Earpiece: off'
+    const problems = [this.talkBack, this.earpiece].filter((s) => s.status === 'error')
+    $('#live-status').textContent = problems.length ? problems.map((p) => p.lastDetail).join(' ') : ''
+  }
+
+  /** Talk-back pressed (button or V): on now; what the release does depends on how long. */
+  talkbackDown () {
+    if (!this.live || !this.room.may('talkback') || this.talkbackHeld) return
+    this.talkbackHeld = { at: performance.now(), wasOn: this.talkBack.wanted }
+    if (!this.talkBack.wanted) this.talkBack.start()
+  }
+
+  /** Released: a hold ends talking; a short press leaves it on (or turns it off if it was on). */
+  talkbackUp () {
+    const held = this.talkbackHeld
+    if (!held) return
+    this.talkbackHeld = null
+    if (held.wasOn || performance.now() - held.at > HOLD_MS) this.talkBack.stop()
+  }
+
+  toggleTalkback () {
+    if (this.talkBack.wanted) this.talkBack.stop()
+    else if (this.live && this.room.may('talkback')) this.talkBack.start()
+  }
+
+  toggleEarpiece () {
+    if (this.earpiece.wanted) this.earpiece.stop()
+    else if (this.live && this.room.may('hear_talkback')) this.earpiece.start()
   }
 
   // ---- presence -----------------------------------------------------------------------
@@ -432,21 +596,34 @@ class Session {
     if (event.ctrlKey || event.metaKey || event.altKey) return
     const onButton = event.target instanceof HTMLButtonElement || event.target instanceof HTMLAnchorElement ||
       event.target instanceof HTMLInputElement
+    const control = this.canControl && !this.live // a live lesson is not played, paused or seeked
     const keys = {
-      ' ': () => this.canControl && !onButton && this.togglePlay(),
-      k: () => this.canControl && this.togglePlay(),
-      ArrowLeft: () => this.canControl && event.target.id !== 'scrubber' && this.seek(this.currentTime() - SEEK_STEP),
-      ArrowRight: () => this.canControl && event.target.id !== 'scrubber' && this.seek(this.currentTime() + SEEK_STEP),
-      ',': () => this.canControl && this.step(-1),
-      '.': () => this.canControl && this.step(1),
-      '<': () => this.canControl && this.speed(-1),
-      '>': () => this.canControl && this.speed(1),
+      ' ': () => control && !onButton && this.togglePlay(),
+      k: () => control && this.togglePlay(),
+      ArrowLeft: () => control && event.target.id !== 'scrubber' && this.seek(this.currentTime() - SEEK_STEP),
+      ArrowRight: () => control && event.target.id !== 'scrubber' && this.seek(this.currentTime() + SEEK_STEP),
+      ',': () => control && this.step(-1),
+      '.': () => control && this.step(1),
+      '<': () => control && this.speed(-1),
+      '>': () => control && this.speed(1),
+      v: () => {
+        if (!this.live || !this.room.may('talkback')) return false
+        if (!event.repeat) this.talkbackDown()
+      },
+      e: () => this.live && this.room.may('hear_talkback') ? this.toggleEarpiece() : false,
       p: () => this.plan.focus(),
       t: () => $('#timeline-list').focus(),
       '?': () => $('#help').showModal()
     }
-    const action = keys[event.key]
+    const action = keys[event.key.length === 1 ? event.key.toLowerCase() : event.key] ?? keys[event.key]
     if (action && action() !== false) event.preventDefault()
+  }
+
+  onKeyUp (event) {
+    if ((event.key === 'v' || event.key === 'V') && this.talkbackHeld) {
+      event.preventDefault()
+      this.talkbackUp()
+    }
   }
 }
 

@@ -167,7 +167,8 @@ export class TimelineView {
       if (end - start < 0.05) end = null
       this.cancelRange()
     }
-    const id = addNote(this.s.shared.doc, { start, end, tags, author: this.s.sub })
+    const extra = this.s.noteExtras?.() ?? {}
+    const id = addNote(this.s.shared.doc, { start, end, tags, author: this.s.sub, extra })
     this._focusNext = id
     this.schedule()
     return id

@@ -30,6 +30,7 @@ export class LessonVideo extends Emitter {
     this.element = element
     this.endpoint = `${base}/rooms/${encodeURIComponent(room)}/whep`
     this.token = token
+    this.source = null // null: the server's choice ("auto"); "live" while the room is live
     this.pc = null
     this.resource = null
     this.iceServers = []
@@ -56,6 +57,13 @@ export class LessonVideo extends Emitter {
     this.connect()
   }
 
+  /** Watch `source` (null: the server's choice), connecting again if it changes. */
+  watch (source) {
+    if (source === this.source) return
+    this.source = source
+    if (this.status !== 'idle' && this.status !== 'unsupported' && !this._stopped) this.connect()
+  }
+
   /** Connect (again), dropping any previous session first. */
   async connect () {
     clearTimeout(this._retryTimer)
@@ -78,7 +86,8 @@ export class LessonVideo extends Emitter {
       await pc.setLocalDescription(await pc.createOffer())
       await this._gathered(pc)
       if (generation !== this._generation) return
-      const response = await fetch(this.endpoint, {
+      const endpoint = this.source ? `${this.endpoint}?source=${this.source}` : this.endpoint
+      const response = await fetch(endpoint, {
         method: 'POST',
         headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${this.token}` },
         body: pc.localDescription.sdp
