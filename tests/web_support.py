@@ -82,13 +82,20 @@ def require_built_page() -> None:
         )
 
 
+# A browser whose pages may use the camera and microphone: Chromium's fake devices (a moving
+# test picture and a beep), allowed without asking (a classroom device, a coach's talk-back).
+FAKE_MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(extra_args: list[str] | None = None) -> AsyncIterator[Browser]:
     executable = chromium_path()
     require_built_page()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=executable, args=CHROMIUM_ARGS, timeout=TIMEOUT * 6000
+            executable_path=executable,
+            args=[*CHROMIUM_ARGS, *(extra_args or [])],
+            timeout=TIMEOUT * 6000,
         )
         try:
             yield browser
