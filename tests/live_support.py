@@ -15,7 +15,13 @@ from typing import Any
 import av
 import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
 from server.media.clip import ClipSpec, draw
@@ -122,12 +128,16 @@ async def send_offer(base: str, path: str, pc: RTCPeerConnection, tok: str) -> h
 
 
 async def start_publisher(
-    base: str, room: str, tok: str, *, earpiece: bool = False
+    base: str, room: str, tok: str, *, earpiece: bool = False, video_codec: str | None = None
 ) -> tuple[Sender, httpx.Response]:
-    """The classroom: numbered video and a lesson tone over WHIP (201 or the refusal)."""
+    """The classroom: numbered video and a lesson tone over WHIP (201 or the refusal).
+    `video_codec` ("video/H264") offers only that codec, as OBS Studio does."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     sender = Sender(pc, video=NumberedVideo())
-    pc.addTransceiver(sender.video, direction="sendonly")
+    video = pc.addTransceiver(sender.video, direction="sendonly")
+    if video_codec is not None:
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        video.setCodecPreferences([c for c in codecs if c.mimeType == video_codec])
     pc.addTransceiver(Tone(LESSON_HZ), direction="sendrecv" if earpiece else "sendonly")
     pc.on("track", lambda track: sender.tasks.append(asyncio.create_task(sender.ear.listen(track))))
     response = await send_offer(base, f"/rooms/{room}/whip", pc, tok)

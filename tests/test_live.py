@@ -280,3 +280,29 @@ async def test_a_dropped_publisher_resumes_the_same_recording(live_server: Runni
     async with http(base) as client:
         video = await wait_for(client, live["recording"])
         assert video["status"] == "ready", video["error"]
+
+
+async def test_an_h264_publisher_is_relayed_and_recorded_as_sent(live_server: Running) -> None:
+    """OBS Studio publishes H.264 only: relayed as H.264, recorded in Matroska, ingested."""
+    base = live_server.base
+    camera = token("r1", "camera", "OBS")
+    async with join(base, "r1", "coach", "Cora") as coach:
+        publisher, response = await start_publisher(base, "r1", camera, video_codec="video/H264")
+        assert response.status_code == 201, response.text
+        assert "H264/90000" in response.text and "VP8/90000" not in response.text
+        live = (await live_status(coach, "live"))["live"]
+        viewer, answer = await start_viewer(base, "r1", token("r1", "coach", "Cora"))
+        assert answer.status_code == 201, answer.text
+        assert "H264/90000" in answer.text and "VP8/90000" not in answer.text
+        await viewer.until(lambda: len(frames(viewer)) > 20, "H.264 video")
+        seen = frames(viewer)
+        assert seen == sorted(seen)
+        await viewer.close()
+        await delete(base, publisher.location, camera)
+        ended = await live_status(coach, None)
+        await publisher.close()
+    assert ended["recording"] == live["recording"]
+    async with http(base) as client:
+        video = await wait_for(client, live["recording"])
+    assert video["status"] == "ready", video["error"]
+    assert video["source"]["video_codec"] == "h264"

@@ -33,6 +33,7 @@ class EncodedFrame:
     data: bytes
     timestamp: int  # RTP units of its kind's clock, from 0 at the publisher's first frame
     keyframe: bool
+    codec: str  # its mime type, lower case: video/vp8, video/h264, audio/opus
 
 
 FrameSink = Callable[[EncodedFrame], None]
@@ -49,6 +50,24 @@ def vp8_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(
         data[8:10], "little"
     ) & 0x3FFF
+
+
+def is_h264_keyframe(data: bytes) -> bool:
+    """An H.264 access unit (Annex B, as aiortc reassembles it) holding an IDR slice."""
+    start = data.find(b"\x00\x00\x01")
+    while start != -1 and start + 3 < len(data):
+        if data[start + 3] & 0x1F == 5:
+            return True
+        start = data.find(b"\x00\x00\x01", start + 3)
+    return False
+
+
+def is_keyframe(codec: str, data: bytes) -> bool:
+    if codec == "video/vp8":
+        return is_vp8_keyframe(data)
+    if codec == "video/h264":
+        return is_h264_keyframe(data)
+    return True  # every audio packet stands alone
 
 
 class MarkerJitterBuffer(JitterBuffer):
@@ -100,25 +119,24 @@ class FrameTap(queue.Queue[Any]):
     """Stands in for the receiver's decoder queue: frames go to `sink`, on the event loop
     (the receiver puts from there); only the stop signal reaches the idle decoder thread."""
 
-    def __init__(self, kind: str, sink: FrameSink) -> None:
+    def __init__(self, sink: FrameSink) -> None:
         super().__init__()
-        self._kind = kind
         self._sink = sink
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is None:
             super().put(None)
             return
-        _codec, frame = item
+        codec, frame = item
+        mime = codec.mimeType.lower()
         data = bytes(frame.data)
-        keyframe = self._kind == "audio" or is_vp8_keyframe(data)
-        self._sink(EncodedFrame(data, frame.timestamp, keyframe))
+        self._sink(EncodedFrame(data, frame.timestamp, is_keyframe(mime, data), mime))
 
 
 def tap_receiver(receiver: Any, kind: str, sink: FrameSink) -> None:
     """Route `receiver`'s encoded frames to `sink`. Call before the connection comes up (the
     receiver starts its decoder thread with the queue it holds then)."""
-    receiver._RTCRtpReceiver__decoder_queue = FrameTap(kind, sink)
+    receiver._RTCRtpReceiver__decoder_queue = FrameTap(sink)
     receiver._RTCRtpReceiver__jitter_buffer = (
         PacketJitterBuffer()
         if kind == "audio"

@@ -81,7 +81,7 @@ class LiveRoom:
     async def publish(
         self, *, user: str, name: str, offer: str, policy: RemotePolicy, earpiece: bool
     ) -> tuple[str, str]:
-        require_codecs(offer, offered_kinds(offer))
+        require_codecs(offer, offered_kinds(offer), video=("VP8", "H264"))
         current = self.publisher
         if current is not None and current.user != user:
             raise PublisherBusy(f"{current.name} is already publishing this room's lesson")

@@ -40,20 +40,39 @@ def offered_kinds(sdp: str) -> set[str]:
     return kinds
 
 
-def require_codecs(sdp: str, kinds: set[str]) -> None:
-    """Media here is VP8 and Opus end to end (stored, relayed and recorded as sent)."""
-    if "video" in kinds and "VP8/90000" not in sdp:
-        raise BadSdp("the offer has no VP8 video (media is VP8, passed through as sent)")
+def require_codecs(sdp: str, kinds: set[str], video: tuple[str, ...] = ("VP8",)) -> None:
+    """Media is passed through as sent: the offer must carry one of the `video` codecs and
+    Opus. Stored lessons are VP8; a live lesson is VP8 or H.264, as its publisher sends it."""
+    if "video" in kinds and not any(f"{name}/90000" in sdp for name in video):
+        names = " or ".join(video)
+        raise BadSdp(f"the offer has no {names} video (media is passed through as sent)")
     if "audio" in kinds and "opus/48000" not in sdp.lower():
         raise BadSdp("the offer has no Opus audio")
 
 
-def prefer_codec(transceiver: Any) -> None:
-    """Offer only the one codec of its kind we handle (and its retransmissions)."""
+def prefer_codec(transceiver: Any, wanted: tuple[str, ...]) -> str:
+    """Answer with the first of the `wanted` mime types the offer has (and its retransmissions)
+    and nothing else; returns the one chosen. aiortc picked the common codecs when the offer
+    was set, so they are narrowed here too: preferences alone would only apply to a later
+    negotiation."""
     kind = transceiver.kind
+    offered = {c.mimeType.lower() for c in transceiver._codecs}
+    chosen = next((m for m in wanted if m.lower() in offered), None)
+    if chosen is None:
+        raise BadSdp(f"the offer's {kind} has none of {', '.join(wanted)}")
+    keep = [c for c in transceiver._codecs if c.mimeType.lower() == chosen.lower()]
+    payloads = {c.payloadType for c in keep}
+    rtx = [
+        c
+        for c in transceiver._codecs
+        if c.mimeType.lower() == f"{kind}/rtx" and c.parameters.get("apt") in payloads
+    ]
+    transceiver._codecs = keep + rtx
     codecs = RTCRtpSender.getCapabilities(kind).codecs
-    wanted = "video/VP8" if kind == "video" else "audio/opus"
-    transceiver.setCodecPreferences([c for c in codecs if c.mimeType in (wanted, f"{kind}/rtx")])
+    transceiver.setCodecPreferences(
+        [c for c in codecs if c.mimeType.lower() in (chosen.lower(), f"{kind}/rtx")]
+    )
+    return chosen
 
 
 @dataclass(eq=False)

@@ -17,6 +17,7 @@ from server.media.relay import Relay, RelayTrack
 log = logging.getLogger(__name__)
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], None]
+LIVE_CODECS = {"video": ("video/VP8", "video/H264"), "audio": ("audio/opus",)}
 
 
 @dataclass(eq=False)
@@ -45,7 +46,10 @@ class Publisher(Peer):
                 transceiver.direction = "inactive"
                 continue
             fed.add(kind)
-            prefer_codec(transceiver)
+            # VP8 first: what the library stores. H.264 for publishers that send nothing
+            # else (OBS Studio); it is recorded and relayed as sent.
+            chosen = prefer_codec(transceiver, LIVE_CODECS[kind])
+            relay.codec = chosen.lower()
             tap_receiver(transceiver.receiver, kind, relay.push)
             if kind == "video":
                 self._video_receiver = transceiver.receiver

@@ -92,7 +92,7 @@ class Recorder:
             while (item := self._queue.get()) is not None:
                 kind, relayed, seconds = item
                 if output is None:
-                    output, streams = self._open(relayed.frame.data)
+                    output, streams = self._open(relayed.frame.data, relayed.frame.codec)
                 ms = max(round(seconds * 1000), last.get(kind, -1) + 1)
                 last[kind] = ms
                 packet = av.Packet(relayed.frame.data)
@@ -110,10 +110,13 @@ class Recorder:
             if output is not None:
                 output.close()
 
-    def _open(self, keyframe: bytes) -> tuple[Any, dict[str, Any]]:
-        output: Any = av.open(str(self.path), mode="w", format="webm", options=MUX_OPTIONS)
-        video = output.add_stream("vp8", rate=30)
-        video.width, video.height = vp8_size(keyframe)
+    def _open(self, keyframe: bytes, codec: str) -> tuple[Any, dict[str, Any]]:
+        # WebM holds VP8; H.264 (from OBS Studio) needs Matroska proper. Both are ingested.
+        name = codec.split("/")[1]
+        container = "webm" if name == "vp8" else "matroska"
+        output: Any = av.open(str(self.path), mode="w", format=container, options=MUX_OPTIONS)
+        video = output.add_stream(name, rate=30)
+        video.width, video.height = picture_size(name, keyframe)
         video.time_base = MS
         audio = output.add_stream("opus", rate=48000)
         audio.layout = "stereo"
@@ -124,3 +127,14 @@ class Recorder:
     def _drain(self) -> None:
         while self._queue.get() is not None:
             pass
+
+
+def picture_size(codec: str, keyframe: bytes) -> tuple[int, int]:
+    """The container's header needs the picture's size: VP8 says it in the key frame's header;
+    for anything else, decode that one frame."""
+    if codec == "vp8":
+        return vp8_size(keyframe)
+    decoder: Any = av.CodecContext.create(codec, "r")
+    for frame in decoder.decode(av.Packet(keyframe)):
+        return int(frame.width), int(frame.height)
+    raise av.error.InvalidDataError(0, f"the first {codec} key frame does not decode")

@@ -39,6 +39,7 @@ class Relay:
         self.kind = kind
         self.clock_rate = clock_rate
         self.origin = origin  # wall-clock time of pts 0; the relays of one room share it
+        self.codec: str | None = None  # the mime type the publisher sends (lower case)
         self._anchor: int | None = None  # pts of the publisher's timestamp 0
         self._last_pts = -1
         self._sinks: list[Sink] = []
@@ -121,6 +122,10 @@ class RelayTrack(MediaStreamTrack):
             self._need_keyframe = self.kind == "video"
             self._relay.request_keyframe()
             log.info("relay track %s: viewer too slow, %d frames dropped", self.id, self.dropped)
+
+    @property
+    def codec(self) -> str:
+        return self._relay.codec or ("video/vp8" if self.kind == "video" else "audio/opus")
 
     def request_keyframe(self) -> None:
         """The viewer reported picture loss: only the publisher's encoder can help."""

@@ -87,7 +87,6 @@ class RoomMedia:
         the live lesson while there is one, else the room's video."""
         if source not in SOURCES:
             raise NotFound(f"there is no source {source[:20]!r}; choose one of {SOURCES}")
-        kinds = check_offer(offer)
         if self.worker.media_viewers() >= self.worker.settings.media_max_viewers:
             raise MediaFull(
                 f"this server already serves {self.worker.settings.media_max_viewers} viewers"
@@ -97,6 +96,8 @@ class RoomMedia:
             source = "live" if live else "video"
         if source == "live" and not live:
             raise NotLive(f"room {self.room_id!r} has no live lesson now")
+        codec = self.live.video.codec if source == "live" else None
+        kinds = check_offer(offer, video=(codec or "video/vp8").split("/")[1].upper())
         if source == "video":
             lesson = await self._find_lesson(self.room_id, rendition)
             self._attach(lesson)  # a new lesson resets the clock through the room's rules

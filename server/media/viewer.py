@@ -16,10 +16,11 @@ from server.media.relay import Relay, RelayTrack
 from server.media.tracks import LessonAudioTrack, LessonVideoTrack, has_audio
 
 
-def check_offer(sdp: str) -> set[str]:
-    """The kinds of media a viewer's offer asks for; BadSdp naming what is wrong with it."""
+def check_offer(sdp: str, video: str = "VP8") -> set[str]:
+    """The kinds of media a viewer's offer asks for, which must include receiving `video` (the
+    codec it will be sent); BadSdp naming what is wrong with it."""
     kinds = offered_kinds(sdp)
-    require_codecs(sdp, kinds)
+    require_codecs(sdp, kinds, video=(video,))
     return kinds
 
 
@@ -38,7 +39,8 @@ class Viewer(Peer):
             if track is None or transceiver.direction not in ("recvonly", "sendrecv"):
                 continue
             unsent.remove(track)
-            prefer_codec(transceiver)
+            default = "video/VP8" if track.kind == "video" else "audio/opus"
+            prefer_codec(transceiver, (getattr(track, "codec", default),))
             self.pc.addTrack(track)
             # Picture loss: aiortc would ask its encoder for a key frame; ours is the file or
             # the publisher, which the track knows how to ask.
