@@ -167,9 +167,11 @@ async def test_a_live_lesson_with_talk_back(live_server: Running) -> None:
         )
         await expect(coach.locator("#timeline-list .note")).to_have_count(1)
 
-        # 409s are expected on the way: no video before the lesson went live, and the recording
-        # still being prepared after it (the page asks again); Chromium logs each one.
+        # Chromium logs every refused request. Expected here: 409 no video before the lesson
+        # went live and the recording still being prepared after it (the page asks again);
+        # 404 for a DELETE of a live viewer the server already closed when the lesson ended.
+        expected = ("status of 409 (Conflict)", "status of 404 (Not Found)")
         unexpected = [
-            e for error in errors for e in error.errors if "status of 409 (Conflict)" not in e
+            e for error in errors for e in error.errors if not any(x in e for x in expected)
         ]
         assert unexpected == []

@@ -246,6 +246,9 @@ export class Publisher extends Switchable {
       return super._failed(generation, error)
     }
     console.warn('publisher: reconnecting', error)
+    // No DELETE: that would end the lesson. Publishing again replaces the old session, and
+    // the server keeps the lesson and its recording going meanwhile ("interrupted").
+    this.location = null
     this._close()
     this._set('reconnecting')
     clearTimeout(this._retry)
