@@ -409,6 +409,8 @@ class Step:
     fps_min: float
     fps_median: float
     kbit_s_median: float
+    video_fps_total: float  # video frames/s all viewers received together
+    audio_pps_total: float
     latency: dict[str, float]
 
 
@@ -580,6 +582,7 @@ class Bench:
         outside = await quiet(self.proc, 5.0)
         frames0 = [v.video_frames for v in viewers]
         bytes0 = [v.video_bytes for v in counted]
+        audio0 = sum(v.audio_frames for v in viewers)
         t0 = time.perf_counter()
         meter = Meter(self.proc)
         await asyncio.sleep(self.args.window)
@@ -597,6 +600,8 @@ class Bench:
             fps_min=min(fps, default=math.nan),
             fps_median=statistics.median(fps) if fps else math.nan,
             kbit_s_median=statistics.median(kbit) if kbit else math.nan,
+            video_fps_total=sum(fps),
+            audio_pps_total=(sum(v.audio_frames for v in viewers) - audio0) / wall,
             latency=summary(self.watcher.latencies_since(t0)) if n > 0 else {},
         )
 
@@ -664,6 +669,22 @@ def report(r: Results) -> str:
                 f"{s.fps_min:.1f} / {s.fps_median:.1f} | {s.kbit_s_median:.0f} | {lat} | "
                 f"{s.bench_cores:.2f} | {s.other_cores:.2f} ({s.outside_before:.2f}) |"
             )
+        lines += [
+            "",
+            "normalised by what was delivered (the publisher's frame rate falls when this process "
+            "waits for a CPU):",
+            "| viewers | video frames/s + audio packets/s delivered | server us each, above "
+            "0 viewers | cores per viewer at 30 fps + 50 packets/s |",
+            "|---|---|---|---|",
+        ]
+        for s in r.steps:
+            delivered = s.video_fps_total + s.audio_pps_total
+            if s.viewers and delivered > 0:
+                each = (s.server_cores - base) / delivered
+                lines.append(
+                    f"| {s.viewers} | {s.video_fps_total:.0f} + {s.audio_pps_total:.0f} | "
+                    f"{1e6 * each:.0f} | {each * 80:.4f} |"
+                )
         with_viewers = [s for s in r.steps if s.viewers > 0]
         if len(with_viewers) >= 2:
             first, last = with_viewers[0], with_viewers[-1]
