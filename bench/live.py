@@ -1,7 +1,7 @@
 """The live lesson (issue 5): the latency the server adds between the classroom and a viewer,
 the server's CPU per live viewer, and how soon a mid-lesson joiner sees the lesson.
 
-    .venv/bin/python -m bench.live                        # everything, about 2 minutes
+    .venv/bin/python -m bench.live                        # everything, about 2.5 minutes
     .venv/bin/python -m bench.live --viewers 1,10 --seconds 5 --joins 5   # a quick look
 
 The server is a real `cocoach serve` in embedded mode, a separate process (its CPU is read from
