@@ -50,6 +50,7 @@ class Settings:
     heartbeat_interval: float = 0.5
     worker_timeout: float = 2.0  # no heartbeat for this long: the worker is gone
     lease_ttl: float = 2.5  # a home that stops renewing loses its rooms after this
+    home_idle_seconds: float = 30.0  # a home with no members, peers or live lesson gives it up
 
     # Media: WHEP viewers and ICE (docs/media.md).
     media_host_addresses: str = ""  # comma-separated ICE host candidates; "": every interface

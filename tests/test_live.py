@@ -31,6 +31,7 @@ MEDIA = {
     "media_host_addresses": "127.0.0.1",
     "media_remote_networks": "loopback",
     "live_resume_seconds": 3.0,
+    "home_idle_seconds": 0.5,
 }
 
 
@@ -306,3 +307,20 @@ async def test_an_h264_publisher_is_relayed_and_recorded_as_sent(live_server: Ru
         video = await wait_for(client, live["recording"])
     assert video["status"] == "ready", video["error"]
     assert video["source"]["video_codec"] == "h264"
+
+
+async def test_a_classroom_may_publish_to_an_empty_room(live_server: Running) -> None:
+    """Nobody has opened the room yet: the home keeps it while the lesson is live."""
+    base = live_server.base
+    camera = token("r1", "camera", "Room 7B")
+    publisher, response = await start_publisher(base, "r1", camera)
+    assert response.status_code == 201
+    await asyncio.sleep(3.0)  # several idle periods of the home (home_idle_seconds)
+    async with join(base, "r1", "coach", "Cora") as coach:
+        assert coach.welcome["live"]["status"] == "live"
+        viewer, answer = await start_viewer(base, "r1", token("r1", "coach", "Cora"))
+        assert answer.status_code == 201, answer.text
+        await viewer.until(lambda: len(frames(viewer)) > 5, "video from the classroom")
+        await viewer.close()
+    await delete(base, publisher.location, camera)
+    await publisher.close()

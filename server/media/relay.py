@@ -45,6 +45,7 @@ class Relay:
         self._sinks: list[Sink] = []
         self._ask_keyframe: Callable[[], None] | None = None
         self._asked_at = -1e9
+        self._deferred: asyncio.TimerHandle | None = None
         self.frames = 0
 
     # ---- the publishing side -------------------------------------------------------------
@@ -56,6 +57,9 @@ class Relay:
 
     def end(self) -> None:
         self._ask_keyframe = None
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
 
     def push(self, frame: EncodedFrame) -> None:
         now = time.time()
@@ -84,9 +88,18 @@ class Relay:
         if self.kind != "video" or self._ask_keyframe is None:
             return
         now = time.monotonic()
-        if now - self._asked_at >= KEYFRAME_REQUEST_INTERVAL:
+        wait = self._asked_at + KEYFRAME_REQUEST_INTERVAL - now
+        if wait <= 0:
             self._asked_at = now
             self._ask_keyframe()
+        elif self._deferred is None:
+            # A key frame is on its way, but maybe from before this request's viewer was
+            # ready: ask once more when the interval is over.
+            self._deferred = asyncio.get_running_loop().call_later(wait, self._ask_deferred)
+
+    def _ask_deferred(self) -> None:
+        self._deferred = None
+        self.request_keyframe()
 
     @property
     def followers(self) -> int:
@@ -105,10 +118,13 @@ class RelayTrack(MediaStreamTrack):
         self._queue: asyncio.Queue[RelayedFrame] = asyncio.Queue(TRACK_QUEUE_FRAMES)
         self._time_base = Fraction(1, relay.clock_rate)
         self._need_keyframe = relay.kind == "video"
+        self._reading = False  # until the connection is up, frames would only go stale
         self.dropped = 0
         relay.subscribe(self.offer)
 
     def offer(self, relayed: RelayedFrame) -> None:
+        if not self._reading:
+            return
         if self._need_keyframe:
             if not relayed.frame.keyframe:
                 return
@@ -134,6 +150,9 @@ class RelayTrack(MediaStreamTrack):
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
+        if not self._reading:  # the viewer is connected: start from a fresh key frame
+            self._reading = True
+            self._relay.request_keyframe()
         relayed = await self._queue.get()
         packet = av.Packet(relayed.frame.data)
         packet.pts = relayed.pts

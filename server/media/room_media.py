@@ -75,6 +75,18 @@ class RoomMedia:
         self.policy = RemotePolicy.parse(worker.settings.media_remote_networks)
         self._wake = asyncio.Event()
 
+    @property
+    def busy(self) -> bool:
+        """Peers are connected here, or a live lesson is on (a classroom may publish with
+        nobody in the room yet): the home must not give the room up."""
+        live = self.live
+        return (
+            bool(self.viewers)
+            or live.info is not None
+            or live.publisher is not None
+            or (live.talker is not None)
+        )
+
     def follow(self, state: PlaybackInfo) -> None:
         self.clock.update(state)
 

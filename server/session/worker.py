@@ -33,8 +33,6 @@ from server.sync.store import RoomRecord
 
 log = logging.getLogger(__name__)
 
-HOME_IDLE_SECONDS = 30.0  # a home with no members gives its room up after this long
-
 
 class Worker:
     def __init__(self, settings: Settings, backend: Backend) -> None:
@@ -302,7 +300,11 @@ class Worker:
         for room_id, room_home in list(self.homes.items()):
             room_home.check_workers(now)
             idle = room_home.idle_since
-            if idle is not None and now - idle > HOME_IDLE_SECONDS and not room_home.media.viewers:
+            if (
+                idle is not None
+                and now - idle > self.settings.home_idle_seconds
+                and not room_home.media.busy
+            ):
                 task = self._home_tasks.get(room_id)
                 if task is not None and room_id not in self.rooms:
                     task.cancel()
