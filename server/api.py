@@ -11,10 +11,18 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.errors import AuthError, ClientError, FrameTooLarge, InvalidField, NotFound
+from server.errors import (
+    AuthError,
+    ClientError,
+    FrameTooLarge,
+    InvalidField,
+    NotFound,
+    RoomNotFound,
+)
+from server.orgs import Orgs
 from server.session.admission import bearer, is_admin
 from server.session.worker import Worker
-from server.sync.store import RoomRecord
+from server.sync.store import RoomRecord, Store
 
 ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BODY_BYTES = 64 * 1024
@@ -27,6 +35,15 @@ class NewRoom(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     org: str | None = None
     framework: str | None = None
     video: str | None = None  # a video of the library (docs/videos.md)
+    shared: list[str] = msgspec.field(default_factory=list)  # docs/organisations.md
+
+
+class RoomChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`PATCH /api/rooms/{room}`: what may change after creation; absent keys stay."""
+
+    title: str | None = None
+    shared: list[str] | None = None
+    video: str | None = None
 
 
 def new_room_id() -> str:
@@ -81,31 +98,68 @@ async def create_room(request: Request) -> Response:
     room = validate_room(await read_json(request, NewRoom))
     if room.framework is not None:
         worker.frameworks.get(room.framework)  # NotFound names it
-    if room.video is not None and await worker.videos.get(room.video) is None:
-        raise NotFound(f"video {room.video[:64]!r} does not exist")
+    org = worker.orgs.check_org(room.org, "org")
     record = RoomRecord(
         id=room.id or new_room_id(),
         title=room.title.strip(),
         created=time.time(),
-        org=room.org,
+        org=org,
         framework=room.framework,
         video=room.video,
+        shared=worker.orgs.check_shared(worker.orgs.owning(org), room.shared),
     )
+    await check_room_video(worker.orgs, worker.store, record)
     await worker.store.create_room(record)
     return JSONResponse(record_json(record), status_code=201)
+
+
+async def check_room_video(orgs: Orgs, store: Store, record: RoomRecord) -> None:
+    """A room may show only a video of its own organisation (private by default); another
+    school's video answers as if it did not exist."""
+    if record.video is None:
+        return
+    video = await store.get_video(record.video)
+    if video is None or orgs.owning(video.org) != orgs.owning(record.org):
+        raise NotFound(f"video {record.video[:64]!r} does not exist in the room's organisation")
 
 
 async def get_room(request: Request) -> Response:
     worker: Worker = request.app.state.worker
     check_admin(request, worker)
-    record = await worker.room_record(request.path_params["room"])
+    record = await worker.current_room_record(request.path_params["room"])
     return JSONResponse(record_json(record))
+
+
+async def update_room(request: Request) -> Response:
+    """Change a room's title, sharing or video. Sharing applies to every request and
+    connection that starts afterwards, on every worker; connections already open stay."""
+    worker: Worker = request.app.state.worker
+    check_admin(request, worker)
+    change = await read_json(request, RoomChange)
+    record = await worker.current_room_record(request.path_params["room"])
+    if change.title is not None:
+        if not 1 <= len(change.title.strip()) <= 200:
+            raise InvalidField("title must be 1-200 characters")
+        record = msgspec.structs.replace(record, title=change.title.strip())
+    if change.shared is not None:
+        shared = worker.orgs.check_shared(worker.orgs.owning(record.org), change.shared)
+        record = msgspec.structs.replace(record, shared=shared)
+    if change.video is not None:
+        record = msgspec.structs.replace(record, video=change.video)
+        await check_room_video(worker.orgs, worker.store, record)
+    if not await worker.store.update_room(record):
+        raise RoomNotFound(f"room {record.id!r} does not exist")
+    return JSONResponse(record_json(await worker.current_room_record(record.id)))
 
 
 async def list_rooms(request: Request) -> Response:
     worker: Worker = request.app.state.worker
     check_admin(request, worker)
-    return JSONResponse({"rooms": [record_json(r) for r in await worker.store.list_rooms()]})
+    rooms = await worker.store.list_rooms()
+    wanted_org = request.query_params.get("org")
+    if wanted_org is not None:
+        rooms = [r for r in rooms if worker.orgs.owning(r.org) == wanted_org]
+    return JSONResponse({"rooms": [record_json(r) for r in rooms]})
 
 
 async def healthz(request: Request) -> Response:

@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket
 from server import __version__, api, exports, invites, videos_api, web
 from server.errors import CocoachError
 from server.media import tus, whep, whip
+from server.orgs import Orgs
 from server.session.room_socket import serve_room_socket
 from server.session.worker import Worker
 from server.session.yjs_socket import serve_yjs_socket
@@ -45,6 +46,7 @@ async def index(request: Request) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_secrets()
+    Orgs.parse(settings.orgs, settings.default_org)  # a bad COCOACH_ORGS stops the start
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/rooms", api.create_room, methods=["POST"]),
             Route("/api/rooms", api.list_rooms, methods=["GET"]),
             Route("/api/rooms/{room}", api.get_room, methods=["GET"]),
+            Route("/api/rooms/{room}", api.update_room, methods=["PATCH"]),
             Route("/api/rooms/{room}/invites", invites.create_invites, methods=["POST"]),
             Route("/api/rooms/{room}/export.{format}", exports.export, methods=["GET"]),
             Route("/api/rooms/{room}/summary", exports.room_summary, methods=["GET"]),
@@ -78,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/videos", tus.options, methods=["OPTIONS"]),
             Route("/api/videos/{video}", videos_api.get_video, methods=["GET"]),
             Route("/api/videos/{video}", videos_api.delete_video, methods=["DELETE"]),
+            Route("/api/videos/{video}/download", videos_api.download_video, methods=["GET"]),
             Route("/api/videos/{video}/upload", tus.head, methods=["HEAD"]),
             Route("/api/videos/{video}/upload", tus.patch, methods=["PATCH"]),
             Route("/api/videos/{video}/upload", tus.terminate, methods=["DELETE"]),

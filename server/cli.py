@@ -15,10 +15,11 @@ from pathlib import Path
 import uvicorn
 
 from server import logs
-from server.api import ROOM_ID, new_room_id
+from server.api import ROOM_ID, check_room_video, new_room_id
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
-from server.errors import CocoachError, InvalidField, NotFound
+from server.errors import CocoachError, InvalidField
 from server.media.library import add_generated_video
+from server.orgs import Orgs
 from server.rooms.roles import Role
 from server.settings import Settings
 from server.sync.backend import open_store
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--org")
     create.add_argument("--framework", help="tag framework id, e.g. questioning")
     create.add_argument("--video", help="id of a video in the library (docs/videos.md)")
+    create.add_argument(
+        "--shared", help="comma-separated organisations of the same trust it is shared with"
+    )
     _backend_flags(create)
     return parser
 
@@ -106,7 +110,15 @@ def main(argv: list[str] | None = None) -> int:
             settings = settings_from(args)
             print(
                 asyncio.run(
-                    create_room(settings, args.title, args.id, args.org, args.framework, args.video)
+                    create_room(
+                        settings,
+                        args.title,
+                        args.id,
+                        args.org,
+                        args.framework,
+                        args.video,
+                        tuple(s.strip() for s in (args.shared or "").split(",") if s.strip()),
+                    )
                 )
             )
             return 0
@@ -141,11 +153,14 @@ async def create_room(
     org: str | None,
     framework: str | None = None,
     video: str | None = None,
+    shared: tuple[str, ...] = (),
 ) -> str:
     if room_id is not None and not ROOM_ID.match(room_id):
         raise InvalidField("--id must be 1-64 characters of A-Z a-z 0-9 _ -")
     if framework is not None:
         FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks").get(framework)
+    orgs = Orgs.parse(settings.orgs, settings.default_org)
+    org = orgs.check_org(org, "--org")
     record = RoomRecord(
         id=room_id or new_room_id(),
         title=title,
@@ -153,10 +168,10 @@ async def create_room(
         org=org,
         framework=framework,
         video=video,
+        shared=orgs.check_shared(orgs.owning(org), shared),
     )
     async with open_store(settings) as store:
-        if video is not None and await store.get_video(video) is None:
-            raise NotFound(f"video {video[:64]!r} does not exist")
+        await check_room_video(orgs, store, record)
         await store.create_room(record)
     return record.id
 

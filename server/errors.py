@@ -221,3 +221,44 @@ class RelayedError(CocoachError):
         self.code = code
         self.http_status = http_status
         self.client_fault = http_status < 500
+
+
+class OrgRequired(AuthError):
+    """Organisations are configured and the token names none (docs/organisations.md)."""
+
+    code = "org_required"
+    http_status = 403
+    close_code = CloseCode.FORBIDDEN
+
+
+class OrgUnknown(ClientError):
+    """An organisation that COCOACH_ORGS does not list, given to the API or CLI."""
+
+    code = "org_unknown"
+    http_status = 400
+    close_code = CloseCode.FORBIDDEN
+
+
+class TokenOrgUnknown(OrgUnknown):
+    """A token whose `org` claim names no organisation of this server."""
+
+    http_status = 403
+
+
+class OrgForbidden(Forbidden):
+    """The caller's organisation does not own the room and the room is not shared with it."""
+
+    code = "org_forbidden"
+
+
+class ShareOutsideTrust(ClientError):
+    """A room may be shared only with organisations of its own trust."""
+
+    code = "share_outside_trust"
+    http_status = 400
+
+
+class DownloadDisabled(Forbidden):
+    """Videos leave the server only as WebRTC media unless COCOACH_ALLOW_DOWNLOAD is set."""
+
+    code = "download_disabled"

@@ -20,7 +20,7 @@ from server.documents.export import (
 )
 from server.errors import Forbidden, NotFound
 from server.rooms.roles import Permission, permissions_for
-from server.session.admission import bearer, claims_for, is_admin, presented_token
+from server.session.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.session.worker import Worker
 from server.sync.store import RoomRecord
 
@@ -42,11 +42,12 @@ async def _readable_room(request: Request) -> tuple[Worker, RoomRecord]:
     worker: Worker = request.app.state.worker
     room_id = request.path_params["room"]
     given = bearer(request.headers)
-    if not is_admin(worker, given):
-        claims = claims_for(worker, presented_token(request), room_id)
-        if Permission.VIEW not in permissions_for(claims.role, claims.grants):
-            raise Forbidden(f"role {claims.role.value!r} may not read this room")
-    return worker, await worker.room_record(room_id)
+    if is_admin(worker, given):
+        return worker, await worker.room_record(room_id)
+    claims = claims_for(worker, presented_token(request), room_id)
+    if Permission.VIEW not in permissions_for(claims.role, claims.grants):
+        raise Forbidden(f"role {claims.role.value!r} may not read this room")
+    return worker, await room_for(worker, claims, room_id)
 
 
 async def export(request: Request) -> Response:

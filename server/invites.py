@@ -3,7 +3,8 @@
 The admin page uses it to hand out links without a command line; it mints exactly what
 `cocoach token` mints (server/tokens.py), so a trust's own portal remains the other way.
 
-Body (every key optional):
+Body (every key optional; with organisations configured `org` defaults to the room's own and
+must be it or one the room is shared with, docs/organisations.md):
 
     {"ttl": 28800, "org": "north-trust",
      "invites": [{"role": "coach", "name": "Ann Lee", "sub": "staff-1042"}, ...]}
@@ -72,7 +73,14 @@ async def create_invites(request: Request) -> Response:
     check_admin(request, worker)
     body = await read_json(request, NewInvites)
     invites = _check(body, MAX_TTL)
-    record = await worker.room_record(request.path_params["room"])  # 404 for no such room
+    record = await worker.current_room_record(request.path_params["room"])  # 404: no room
+    org = body.org
+    if worker.orgs.configured:
+        # An invite is for the room's own school unless it names one the room is shared with.
+        invited = worker.orgs.owning(record.org) if org is None else org
+        if worker.orgs.check_org(invited, "org") is not None:
+            worker.orgs.check_admits(record.id, record.org, record.shared, invited)
+        org = invited
     secret = worker.settings.secret
     assert secret is not None, "secrets are filled in at start-up"
     now = time.time()
@@ -87,7 +95,7 @@ async def create_invites(request: Request) -> Response:
             name=name,
             sub=sub,
             ttl=body.ttl,
-            org=body.org,
+            org=org,
             now=now,
         )
         path = f"/r/{quote(record.id, safe='')}?token={token}"

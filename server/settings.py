@@ -14,6 +14,8 @@ from typing import Any
 from server.errors import ConfigError
 
 MIN_SECRET_BYTES = 32
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
+BOOLEANS |= {"no": False, "off": False, "": False}
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class Settings:
     secret: str | None = None  # None: read or create <data>/secret
     admin_key: str | None = None  # None: read or create <data>/admin_key
     public_url: str | None = None  # where invite links point; None: http://host:port
+
+    # Organisations and privacy (documented in docs/organisations.md).
+    orgs: str = ""  # "trust: school, school; trust: school"; "": one implicit organisation
+    default_org: str = "default"  # owns records made before organisations were configured
+    allow_download: bool = False  # GET /api/videos/{video}/download for owners and admins
 
     # Room protocol limits (documented in docs/protocol.md).
     max_frame_bytes: int = 64 * 1024
@@ -105,6 +112,10 @@ class Settings:
 
 def _parse(kind: Any, raw: str) -> Any:
     text = str(kind)
+    if text.startswith("bool"):
+        if raw.strip().lower() not in BOOLEANS:
+            raise ConfigError(f"{raw[:20]!r} is not one of {sorted(BOOLEANS)}")
+        return BOOLEANS[raw.strip().lower()]
     if "Path" in text:
         return Path(raw)
     if text.startswith("int"):

@@ -8,12 +8,20 @@ import asyncio
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
-from server.errors import ClientError, NotAVideo, TooLarge, UnsupportedMediaType
+from server.errors import (
+    ClientError,
+    DownloadDisabled,
+    NotAVideo,
+    NotFound,
+    TooLarge,
+    UnsupportedMediaType,
+)
 from server.media import tus
-from server.media.access import caller_of, find_video, room_video
+from server.media.access import audit_view, caller_of, find_video, owns, upload_org
 from server.media.ingest import IngestFailed, probe, with_probe
+from server.media.lessons import RENDITIONS
 from server.session.worker import Worker
 from server.sync.store import VideoRecord
 
@@ -33,12 +41,13 @@ def video_json(record: VideoRecord) -> dict[str, object]:
 async def list_videos(request: Request) -> Response:
     worker: Worker = request.app.state.worker
     caller = caller_of(request, worker)
-    shared = await room_video(worker, caller)
+    # Private by default: a token lists only its holder's own videos, not even its room's.
     videos = [
-        v
-        for v in await worker.store.list_videos()
-        if caller.admin or v.owner == caller.sub or v.id == shared
+        v for v in await worker.store.list_videos() if caller.admin or owns(worker, caller, v)
     ]
+    wanted_org = request.query_params.get("org")
+    if caller.admin and wanted_org is not None:
+        videos = [v for v in videos if worker.orgs.owning(v.org) == wanted_org]
     videos.sort(key=lambda v: (-v.created, v.id))  # newest first
     return JSONResponse({"videos": [video_json(v) for v in videos]}, headers=PRIVATE)
 
@@ -48,6 +57,30 @@ async def get_video(request: Request) -> Response:
     caller = caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"])
     return JSONResponse(video_json(record), headers=PRIVATE)
+
+
+async def download_video(request: Request) -> Response:
+    """`GET /api/videos/{video}/download`: the rendition's WebM, for its owner or the admin,
+    only when `COCOACH_ALLOW_DOWNLOAD` is on (off by default: lessons leave the server only
+    as WebRTC media). Range requests are answered, so a player can seek in it."""
+    worker: Worker = request.app.state.worker
+    if not worker.settings.allow_download:
+        raise DownloadDisabled(
+            "downloads are off on this server (COCOACH_ALLOW_DOWNLOAD): watch in a room"
+        )
+    caller = caller_of(request, worker)
+    record = await find_video(worker, caller, request.path_params["video"], write=True)
+    rendition = request.query_params.get("rendition", "720p")
+    if rendition not in RENDITIONS:
+        raise NotFound(f"rendition {rendition[:20]!r} does not exist; choose one of {RENDITIONS}")
+    path = worker.videos.file(record, rendition)
+    audit_view("download", video=record.id, who=caller.sub, org=caller.org, room=None)
+    return FileResponse(
+        path,
+        media_type="video/webm",
+        filename=f"{record.id}-{path.stem}.webm",
+        headers={**PRIVATE, "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def delete_video(request: Request) -> Response:
@@ -84,7 +117,11 @@ async def upload_whole(request: Request) -> Response:
         request.query_params.get("filename"), request.query_params.get("title")
     )
     record = await worker.videos.create(
-        owner=caller.sub, title=title, filename=filename, length=declared or 0
+        owner=caller.sub,
+        org=upload_org(worker, caller, request.query_params.get("org")),
+        title=title,
+        filename=filename,
+        length=declared or 0,
     )
     try:
         record = await _receive_and_probe(worker, request, record)

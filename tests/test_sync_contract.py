@@ -126,6 +126,28 @@ async def test_store_rooms(store: Store) -> None:
     await store.ping()
 
 
+async def test_store_rooms_carry_org_and_sharing_and_update(store: Store) -> None:
+    record = RoomRecord(
+        id=unique("room"), title="Questioning", created=2.5, org="ashby", shared=("brook",)
+    )
+    await store.create_room(record)
+    assert await store.get_room(record.id) == record
+    changed = msgspec.structs.replace(record, shared=("brook", "north"), title="Wait time")
+    assert await store.update_room(changed)
+    assert await store.get_room(record.id) == changed
+    assert changed in await store.list_rooms()
+    missing = RoomRecord(id=unique("room"), title="Nobody", created=3.0)
+    assert not await store.update_room(missing), "update must not create"
+    assert await store.get_room(missing.id) is None
+
+
+async def test_store_videos_carry_org(store: Store) -> None:
+    record = VideoRecord(id=unique("v"), title="Lesson", created=4.0, owner="t1", org="ashby")
+    await store.put_video(record)
+    assert (await store.get_video(record.id)) == record
+    assert record in await store.list_videos()
+
+
 async def test_store_room_state(store: Store) -> None:
     room_id = unique("room")
     assert await store.load_room_state(room_id) is None

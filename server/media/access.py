@@ -1,26 +1,41 @@
 """Who may use the video library's REST endpoints, and which videos they see.
 
-The admin key sees and deletes every video. A room token whose role is `coach` or `teacher`
-may upload; its holder (the token's `sub`) sees their own videos and the video of the room the
-token is for, and deletes only their own. Any other role is refused. A video the caller may
-not see answers 404, exactly like one that does not exist.
+Private by default (docs/organisations.md). The admin key (the trust's IT staff) sees and
+deletes every video, and each look at someone else's video is audited. A room token whose role
+is `coach` or `teacher` may upload; its holder, known by the token's `org` and `sub` together,
+lists, reads, changes and deletes only their own videos. The one other reader is a token for a
+room the video is attached to, and only for its record (title, length: what the page's scrubber
+needs); the media itself is served only through that room's WHEP. Any other role is refused.
+A video the caller may not see answers 404, exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import jwt
 from starlette.requests import Request
 
-from server.errors import Forbidden, NotFound, TokenInvalid, TokenMissing
+from server.errors import (
+    Forbidden,
+    NotFound,
+    OrgForbidden,
+    RoomNotFound,
+    TokenInvalid,
+    TokenMissing,
+)
+from server.media.lessons import belongs_to_room, lesson_video_id
 from server.rooms.roles import Role
-from server.session.admission import claims_for, is_admin, presented_token
+from server.session.admission import claims_for, is_admin, presented_token, room_for
 from server.sync.store import VideoRecord
+from server.tokens import Claims
 
 if TYPE_CHECKING:
     from server.session.worker import Worker
+
+audit_log = logging.getLogger("cocoach.audit")
 
 ADMIN = "admin"
 UPLOAD_ROLES = frozenset({Role.COACH, Role.TEACHER})
@@ -31,6 +46,20 @@ class Caller:
     sub: str  # the token's `sub`, or "admin"
     admin: bool
     room: str | None  # the room the token is for
+    org: str | None  # the token's organisation (the implicit one without COCOACH_ORGS)
+    claims: Claims | None = None
+
+
+def audit_view(
+    action: str, *, video: str | None, who: str, org: str | None, room: str | None
+) -> None:
+    """One place where a look at a video is recorded: a download, an admin reading someone
+    else's video, a WHEP viewer starting. A structured log line for now; the audit log is
+    wired in here (docs/organisations.md)."""
+    audit_log.info(
+        "video viewed",
+        extra={"audit": {"action": action, "video": video, "who": who, "org": org, "room": room}},
+    )
 
 
 def caller_of(request: Request, worker: Worker) -> Caller:
@@ -41,7 +70,7 @@ def caller_of(request: Request, worker: Worker) -> Caller:
             "as Authorization: Bearer (or ?token=)"
         )
     if is_admin(worker, given):
-        return Caller(ADMIN, admin=True, room=None)
+        return Caller(ADMIN, admin=True, room=None, org=None)
     try:
         # Only to learn which room to check the token against; verify() checks everything.
         unverified = jwt.decode(given, options={"verify_signature": False})
@@ -54,21 +83,35 @@ def caller_of(request: Request, worker: Worker) -> Caller:
             f"role {claims.role.value!r} may not use the video library; "
             "a coach or teacher token or the admin key may"
         )
-    return Caller(claims.sub, admin=False, room=claims.room)
+    return Caller(
+        claims.sub,
+        admin=False,
+        room=claims.room,
+        org=worker.orgs.of_token(claims.org),
+        claims=claims,
+    )
 
 
-async def room_video(worker: Worker, caller: Caller) -> str | None:
-    """The video of the room the caller's token is for."""
-    if caller.room is None:
-        return None
-    room = await worker.store.get_room(caller.room)
-    return None if room is None else room.video
+def owns(worker: Worker, caller: Caller, record: VideoRecord) -> bool:
+    return (
+        not caller.admin
+        and record.owner == caller.sub
+        and worker.orgs.owning(record.org) == caller.org
+    )
 
 
-async def may_see(worker: Worker, caller: Caller, record: VideoRecord) -> bool:
-    if caller.admin or record.owner == caller.sub:
-        return True
-    return await room_video(worker, caller) == record.id
+async def shows_in_callers_room(worker: Worker, caller: Caller, record: VideoRecord) -> bool:
+    """The video is the one the caller's room shows, and the caller's organisation may reach
+    that room."""
+    if caller.claims is None or caller.room is None:
+        return False
+    try:
+        room = await room_for(worker, caller.claims, caller.room)
+    except (OrgForbidden, RoomNotFound):
+        return False
+    return await lesson_video_id(worker, room.id) == record.id and belongs_to_room(
+        worker, room, record
+    )
 
 
 async def find_video(
@@ -77,9 +120,14 @@ async def find_video(
     """The video if the caller may see it (or, with `write`, change or delete it)."""
     record = await worker.videos.get(video_id)
     if record is not None:
-        if caller.admin or record.owner == caller.sub:
+        if owns(worker, caller, record):
             return record
-        if await may_see(worker, caller, record):
+        if caller.admin:
+            if record.owner != ADMIN:
+                action = "admin_manage" if write else "admin_read"
+                audit_view(action, video=record.id, who=ADMIN, org=record.org, room=None)
+            return record
+        if await shows_in_callers_room(worker, caller, record):
             if not write:
                 return record
             raise Forbidden(
@@ -87,3 +135,13 @@ async def find_video(
                 "only its uploader or the admin may change or delete it"
             )
     raise NotFound(f"no video {video_id[:64]!r} that you may see")
+
+
+def upload_org(worker: Worker, caller: Caller, asked: str | None) -> str | None:
+    """The organisation a new video belongs to: the uploader's. The admin key may name one
+    (`org`; the default organisation when it names none); a token may name only its own."""
+    if caller.admin:
+        return worker.orgs.check_org(asked, "org")
+    if asked is not None and asked != caller.org:
+        raise OrgForbidden(f"a token of {caller.org!r} may not upload for {asked[:64]!r}")
+    return caller.org if worker.orgs.configured else None

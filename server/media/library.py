@@ -185,7 +185,7 @@ class VideoLibrary:
     # ---- records ------------------------------------------------------------------------
 
     async def create(
-        self, *, owner: str, title: str, filename: str | None, length: int
+        self, *, owner: str, org: str | None, title: str, filename: str | None, length: int
     ) -> VideoRecord:
         """A new upload: its directory, an empty upload file, then the record."""
         now = time.time()
@@ -194,6 +194,7 @@ class VideoLibrary:
             title=title,
             created=now,
             owner=owner,
+            org=org,
             upload_length=length,
             filename=filename,
             updated=now,

@@ -188,8 +188,14 @@ class LiveRoom:
         part = self.info.part + 1 if self.info is not None and self.info.recording else 1
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
         title = f"Live lesson, {stamp}" + (f" (part {part})" if part > 1 else "")
+        # A classroom's recording is its school's, whoever in the room published it.
+        room = await self.worker.room_record(self.room_id)
         record = await videos.create(
-            owner=publisher.user, title=title, filename=f"live-{self.room_id}.webm", length=0
+            owner=publisher.user,
+            org=self.worker.orgs.owning(room.org) if self.worker.orgs.configured else None,
+            title=title,
+            filename=f"live-{self.room_id}.webm",
+            length=0,
         )
         record = await videos.save(
             msgspec.structs.replace(record, status="recording", room=self.room_id)

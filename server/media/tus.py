@@ -46,7 +46,7 @@ from server.errors import (
     UnsupportedVersion,
     UploadBusy,
 )
-from server.media.access import caller_of, find_video
+from server.media.access import caller_of, find_video, upload_org
 from server.sync.store import VideoRecord
 
 if TYPE_CHECKING:
@@ -127,7 +127,11 @@ async def create(request: Request) -> Response:
     metadata = parse_metadata(request.headers.get("upload-metadata", ""))
     filename, title = names(metadata.get("filename"), metadata.get("title"))
     record = await worker.videos.create(
-        owner=caller.sub, title=title, filename=filename, length=length
+        owner=caller.sub,
+        org=upload_org(worker, caller, metadata.get("org")),
+        title=title,
+        filename=filename,
+        length=length,
     )
     extra = {"Location": f"/api/videos/{record.id}/upload"}
     if _content_type(request) == OFFSET_TYPE:  # creation-with-upload

@@ -12,10 +12,11 @@ from starlette.responses import Response
 from server.api import read_body
 from server.codec import LeaveRequest, MediaReply, TrickleRequest, WatchRequest
 from server.errors import AuthError, Forbidden, UnsupportedMediaType
+from server.media.access import audit_view
 from server.media.ice import ice_servers_for
 from server.media.signaling import new_request_id
 from server.rooms.roles import Permission, permissions_for
-from server.session.admission import claims_for, presented_token
+from server.session.admission import claims_for, presented_token, room_for
 from server.session.worker import Worker
 from server.tokens import Claims
 
@@ -36,10 +37,13 @@ _WHAT = {
 }
 
 
-def claims_with(request: Request, worker: Worker, needs: Permission) -> Claims:
+async def claims_with(request: Request, worker: Worker, needs: Permission) -> Claims:
+    """The token's claims, if its role may do `needs` and its organisation may reach the room
+    (docs/organisations.md)."""
     claims = claims_for(worker, presented_token(request), request.path_params["room"])
     if needs not in permissions_for(claims.role, claims.grants):
         raise Forbidden(f"role {claims.role.value!r} may not {_WHAT[needs]}")
+    await room_for(worker, claims, request.path_params["room"])
     return claims
 
 
@@ -57,7 +61,7 @@ async def sdp_body(request: Request, content_type: str, limit: int) -> str:
 async def watch(request: Request) -> Response:
     worker = worker_of(request)
     source = request.query_params.get("source", "auto")
-    claims = claims_with(
+    claims = await claims_with(
         request, worker, Permission.HEAR_TALKBACK if source == "talkback" else Permission.VIEW
     )
     room = request.path_params["room"]
@@ -74,6 +78,9 @@ async def watch(request: Request) -> Response:
             source=source,
         )
     )
+    # The room's lesson (whichever video it shows now), or its live picture, is what this
+    # viewer watches.
+    audit_view("watch", video=None, who=claims.sub, org=claims.org, room=room)
     return answered(request, worker, claims, reply, "whep")
 
 
@@ -103,7 +110,7 @@ def answered(
 
 async def trickle(request: Request) -> Response:
     worker = worker_of(request)
-    claims = _session_claims(request, worker)
+    claims = await _session_claims(request, worker)
     fragment = await sdp_body(request, SDP_FRAGMENT, worker.settings.media_offer_max_bytes)
     await worker.media.ask(
         TrickleRequest(
@@ -120,7 +127,7 @@ async def trickle(request: Request) -> Response:
 
 async def leave(request: Request) -> Response:
     worker = worker_of(request)
-    claims = _session_claims(request, worker)
+    claims = await _session_claims(request, worker)
     await worker.media.ask(
         LeaveRequest(
             id=new_request_id(),
@@ -133,12 +140,14 @@ async def leave(request: Request) -> Response:
     return Response(status_code=200)
 
 
-def _session_claims(request: Request, worker: Worker) -> Claims:
+async def _session_claims(request: Request, worker: Worker) -> Claims:
     """The token of whoever started the session: only they may change or end it."""
     token = presented_token(request)
     if not token:
         raise AuthError("this resource needs the viewer's token as Authorization: Bearer")
-    return claims_for(worker, token, request.path_params["room"])
+    claims = claims_for(worker, token, request.path_params["room"])
+    await room_for(worker, claims, request.path_params["room"])
+    return claims
 
 
 async def options(request: Request) -> Response:

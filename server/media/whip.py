@@ -16,7 +16,7 @@ from server.rooms.roles import Permission, permissions_for
 
 async def publish(request: Request) -> Response:
     worker = worker_of(request)
-    claims = claims_with(request, worker, Permission.PUBLISH)
+    claims = await claims_with(request, worker, Permission.PUBLISH)
     offer = await sdp_body(request, SDP, worker.settings.media_offer_max_bytes)
     earpiece = Permission.HEAR_TALKBACK in permissions_for(claims.role, claims.grants)
     reply = await worker.media.ask(
@@ -35,7 +35,7 @@ async def publish(request: Request) -> Response:
 
 async def talk(request: Request) -> Response:
     worker = worker_of(request)
-    claims = claims_with(request, worker, Permission.TALKBACK)
+    claims = await claims_with(request, worker, Permission.TALKBACK)
     offer = await sdp_body(request, SDP, worker.settings.media_offer_max_bytes)
     reply = await worker.media.ask(
         PublishRequest(

@@ -8,7 +8,14 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
-from server.errors import AuthError, CocoachError, Forbidden, RoomNotFound, ServiceUnavailable
+from server.errors import (
+    AuthError,
+    CocoachError,
+    Forbidden,
+    OrgUnknown,
+    RoomNotFound,
+    ServiceUnavailable,
+)
 from server.rooms.roles import Permission, permissions_for
 from server.session.worker import Worker
 from server.sync.store import RoomRecord
@@ -36,6 +43,18 @@ def claims_for(worker: Worker, token: str | None, room: str) -> Claims:
     return verify(worker.settings.secret, token, room=room)
 
 
+async def room_for(worker: Worker, claims: Claims, room_id: str) -> RoomRecord:
+    """The room, if the token's organisation may reach it: the room's own, or one it is
+    shared with (docs/organisations.md). Every route that names a room comes through here
+    (or through `check_admin`), so this is the one place the rule lives."""
+    org = worker.orgs.of_token(claims.org)
+    if not worker.orgs.configured:
+        return await worker.room_record(room_id)
+    record = await worker.current_room_record(room_id)
+    worker.orgs.check_admits(record.id, record.org, record.shared, org)
+    return record
+
+
 async def admit(
     websocket: WebSocket, worker: Worker, *, needs: Permission | None = None
 ) -> tuple[Claims, frozenset[Permission], RoomRecord] | None:
@@ -49,8 +68,8 @@ async def admit(
         permissions = permissions_for(claims.role, claims.grants)
         if needs is not None and needs not in permissions:
             raise Forbidden(f"role {claims.role.value!r} lacks the {needs.value!r} permission")
-        record = await worker.room_record(room_id)
-    except (AuthError, RoomNotFound, Forbidden, ServiceUnavailable) as error:
+        record = await room_for(worker, claims, room_id)
+    except (AuthError, RoomNotFound, Forbidden, OrgUnknown, ServiceUnavailable) as error:
         await close_with(websocket, error)
         return None
     return claims, permissions, record

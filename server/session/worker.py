@@ -20,6 +20,7 @@ from server.media.ice import offer_host_addresses
 from server.media.library import VideoLibrary
 from server.media.signaling import MediaRouter, media_channel
 from server.messages import Reconnect
+from server.orgs import Orgs
 from server.rooms.member import Member
 from server.session.connection import Connection
 from server.session.documents import Documents
@@ -46,6 +47,7 @@ class Worker:
         self.rooms: dict[str, LocalRoom] = {}
         self.homes: dict[str, RoomHome] = {}
         self._records: dict[str, RoomRecord] = {}
+        self.orgs = Orgs.parse(settings.orgs, settings.default_org)
         self._group: asyncio.TaskGroup | None = None
         self._store_epoch: str | None = None
         self._home_tasks: dict[str, asyncio.Task[None]] = {}
@@ -121,6 +123,15 @@ class Worker:
             if record is None:
                 raise RoomNotFound(f"room {room_id!r} does not exist")
             self._records[room_id] = record
+        return record
+
+    async def current_room_record(self, room_id: str) -> RoomRecord:
+        """The record as the store holds it now: access checks must see a room's sharing as
+        it was last changed, perhaps on another worker (the cache above keeps the first)."""
+        record = await self.store.get_room(room_id)
+        if record is None:
+            raise RoomNotFound(f"room {room_id!r} does not exist")
+        self._records[room_id] = record
         return record
 
     async def attach(self, connection: Connection, member: Member, record: RoomRecord) -> None:

@@ -49,7 +49,9 @@ def redis_client(url: str) -> redis.Redis:
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     """The store alone, for the CLI's one-shot commands."""
     if settings.redis is None:
-        sqlite = SqliteStore(settings.data / "cocoach.sqlite3")
+        # Records made before organisations were configured get the default one (once).
+        default_org = settings.default_org if settings.orgs.strip() else None
+        sqlite = SqliteStore(settings.data / "cocoach.sqlite3", default_org)
         try:
             yield sqlite
         finally:

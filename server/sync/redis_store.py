@@ -43,6 +43,13 @@ class RedisStore:
             records = [await self._client.get(room_key(i, "record")) for i in ids]
         return [decode_record(_bytes(r)) for r in records if r is not None]
 
+    async def update_room(self, record: RoomRecord) -> bool:
+        with unavailable("redis store failed"):
+            written = await self._client.set(
+                room_key(record.id, "record"), encode_record(record), xx=True
+            )
+        return bool(written)
+
     async def save_room_state(self, room_id: str, data: bytes) -> None:
         with unavailable("redis store failed"):
             await self._client.set(room_key(room_id, "state"), data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
+
 from server.errors import Conflict
 from server.sync.sqlite import SqliteDatabase
 from server.sync.store import (
@@ -26,8 +28,12 @@ CREATE TABLE IF NOT EXISTS videos (
 
 
 class SqliteStore(SqliteDatabase):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, default_org: str | None = None) -> None:
+        """`default_org`: organisations are configured, and records made before them belong
+        to this one (written into them once, docs/organisations.md)."""
         super().__init__(path, SCHEMA)
+        if default_org is not None:
+            stamp_default_org(self._db, default_org)
 
     async def create_room(self, record: RoomRecord) -> None:
         try:
@@ -51,6 +57,14 @@ class SqliteStore(SqliteDatabase):
             lambda db: db.execute("SELECT record FROM rooms ORDER BY id").fetchall()
         )
         return [decode_record(row[0]) for row in rows]
+
+    async def update_room(self, record: RoomRecord) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute(
+                "UPDATE rooms SET record = ? WHERE id = ?", (encode_record(record), record.id)
+            )
+        )
+        return cursor.rowcount > 0
 
     async def save_room_state(self, room_id: str, data: bytes) -> None:
         await self._run(
@@ -107,3 +121,34 @@ class SqliteStore(SqliteDatabase):
 
     async def epoch(self) -> str:
         return "sqlite"  # in our own process: it cannot restart under us
+
+
+ORGS_VERSION = 1  # PRAGMA user_version once records without an org were given the default
+
+
+def stamp_default_org(db: sqlite3.Connection, org: str) -> None:
+    """Give every room and video record without an org the default organisation, once. Only
+    when organisations are configured: a label written earlier would not be one of them."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= ORGS_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for row_id, blob in db.execute("SELECT id, record FROM rooms").fetchall():
+            room = decode_record(blob)
+            if room.org is None:
+                room = msgspec.structs.replace(room, org=org)
+                db.execute(
+                    "UPDATE rooms SET record = ? WHERE id = ?", (encode_record(room), row_id)
+                )
+        for row_id, blob in db.execute("SELECT id, record FROM videos").fetchall():
+            video = decode_video(blob)
+            if video.org is None:
+                video = msgspec.structs.replace(video, org=org)
+                db.execute(
+                    "UPDATE videos SET record = ? WHERE id = ?", (encode_video(video), row_id)
+                )
+        db.execute(f"PRAGMA user_version = {ORGS_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise

@@ -12,9 +12,10 @@ class RoomRecord(msgspec.Struct, frozen=True):
     id: str
     title: str
     created: float
-    org: str | None = None
+    org: str | None = None  # the owning organisation (docs/organisations.md)
     video: str | None = None
     framework: str | None = None
+    shared: tuple[str, ...] = ()  # other organisations of the same trust it admits
 
 
 VideoStatus = Literal["uploading", "recording", "queued", "ingesting", "ready", "failed"]
@@ -51,6 +52,7 @@ class VideoRecord(msgspec.Struct, frozen=True):
     title: str
     created: float
     owner: str  # the uploader's token `sub`, or "admin"
+    org: str | None = None  # the uploader's organisation; None: made before organisations
     status: VideoStatus = "uploading"
     progress: float = 0.0  # of the ingest, 0..1
     upload_length: int = 0
@@ -76,6 +78,9 @@ class Store(Protocol):
     async def get_room(self, room_id: str) -> RoomRecord | None: ...
 
     async def list_rooms(self) -> list[RoomRecord]: ...
+
+    async def update_room(self, record: RoomRecord) -> bool:
+        """Replace the room's record; False (and nothing written) when no such room exists."""
 
     async def save_room_state(self, room_id: str, data: bytes) -> None:
         """The room's rules' state (members, playback), written by its home."""
