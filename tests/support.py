@@ -147,6 +147,9 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[Running]:
         ws_max_size=2 * 1024 * 1024,
         log_config=None,
         lifespan="on",
+        # The client address behind a proxy is ours to decide (`trusted_proxies`): uvicorn
+        # would otherwise believe X-Forwarded-For from 127.0.0.1 by default.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     sock = socket.socket()
