@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from server.errors import ConfigError
 
 _TOKEN = re.compile(
-    r"(token=)[^&\s\"']+|(Bearer\s+)[A-Za-z0-9._~+/=-]+"
+    r"(token=)[^&\s\"'\\]+|(Bearer\s+)[A-Za-z0-9._~+/=-]+"
     # A JWT anywhere (header and payload are base64url JSON, so both start with eyJ).
     r"|()eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*",
     re.IGNORECASE,
@@ -53,15 +53,16 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for name, var in (("worker", WORKER), ("room", ROOM), ("request_id", REQUEST_ID)):
             value = var.get()
             if value is not None:
                 entry[name] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, ensure_ascii=False, default=str))
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        # Redacted field by field: redacting the encoded line could cut an escape in two.
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def configure(level: str = "INFO", log_format: str = "text") -> None:
