@@ -1,10 +1,14 @@
-"""REST: rooms (admin key), health."""
+"""REST: rooms (admin key), health, readiness and metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import re
 import secrets
+import sqlite3
 import time
+from collections.abc import Awaitable
 from typing import TypeVar
 
 import msgspec
@@ -18,7 +22,9 @@ from server.errors import (
     InvalidField,
     NotFound,
     RoomNotFound,
+    ServiceUnavailable,
 )
+from server.metrics import CONTENT_TYPE, exposition
 from server.orgs import Orgs
 from server.session.admission import bearer, is_admin
 from server.session.worker import Worker
@@ -26,6 +32,7 @@ from server.sync.store import RoomRecord, Store
 
 ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BODY_BYTES = 64 * 1024
+READY_TIMEOUT = 2.0  # seconds /readyz waits for the store or the broker to answer
 T = TypeVar("T")
 
 
@@ -166,8 +173,56 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "worker": request.app.state.worker.id})
 
 
+async def _reachable(name: str, ping: Awaitable[None]) -> str | None:
+    """None when `ping` answers in time, else what is wrong with `name`."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await ping
+    except TimeoutError:
+        return f"{name}: no answer within {READY_TIMEOUT} s"
+    except ServiceUnavailable as exc:
+        return f"{name}: {exc.message}"
+    except (OSError, sqlite3.Error) as exc:  # the embedded store's own failures
+        return f"{name}: {exc}"
+    return None
+
+
 async def readyz(request: Request) -> Response:
+    """Ready when the store and the broker both answer: a load balancer sends nothing here
+    otherwise. Both are checked at once, each with a timeout, and the answer names which
+    failed."""
     worker: Worker = request.app.state.worker
-    await worker.store.ping()
-    await worker.broker.ping()
-    return JSONResponse({"status": "ready", "worker": worker.id, "mode": worker.backend.kind})
+    problems = [
+        problem
+        for problem in await asyncio.gather(
+            _reachable("store", worker.store.ping()), _reachable("broker", worker.broker.ping())
+        )
+        if problem is not None
+    ]
+    body: dict[str, object] = {"worker": worker.id, "mode": worker.backend.kind}
+    if problems:
+        return JSONResponse(
+            {"status": "unavailable", "failed": problems, **body},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    if worker.draining:
+        return JSONResponse({"status": "draining", "failed": ["draining"], **body}, 503)
+    return JSONResponse({"status": "ready", **body})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format, this worker's numbers only (docs/operations.md#metrics)."""
+    worker: Worker = request.app.state.worker
+    expected = worker.settings.metrics_token
+    if expected:
+        given = bearer(request.headers)
+        if not given:
+            raise AuthError("/metrics needs the metrics token as Authorization: Bearer")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise AuthError("the metrics token is wrong")
+    return Response(
+        exposition(worker.metrics_registry),
+        media_type=CONTENT_TYPE,
+        headers={"Cache-Control": "no-store"},
+    )

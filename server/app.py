@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import gc
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import __version__, api, exports, invites, videos_api, web
-from server.errors import CocoachError
+from server import __version__, api, exports, invites, logs, videos_api, web
+from server.edge.guard import Guard
+from server.edge.origin import parse_origins
+from server.errors import CocoachError, LimitedFor
 from server.media import tus, whep, whip
 from server.orgs import Orgs
 from server.session.room_socket import serve_room_socket
@@ -35,8 +41,11 @@ async def yjs_socket(websocket: WebSocket) -> None:
 
 async def error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CocoachError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, LimitedFor) else None
     return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status
+        {"error": {"code": exc.code, "message": exc.message}},
+        status_code=exc.http_status,
+        headers=headers,
     )
 
 
@@ -44,12 +53,62 @@ async def index(request: Request) -> Response:
     return JSONResponse({"service": "cocoach", "version": __version__, "docs": "README.md"})
 
 
+# What a page on an allowed origin may send and read across origins (WHEP, tus, the API).
+CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Offset",
+    "X-Request-Id",
+]
+CORS_EXPOSE = [
+    "Location",
+    "Link",
+    "ETag",
+    "Accept-Patch",
+    "Retry-After",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Upload-Offset",
+    "Upload-Length",
+    "X-Request-Id",
+]
+
+
+def middleware_for(settings: Settings) -> list[Middleware]:
+    """CORS stays closed (no Access-Control-Allow-Origin at all) unless origins are named."""
+    stack = []
+    cors = sorted(parse_origins(settings.allowed_origins, None))
+    if cors:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=cors,
+                allow_methods=["GET", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                allow_headers=CORS_HEADERS,
+                expose_headers=CORS_EXPOSE,
+                max_age=600,
+            )
+        )
+    stack.append(Middleware(Guard, settings=settings))
+    return stack
+
+
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_secrets()
     Orgs.parse(settings.orgs, settings.default_org)  # a bad COCOACH_ORGS stops the start
+    # Fixed here, so the log lines of the edge and of the worker's tasks name the same worker.
+    settings = replace(settings, worker_id=settings.worker_id or f"w-{secrets.token_hex(4)}")
+    parse_origins(settings.allowed_origins, settings.public_url)  # refuse a bad one at start
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        logs.WORKER.set(settings.worker_id)  # the worker's own tasks inherit this context
         async with open_backend(settings) as backend:
             worker = Worker(settings, backend)
             async with worker.running(), worker.videos.running():
@@ -67,6 +126,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", index),
             Route("/healthz", api.healthz),
             Route("/readyz", api.readyz),
+            Route("/metrics", api.metrics),
             Route("/api/rooms", api.create_room, methods=["POST"]),
             Route("/api/rooms", api.list_rooms, methods=["GET"]),
             Route("/api/rooms/{room}", api.get_room, methods=["GET"]),
@@ -104,6 +164,7 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/rooms/{room}/ws", room_socket),
             WebSocketRoute("/yjs/{room}", yjs_socket),
         ],
+        middleware=middleware_for(settings),
         exception_handlers={CocoachError: error_response},
         lifespan=lifespan,
     )

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--worker-id", help="this worker's id (default: random)")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--log-format", choices=logs.FORMATS, help="text (default) or json: one object a line"
+    )
     _backend_flags(serve)
 
     token = commands.add_parser("token", help="mint a room token (JWT)")
@@ -95,6 +98,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         data=args.data,
         redis=args.redis,
         worker_id=getattr(args, "worker_id", None),
+        log_format=getattr(args, "log_format", None),
     )
 
 
@@ -198,7 +202,7 @@ async def _create_demo(settings: Settings) -> bool:
 
 
 def serve(settings: Settings, log_level: str) -> int:
-    logs.configure(log_level.upper())
+    logs.configure(log_level.upper(), settings.log_format)
     first_run = settings.redis is None and not (settings.data / "secret").exists()
     settings = settings.with_secrets()
     sock = _bind(settings.host, settings.port)
@@ -208,17 +212,24 @@ def serve(settings: Settings, log_level: str) -> int:
         _print_first_run(settings)
 
     from server.app import create_app
+    from server.drain import DrainingServer
 
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         ws="websockets-sansio",
         ws_max_size=WS_MAX_BYTES,
         log_config=None,
         lifespan="on",
-        timeout_graceful_shutdown=5,
+        # The client address behind a proxy is ours to decide (`trusted_proxies`): uvicorn
+        # would otherwise believe X-Forwarded-For from 127.0.0.1 by default.
+        proxy_headers=False,
+        # After the worker drained, what is still open (plain HTTP requests, an upload) gets
+        # this long again before uvicorn cancels it.
+        timeout_graceful_shutdown=max(1, round(settings.drain_seconds)),
     )
     print(f"cocoach listening on http://{_url_host(settings.host)}:{port}", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    DrainingServer(config, app, settings.drain_seconds).run(sockets=[sock])
     return 0
 
 

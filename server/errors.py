@@ -16,17 +16,20 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
     INTERNAL = 1011
+    SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
     TOKEN_MISSING = 4001
     TOKEN_INVALID = 4002
     TOKEN_EXPIRED = 4003
     TOKEN_WRONG_ROOM = 4004
     TOKEN_ROLE_UNKNOWN = 4005
+    ORIGIN_REFUSED = 4006
     ROOM_NOT_FOUND = 4404
     FORBIDDEN = 4403
     FLOOD = 4029
     SLOW_CONSUMER = 4030
     REPLACED = 4031
+    AUTH_RATE_LIMITED = 4429
 
 
 class CocoachError(Exception):
@@ -74,10 +77,44 @@ class RateLimited(ClientError):
     http_status = 429
 
 
+class LimitedFor(RateLimited):
+    """A limit that lifts by itself: the client is told when to come back (Retry-After)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class AuthRateLimited(LimitedFor):
+    """Too many failed authentications from one client address."""
+
+    code = "auth_rate_limited"
+    close_code = CloseCode.AUTH_RATE_LIMITED
+
+
+class UploadRateLimited(LimitedFor):
+    """Too many uploads started from one client address."""
+
+    code = "upload_rate_limited"
+
+
+class TooManyUploads(LimitedFor):
+    """This worker is receiving as many uploads at once as its settings allow."""
+
+    code = "too_many_uploads"
+
+
 class Forbidden(ClientError):
     code = "forbidden"
     http_status = 403
     close_code = CloseCode.FORBIDDEN
+
+
+class OriginRefused(Forbidden):
+    """A browser page from an origin the deployment does not allow opened a WebSocket."""
+
+    code = "origin_refused"
+    close_code = CloseCode.ORIGIN_REFUSED
 
 
 class NotFound(ClientError):

@@ -82,6 +82,22 @@ class Settings:
     upload_expiry_seconds: float = 24 * 3600.0  # an unfinished upload untouched this long goes
     demo_clip_seconds: float = 60.0  # the first run's demo lesson; 0: none
 
+    # Web security and edge limits (documented in docs/operations.md and docs/deploy.md).
+    allowed_origins: str = ""  # comma-separated origins allowed beyond the page's own (WS, CORS)
+    trusted_proxies: str = ""  # comma-separated addresses/networks whose X-Forwarded-For we believe
+    hsts_seconds: int = 0  # Strict-Transport-Security max-age; set only when TLS ends in front
+    auth_failures_per_minute: float = 10.0  # failed authentications refilled per address
+    auth_failure_burst: float = 20.0  # failed authentications an address may make at once
+    uploads_per_minute: float = 10.0  # upload creations refilled per address
+    upload_burst: float = 20.0  # upload creations an address may make at once
+    max_concurrent_uploads: int = 8  # upload requests (POST /api/videos, tus PATCH) per worker
+    rate_limit_addresses: int = 10_000  # client addresses each limiter remembers (oldest go)
+
+    # Operations (documented in docs/operations.md).
+    metrics_token: str | None = None  # when set, /metrics needs it as Authorization: Bearer
+    log_format: str = "text"  # "text" or "json" (one JSON object per line)
+    drain_seconds: float = 5.0  # on SIGTERM: time clients and writes get before the exit
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ

@@ -24,6 +24,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
+    # The page may use this device's camera and microphone (talk-back, a classroom tablet);
+    # nothing framed in it may, and it needs no other powerful feature.
+    "Permissions-Policy": (
+        "camera=(self), microphone=(self), display-capture=(), geolocation=(), usb=(), payment=()"
+    ),
     "Content-Security-Policy": (
         "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
         "media-src 'self' blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "

@@ -147,6 +147,9 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[Running]:
         ws_max_size=2 * 1024 * 1024,
         log_config=None,
         lifespan="on",
+        # The client address behind a proxy is ours to decide (`trusted_proxies`): uvicorn
+        # would otherwise believe X-Forwarded-For from 127.0.0.1 by default.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     sock = socket.socket()
@@ -259,7 +262,9 @@ class WorkerProcess:
         self.process.wait(TIMEOUT)
 
 
-def start_worker(data: Path, redis_url: str, worker_id: str, **env: str) -> WorkerProcess:
+def start_worker(
+    data: Path, redis_url: str, worker_id: str, *, log_level: str | None = None, **env: str
+) -> WorkerProcess:
     """`cocoach serve --redis ... --port 0` as a real process; waits until it is ready.
 
     Its output goes to a file (a pipe nobody reads would fill and stall the worker)."""
@@ -288,7 +293,7 @@ def start_worker(data: Path, redis_url: str, worker_id: str, **env: str) -> Work
                 "--worker-id",
                 worker_id,
                 "--log-level",
-                os.environ.get("COCOACH_TEST_WORKER_LOG_LEVEL", "WARNING"),
+                log_level or os.environ.get("COCOACH_TEST_WORKER_LOG_LEVEL", "WARNING"),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -142,6 +142,8 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
     ("/", "GET"): ("public", http_probe("GET", "/")),
     ("/healthz", "GET"): ("public", http_probe("GET", "/healthz")),
     ("/readyz", "GET"): ("public", http_probe("GET", "/readyz")),
+    # Counts per worker, no room or video in any label (protected by `metrics_token` if set).
+    ("/metrics", "GET"): ("public", http_probe("GET", "/metrics")),
     ("/api/rooms", "POST"): ("admin", http_probe("POST", "/api/rooms", json={"title": "x"})),
     ("/api/rooms", "GET"): ("admin", http_probe("GET", "/api/rooms")),
     ("/api/rooms/{room}", "GET"): ("admin", http_probe("GET", "/api/rooms/{room}")),

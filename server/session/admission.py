@@ -8,11 +8,13 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
+from server.edge.origin import origin_allowed
 from server.errors import (
     AuthError,
     CocoachError,
     Forbidden,
     OrgUnknown,
+    OriginRefused,
     RoomNotFound,
     ServiceUnavailable,
 )
@@ -64,15 +66,28 @@ async def admit(
     room_id = websocket.path_params["room"]
     await websocket.accept()
     try:
+        check_origin(websocket, worker)
         claims = claims_for(worker, presented_token(websocket), room_id)
         permissions = permissions_for(claims.role, claims.grants)
         if needs is not None and needs not in permissions:
             raise Forbidden(f"role {claims.role.value!r} lacks the {needs.value!r} permission")
         record = await room_for(worker, claims, room_id)
+    # OriginRefused is a Forbidden
     except (AuthError, RoomNotFound, Forbidden, OrgUnknown, ServiceUnavailable) as error:
         await close_with(websocket, error)
         return None
     return claims, permissions, record
+
+
+def check_origin(websocket: WebSocket, worker: Worker) -> None:
+    """Refuse a browser page from another origin (docs/operations.md#web-security)."""
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), worker.allowed_origins):
+        raise OriginRefused(
+            f"pages from {origin[:60]!r} may not connect here (allowed_origins)"
+            if origin
+            else "no origin"
+        )
 
 
 async def close_with(websocket: WebSocket, error: CocoachError) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from server.errors import CloseCode
+from server.metrics import FrameCounts
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,15 @@ CLOSE_TIMEOUT = 2.0
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, member_id: str, queue_size: int) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        member_id: str,
+        queue_size: int,
+        counts: FrameCounts | None = None,
+    ) -> None:
         self.websocket = websocket
+        self.counts = counts if counts is not None else FrameCounts()
         self.member_id = member_id
         self.welcomed = False
         self.closing: tuple[int, str] | None = None
@@ -79,6 +87,7 @@ class Connection:
                 await self.close(code, reason)
                 return
             await self.websocket.send_bytes(frame)
+            self.counts.sent += 1
 
     async def close(self, code: int, reason: str) -> None:
         if self.websocket.application_state == WebSocketState.DISCONNECTED:

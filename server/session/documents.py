@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 COMPACTION_LEASE_TTL = 30.0
 NO_RELAY = "\x00no-relay"  # a write every client here has already (a re-seed)
+# An update waiting for the log: its bytes, who sent it, when it arrived (perf_counter).
+Pending = tuple[bytes, str | None, float]
 FLUSH_ON_STOP_SECONDS = 3.0  # how long a stopping worker waits for its document writes
 TAIL_CHECK_AFTER = 0.5  # seconds of quiet before a room's log tail is checked once
 
@@ -51,9 +53,11 @@ class Documents:
         self.open_rooms: dict[str, RoomDocument] = {}
         self._opening: dict[str, asyncio.Future[RoomDocument]] = {}
         self._consumers: dict[str, asyncio.Task[None]] = {}
-        self._writes: asyncio.Queue[tuple[RoomDocument, bytes, str | None]] = asyncio.Queue(
+        # Each write carries when its update arrived (perf_counter), for the fan-out metric.
+        self._writes: asyncio.Queue[tuple[RoomDocument, bytes, str | None, float]] = asyncio.Queue(
             maxsize=self.settings.doc_write_queue
         )
+        self._fanout = worker.metrics.fanout
         self._aware_callbacks: dict[str, Any] = {}
 
     # ---- opening and closing ------------------------------------------------------------
@@ -155,7 +159,13 @@ class Documents:
     # ---- writing ------------------------------------------------------------------------
 
     async def write(
-        self, document: RoomDocument, update: bytes, sender: str | None, *, relay: bool = True
+        self,
+        document: RoomDocument,
+        update: bytes,
+        sender: str | None,
+        *,
+        relay: bool = True,
+        received: float | None = None,
     ) -> None:
         """Queue an accepted update for the log; once it is there it is relayed to this worker's
         other clients, so no client ever holds an edit the log could lose with this worker.
@@ -163,7 +173,8 @@ class Documents:
         the back-pressure we want."""
         document.pending_writes += 1
         document.written.clear()
-        await self._writes.put((document, update, sender if relay else NO_RELAY))
+        arrived = time.perf_counter() if received is None else received
+        await self._writes.put((document, update, sender if relay else NO_RELAY, arrived))
 
     async def run_writer(self) -> None:
         """The worker's one writer: batches what queued up meanwhile, one entry per room, all
@@ -172,24 +183,24 @@ class Documents:
             batch = [await self._writes.get()]
             while not self._writes.empty():
                 batch.append(self._writes.get_nowait())
-            by_room: dict[RoomDocument, list[tuple[bytes, str | None]]] = defaultdict(list)
-            for document, update, sender in batch:
-                by_room[document].append((update, sender))
+            by_room: dict[RoomDocument, list[Pending]] = defaultdict(list)
+            for document, update, sender, arrived in batch:
+                by_room[document].append((update, sender, arrived))
             await self._append(by_room)
             for _ in batch:
                 self._writes.task_done()
 
-    async def flush(self) -> None:
+    async def flush(self, seconds: float = FLUSH_ON_STOP_SECONDS) -> None:
         """Wait (a while) for queued writes to reach the log: used when the worker stops."""
         try:
-            async with asyncio.timeout(FLUSH_ON_STOP_SECONDS):
+            async with asyncio.timeout(seconds):
                 await self._writes.join()
         except TimeoutError:
             log.warning("stopping with %d document writes not in the log", self._writes.qsize())
 
-    async def _append(self, by_room: dict[RoomDocument, list[tuple[bytes, str | None]]]) -> None:
+    async def _append(self, by_room: dict[RoomDocument, list[Pending]]) -> None:
         merged = {
-            document: items[0][0] if len(items) == 1 else merge_updates(*(u for u, _ in items))
+            document: items[0][0] if len(items) == 1 else merge_updates(*(u for u, _, _ in items))
             for document, items in by_room.items()
         }
         delay, relayed = 0.05, False
@@ -218,12 +229,13 @@ class Documents:
             if document.log_length > self.settings.doc_compact_after and not document.compacting:
                 self.worker.spawn(self.compact(document), f"compact {document.id}")
 
-    @staticmethod
-    def _relay(by_room: dict[RoomDocument, list[tuple[bytes, str | None]]]) -> None:
+    def _relay(self, by_room: dict[RoomDocument, list[Pending]]) -> None:
         for document, items in by_room.items():
-            for update, sender in items:
+            for update, sender, arrived in items:
                 if sender != NO_RELAY:
                     document.relay(update, exclude=sender)
+                    if sender is not None:  # a client's update (not a seed or a re-seed)
+                        self._fanout.observe(time.perf_counter() - arrived)
 
     async def compact(self, document: RoomDocument) -> None:
         """Fold the log into a snapshot; one worker at a time per room (a lease)."""

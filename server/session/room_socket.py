@@ -61,7 +61,7 @@ async def serve_room_socket(websocket: WebSocket, worker: Worker) -> None:
         permissions=permissions,
         org=claims.org,
     )
-    connection = Connection(websocket, member.id, worker.settings.send_queue)
+    connection = Connection(websocket, member.id, worker.settings.send_queue, worker.metrics.room)
     try:
         try:
             await worker.attach(connection, member, record)
@@ -79,10 +79,12 @@ async def _read(connection: Connection, member: Member, worker: Worker, room_id:
     settings = worker.settings
     bucket = TokenBucket(settings.rate_per_second, settings.rate_burst)
     refused = 0
+    counts = connection.counts
     while True:
         frame = await connection.websocket.receive()
         if frame["type"] == "websocket.disconnect":
             return
+        counts.received += 1
         if not bucket.take():
             refused += 1
             if refused == 1:

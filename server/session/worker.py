@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
@@ -13,13 +14,16 @@ from typing import Any
 
 import msgspec
 
+from server import logs
 from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
+from server.edge.origin import parse_origins
 from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
 from server.media.ice import offer_host_addresses
 from server.media.library import VideoLibrary
 from server.media.signaling import MediaRouter, media_channel
 from server.messages import Reconnect
+from server.metrics import Metrics, registry_for
 from server.orgs import Orgs
 from server.rooms.member import Member
 from server.session.connection import Connection
@@ -51,6 +55,11 @@ class Worker:
         self._group: asyncio.TaskGroup | None = None
         self._store_epoch: str | None = None
         self._home_tasks: dict[str, asyncio.Task[None]] = {}
+        self.metrics = Metrics()
+        self.metrics_registry = registry_for(self)
+        self.draining = False
+        self.allowed_origins = parse_origins(settings.allowed_origins, settings.public_url)
+        self._ticker: asyncio.Task[None] | None = None
         self.frameworks = FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks")
         self.documents = Documents(self, backend.doclog, self.frameworks)
         self.videos = VideoLibrary(self)
@@ -67,31 +76,48 @@ class Worker:
         await self.media.start()
         async with asyncio.TaskGroup() as group:
             self._group = group
-            ticker = group.create_task(self._tick_forever(), name=f"tick {self.id}")
+            self._ticker = group.create_task(self._tick_forever(), name=f"tick {self.id}")
             writer = group.create_task(self.documents.run_writer(), name=f"writer {self.id}")
             try:
                 yield self
             finally:
-                ticker.cancel()
-                await self.documents.flush()
+                await self.drain(self.settings.drain_seconds)
                 writer.cancel()
                 self.documents.stop()
-                await self._stop()
                 self._group = None
 
-    async def _stop(self) -> None:
-        """Tell clients to reconnect elsewhere and hand our rooms over without a timeout."""
+    async def drain(self, seconds: float) -> None:
+        """Stop serving, losing nothing, within about `seconds`: tell every client to reconnect
+        elsewhere (`reconnect`, then close 1012), write the document edits still queued to
+        the log, and give up our rooms at once (leases released, `alive: false`), so another
+        worker takes them over without waiting for a lease to lapse. Runs once; the server
+        calls it on SIGTERM before it stops, and the lifespan's end calls it again."""
+        if self.draining:
+            return
+        self.draining = True
+        if self._ticker is not None:
+            self._ticker.cancel()  # no more re-homing here: our rooms are leaving
+        reason = "service restart: reconnect"
         for local in list(self.rooms.values()):
             for connection in list(local.connections.values()):
                 connection.deliver(encode(Reconnect(reason="server restarting")))
-                connection.drop(CloseCode.GOING_AWAY, "server restarting: reconnect")
-        for task in list(self._home_tasks.values()):
-            task.cancel()  # each home releases its lease as it stops
+                connection.drop(CloseCode.SERVICE_RESTART, reason)
+        for document in list(self.documents.open_rooms.values()):
+            for connection in list(document.connections.values()):
+                connection.drop(CloseCode.SERVICE_RESTART, reason)
+        deadline = time.monotonic() + seconds
+        await self.documents.flush(seconds)
+        homes = list(self._home_tasks.values())
+        for task in homes:
+            task.cancel()  # each home releases its lease and says it is leaving
+        if homes:
+            await asyncio.wait(homes, timeout=max(0.1, deadline - time.monotonic()))
         try:
             await self.media.stop()
             await self.broker.publish(WORKERS_CHANNEL, encode(Heartbeat(self.id, alive=False)))
         except ServiceUnavailable as exc:
             log.warning("could not announce shutdown: %s", exc)
+        log.info("drained in %.2f s", seconds - (deadline - time.monotonic()))
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background step owned by the worker; its failure is logged, not fatal."""
@@ -193,6 +219,8 @@ class Worker:
     async def _become_home(self, record: RoomRecord) -> bool:
         if record.id in self.homes:
             return True
+        if self.draining:
+            return False  # a stopping worker takes no rooms; another worker will
         home = RoomHome(self, record.id, record.title)
         # Subscribe before taking the lease: once others can see us as home, intents they
         # publish must reach us.
@@ -208,8 +236,13 @@ class Worker:
             return False
         self.homes[record.id] = home
         assert self._group is not None
+        # Its own context: a home outlives the request that happened to start it, and its
+        # log lines name its room, not that request.
+        context = contextvars.copy_context()
+        context.run(logs.REQUEST_ID.set, None)
+        context.run(logs.ROOM.set, record.id)
         self._home_tasks[record.id] = self._group.create_task(
-            self._serve_home(home), name=f"home {record.id}"
+            self._serve_home(home), name=f"home {record.id}", context=context
         )
         return True
 

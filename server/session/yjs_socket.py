@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import assert_never
 
 from starlette.websockets import WebSocket
@@ -37,7 +38,9 @@ async def serve_yjs_socket(websocket: WebSocket, worker: Worker) -> None:
     except ServiceUnavailable as error:
         await close_with(websocket, error)
         return
-    connection = Connection(websocket, f"y-{secrets.token_hex(6)}", worker.settings.send_queue)
+    connection = Connection(
+        websocket, f"y-{secrets.token_hex(6)}", worker.settings.send_queue, worker.metrics.yjs
+    )
     try:
         await document.catch_up()
     except (TimeoutError, ServiceUnavailable) as exc:
@@ -63,10 +66,13 @@ async def _read(
 ) -> None:
     settings = worker.settings
     bucket = TokenBucket(settings.yjs_rate_per_second, settings.yjs_rate_burst)
+    counts = connection.counts
     while True:
         frame = await connection.websocket.receive()
         if frame["type"] == "websocket.disconnect":
             return
+        arrived = time.perf_counter()
+        counts.received += 1
         if not bucket.take():
             # No Yjs message can say "slow down", and dropping an update would lose it: close,
             # and the client's reconnect re-syncs by state vectors with nothing lost.
@@ -86,7 +92,7 @@ async def _read(
         except ClientError as error:
             connection.deliver(yjs_wire.permission_denied(f"{error.code}: {error.message}"))
             continue
-        await _dispatch(message, connection, document, worker, claims, permissions)
+        await _dispatch(message, connection, document, worker, claims, permissions, arrived)
 
 
 async def _dispatch(
@@ -96,6 +102,7 @@ async def _dispatch(
     worker: Worker,
     claims: Claims,
     permissions: frozenset[Permission],
+    arrived: float,
 ) -> None:
     match message:
         case yjs_wire.SyncStep1(state_vector=state_vector):
@@ -109,7 +116,9 @@ async def _dispatch(
                 log.info("room %s: update from %s refused: %s", document.id, claims.sub, problem)
                 connection.deliver(yjs_wire.permission_denied(problem))
             elif store:
-                await worker.documents.write(document, update, connection.member_id)
+                await worker.documents.write(
+                    document, update, connection.member_id, received=arrived
+                )
         case yjs_wire.AwarenessUpdate():
             document.local_awareness(connection.member_id, message)
         case yjs_wire.QueryAwareness():

@@ -14,6 +14,9 @@ M = TypeVar("M")
 
 
 class Broker(Protocol):
+    # Times the connection to the broker was lost and re-established (for /metrics).
+    reconnects: int
+
     async def publish(self, channel: str, message: bytes) -> None: ...
 
     async def subscribe(self, channel: str, callback: Callback) -> None:
@@ -66,6 +69,7 @@ class MemoryBroker:
 
     def __init__(self) -> None:
         self._fanout: Fanout[bytes] = Fanout()
+        self.reconnects = 0  # nothing to lose in one process
 
     async def publish(self, channel: str, message: bytes) -> None:
         self._fanout.dispatch(channel, message)

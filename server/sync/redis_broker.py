@@ -28,6 +28,7 @@ class RedisBroker:
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._subscribed = asyncio.Event()
+        self.reconnects = 0
 
     async def publish(self, channel: str, message: bytes) -> None:
         try:
@@ -69,16 +70,20 @@ class RedisBroker:
     async def run(self) -> None:
         """Read the subscriber connection until cancelled. redis-py reconnects and re-subscribes
         by itself; we only back off while Redis is away."""
-        backoff = 0.1
+        backoff, lost = 0.1, False
         await self._subscribed.wait()  # redis-py cannot read a pubsub before its first SUBSCRIBE
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=None)
             except (RedisError, OSError) as exc:
                 log.warning("redis subscriber lost its connection (%s); retrying", exc)
+                lost = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
+            if lost:  # a read worked again: one reconnect, however many retries it took
+                self.reconnects += 1
+                lost = False
             backoff = 0.1
             if message is None:
                 continue
