@@ -53,8 +53,10 @@ async def test_sigterm_sends_clients_elsewhere_and_loses_no_acknowledged_edit(
             left = await tess.expect("member_left", timeout=TIMEOUT)
             assert left["id"] == ann.id
             assert lease_holder(redis, room) == "w2"
-            assert one.process.wait(TIMEOUT) in (0, -signal.SIGTERM)
-            assert time.monotonic() - stopping < 3 + TIMEOUT
+            # Bounded by the drain time (3 s) and the process's own exit, which a loaded
+            # machine slows: generous, since the bound is what matters, not the speed.
+            assert one.process.wait(3 + 2 * TIMEOUT) in (0, -signal.SIGTERM)
+            assert time.monotonic() - stopping < 3 + 3 * TIMEOUT
 
             # Ann reconnects (through the load balancer: here, to the other worker).
             async with (
