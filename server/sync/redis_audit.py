@@ -14,35 +14,54 @@ from server.sync.redis_errors import unavailable
 
 AUDIT_STREAM = "cocoach:audit"
 SCAN_PAGE = 500  # entries read per XRANGE while filtering
-CLOCK_MARGIN_MS = 60_000  # stream ids are Redis's clock, event times the worker's
+
+# Entry ids follow the events' own times (milliseconds), never going below the last id: an
+# event from a worker whose clock is behind gets the last id's time. So an id is never earlier
+# than its event, and a `since` query may start reading at `since` itself.
+_APPEND = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local ms, seq = 0, -1
+if #last > 0 then
+  local dash = string.find(last[1][1], '-', 1, true)
+  ms = tonumber(string.sub(last[1][1], 1, dash - 1))
+  seq = tonumber(string.sub(last[1][1], dash + 1))
+end
+for i = 2, #ARGV, 2 do
+  local t = tonumber(ARGV[i])
+  if t > ms then ms, seq = t, 0 else seq = seq + 1 end
+  if ms == 0 and seq == 0 then seq = 1 end
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ms .. '-' .. seq, 'e', ARGV[i + 1])
+end
+return #ARGV
+"""
 
 
 class RedisAuditLog:
-    def __init__(self, client: redis.Redis, max_events: int) -> None:
+    def __init__(self, client: redis.Redis, max_events: int, stream: str = AUDIT_STREAM) -> None:
         self._client = client
         self._max = max(1, max_events)
+        self.stream = stream
+        self._append = client.register_script(_APPEND)
 
     async def append(self, events: list[AuditEvent]) -> None:
+        args: list[bytes | int] = [self._max]
+        for event in events:
+            args += [max(0, int(event.time * 1000)), encode_event(event)]
         with unavailable("redis audit log failed"):
-            pipe = self._client.pipeline(transaction=False)
-            for event in events:
-                pipe.xadd(
-                    AUDIT_STREAM, {"e": encode_event(event)}, maxlen=self._max, approximate=True
-                )
-            await pipe.execute()
+            await self._append(keys=[self.stream], args=args)
 
     async def query(self, query: AuditQuery) -> tuple[list[AuditEvent], bool]:
-        start = (
-            "-" if query.since is None else str(max(0, int(query.since * 1000) - CLOCK_MARGIN_MS))
-        )
-        if query.after is not None:
-            start = f"({query.after}" if _is_stream_id(query.after) else start
-        end = "+" if query.until is None else str(int(query.until * 1000) + CLOCK_MARGIN_MS)
+        start = "-" if query.since is None else str(max(0, int(query.since * 1000)))
+        if query.after is not None and _is_stream_id(query.after):
+            start = f"({query.after}"  # past the page already read; ids only grow, so past since
+        # No end bound from `until`: an event from a worker whose clock was behind may carry an
+        # id later than its own time. The scan stops once more than `limit` events matched.
+        end = "+"
         found: list[AuditEvent] = []
         with unavailable("redis audit log failed"):
             while len(found) <= query.limit:
                 page: list[Any] = (
-                    await self._client.xrange(AUDIT_STREAM, start, end, count=SCAN_PAGE) or []
+                    await self._client.xrange(self.stream, start, end, count=SCAN_PAGE) or []
                 )
                 for raw_id, fields in page:
                     event = decode_event(_bytes(fields[b"e"]), _bytes(raw_id).decode())
