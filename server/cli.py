@@ -230,8 +230,9 @@ async def purge(settings: Settings, *, dry_run: bool) -> list[str]:
             dry_run=dry_run,
         )
     verb = "would delete" if dry_run else "deleted"
+    count = f"{len(done)} video{'' if len(done) == 1 else 's'}"
     return [f"{verb} {p.describe()}" for p in done] + [
-        f"{len(done)} video{'' if len(done) == 1 else 's'} {verb}"
+        f"{count} {'would be deleted' if dry_run else 'deleted'}"
     ]
 
 
