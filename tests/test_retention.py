@@ -63,13 +63,13 @@ def video(created: float, days: int | None = None, **kw: object) -> VideoRecord:
 
 
 def test_which_videos_have_expired() -> None:
-    own = video(NOW - 31 * DAY, days=30)
+    own = video(NOW - 32 * DAY, days=30)
     default = video(NOW - 366 * DAY)
     young = video(NOW - 29 * DAY, days=30)
     longer = video(NOW - 366 * DAY, days=400)
     due = select_expired([young, default, longer, own], NOW, 365)
-    assert [e.record.id for e in due] == [default.id, own.id]  # longest expired first
-    assert due[1].reason == "retention of 30 days ended"
+    assert [e.record.id for e in due] == [own.id, default.id]  # longest expired first
+    assert due[0].reason == "retention of 30 days ended"
     assert select_expired([default], NOW, 0) == []  # 0: kept until someone deletes it
     assert expires_at(own, 365) == own.created + 30 * DAY
     assert expires_at(default, 0) is None
