@@ -71,6 +71,7 @@ def test_which_videos_have_expired() -> None:
     assert [e.record.id for e in due] == [own.id, default.id]  # longest expired first
     assert due[0].reason == "retention of 30 days ended"
     assert select_expired([default], NOW, 0) == []  # 0: kept until someone deletes it
+    assert select_expired([video(NOW - 400 * DAY, status="recording")], NOW, 365) == []
     assert expires_at(own, 365) == own.created + 30 * DAY
     assert expires_at(default, 0) is None
     assert select_expired([video(NOW - 30 * DAY, days=30)], NOW, 365) != []  # due at the moment

@@ -77,8 +77,8 @@ def select_expired(records: Iterable[VideoRecord], now: float, default_days: int
     due = []
     for record in records:
         days = retention_of(record, default_days)
-        if days is None:
-            continue
+        if days is None or record.status == "recording":
+            continue  # a live lesson still being written goes once it is a finished video
         ends = record.created + days * DAY
         if ends <= now:
             due.append(Expired(record, ends, days))
