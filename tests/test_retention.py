@@ -27,6 +27,7 @@ from server.media.retention import (
     select_expired,
 )
 from server.sync.audit import AuditQuery
+from server.sync.keys import lease_key
 from server.sync.redis_store import RedisStore
 from server.sync.sqlite_audit import SqliteAuditLog
 from server.sync.sqlite_store import SqliteStore
@@ -118,6 +119,9 @@ async def test_the_job_deletes_expired_videos_with_their_files(
         redis: RedisServer = request.getfixturevalue("redis")
         settings = make_settings(tmp_path, redis=redis.url, retention_interval_seconds=0.1)
         client = aioredis.Redis.from_url(redis.url)
+        # The Redis is shared by the whole run: a worker another test killed may still hold
+        # the job's lease (for two of its intervals). This deployment starts fresh.
+        await client.delete(lease_key("retention"))
         store = RedisStore(client)
     else:
         store = SqliteStore(tmp_path / "cocoach.sqlite3")
