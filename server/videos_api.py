@@ -97,6 +97,13 @@ async def download_video(request: Request) -> Response:
         raise NotFound(f"rendition {rendition[:20]!r} does not exist; choose one of {RENDITIONS}")
     path = worker.videos.file(record, rendition)
     audit_view("download", video=record.id, who=caller.sub, org=caller.org, room=None)
+    worker.audit.record(
+        "video.download",
+        caller.actor,
+        video=record.id,
+        remote=remote_of(request),
+        rendition=rendition,
+    )
     return FileResponse(
         path,
         media_type="video/webm",

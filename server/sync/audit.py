@@ -23,6 +23,7 @@ AuditAction = Literal[
     "video.purge",
     "video.watch",
     "video.unwatch",
+    "video.download",
     "export.read",
     "summary.read",
     "audit.read",
