@@ -423,6 +423,7 @@ async def seed(data: Path, clip: Path) -> None:
         width=WIDTH,
         height=HEIGHT,
         renditions=(rendition,),
+        consent="not_needed",  # a generated test picture
     )
     store = SqliteStore(data / "cocoach.sqlite3")
     try:

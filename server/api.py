@@ -15,6 +15,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from server.audit import remote_of
 from server.errors import (
     AuthError,
     ClientError,
@@ -28,6 +29,7 @@ from server.metrics import CONTENT_TYPE, exposition
 from server.orgs import Orgs
 from server.session.admission import bearer, is_admin
 from server.session.worker import Worker
+from server.sync.audit import ADMIN
 from server.sync.store import RoomRecord, Store
 
 ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -117,6 +119,15 @@ async def create_room(request: Request) -> Response:
     )
     await check_room_video(worker.orgs, worker.store, record)
     await worker.store.create_room(record)
+    worker.audit.record(
+        "room.create",
+        ADMIN,
+        room=record.id,
+        video=record.video,
+        remote=remote_of(request),
+        title=record.title,
+        org=record.org,
+    )
     return JSONResponse(record_json(record), status_code=201)
 
 

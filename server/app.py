@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import __version__, api, exports, invites, logs, videos_api, web
+from server import __version__, api, audit_api, exports, invites, logs, videos_api, web
 from server.edge.guard import Guard
 from server.edge.origin import parse_origins
 from server.errors import CocoachError, LimitedFor
@@ -134,6 +134,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/rooms/{room}/invites", invites.create_invites, methods=["POST"]),
             Route("/api/rooms/{room}/export.{format}", exports.export, methods=["GET"]),
             Route("/api/rooms/{room}/summary", exports.room_summary, methods=["GET"]),
+            Route("/api/audit", audit_api.read_audit, methods=["GET"]),
             Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),
             Route("/api/frameworks/{id}", exports.get_framework, methods=["GET"]),
             Route("/api/videos", videos_api.create_video, methods=["POST"]),
@@ -142,6 +143,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/videos/{video}", videos_api.get_video, methods=["GET"]),
             Route("/api/videos/{video}", videos_api.delete_video, methods=["DELETE"]),
             Route("/api/videos/{video}/download", videos_api.download_video, methods=["GET"]),
+            Route("/api/videos/{video}", videos_api.change_video, methods=["PATCH"]),
             Route("/api/videos/{video}/upload", tus.head, methods=["HEAD"]),
             Route("/api/videos/{video}/upload", tus.patch, methods=["PATCH"]),
             Route("/api/videos/{video}/upload", tus.terminate, methods=["DELETE"]),

@@ -1,11 +1,12 @@
-"""`cocoach`: serve, mint tokens, create rooms. Commands that produce something print it alone on
-their last line, so scripts can take it with `tail -n 1`."""
+"""`cocoach`: serve, mint tokens, create rooms, purge expired videos. Commands that produce
+something print it alone on their last line, so scripts can take it with `tail -n 1`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import re
+import shutil
 import socket
 import sys
 import time
@@ -19,10 +20,12 @@ from server.api import ROOM_ID, check_room_video, new_room_id
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CocoachError, InvalidField
 from server.media.library import add_generated_video
+from server.media.purge import Purged, purge_expired
 from server.orgs import Orgs
 from server.rooms.roles import Role
 from server.settings import Settings
-from server.sync.backend import open_store
+from server.sync.audit import Actor, AuditEvent
+from server.sync.backend import open_audit, open_store
 from server.sync.store import RoomRecord
 from server.tokens import mint
 
@@ -88,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--shared", help="comma-separated organisations of the same trust it is shared with"
     )
     _backend_flags(create)
+
+    purge = commands.add_parser(
+        "purge", help="delete the videos whose retention has ended (what the server's job does)"
+    )
+    purge.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
+    )
+    _backend_flags(purge)
     return parser
 
 
@@ -125,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             )
+            return 0
+        if args.command == "purge":
+            lines = asyncio.run(purge(settings_from(args), dry_run=args.dry_run))
+            print("\n".join(lines))
             return 0
     except CocoachError as error:
         print(f"cocoach: {error.code}: {error.message}", file=sys.stderr)
@@ -174,10 +189,51 @@ async def create_room(
         video=video,
         shared=orgs.check_shared(orgs.owning(org), shared),
     )
-    async with open_store(settings) as store:
+    async with open_store(settings) as store, open_audit(settings) as audit:
         await check_room_video(orgs, store, record)
         await store.create_room(record)
+        await audit.append(
+            [
+                AuditEvent(
+                    time=time.time(),
+                    action="room.create",
+                    actor=Actor(sub="cli", role="admin"),
+                    room=record.id,
+                    video=video,
+                    detail={"title": title, "org": org, "by": "cocoach room create"},
+                )
+            ]
+        )
     return record.id
+
+
+async def purge(settings: Settings, *, dry_run: bool) -> list[str]:
+    """The retention job's selection and deletion, once, against the configured store. One
+    line per video, then a count alone on the last line."""
+    root = settings.library or settings.data / "videos"
+    async with open_store(settings) as store, open_audit(settings) as audit:
+
+        async def delete(video_id: str) -> bool:
+            existed = await store.delete_video(video_id)
+            await asyncio.to_thread(shutil.rmtree, root / video_id, ignore_errors=True)
+            return existed
+
+        async def noted(purged: Purged) -> None:
+            await audit.append([purged.event("cocoach purge")])
+
+        done = await purge_expired(
+            store,
+            root,
+            settings.video_retention_days,
+            delete=delete,
+            noted=noted,
+            dry_run=dry_run,
+        )
+    verb = "would delete" if dry_run else "deleted"
+    count = f"{len(done)} video{'' if len(done) == 1 else 's'}"
+    return [f"{verb} {p.describe()}" for p in done] + [
+        f"{count} {'would be deleted' if dry_run else 'deleted'}"
+    ]
 
 
 async def _create_demo(settings: Settings) -> bool:

@@ -214,6 +214,11 @@ class WatchRequest(MediaEnvelope, tag="w", frozen=True):
     offer: str
     rendition: str
     source: str = "auto"  # "auto", "video", "live" or "talkback" (docs/live.md)
+    # For the audit log at the home (optional, last: array_like, so an older worker's
+    # request still decodes).
+    role: str | None = None
+    org: str | None = None
+    remote: str | None = None
 
 
 class PublishRequest(MediaEnvelope, tag="p", frozen=True):

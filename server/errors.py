@@ -208,6 +208,15 @@ class NoVideo(ClientError):
     http_status = 409
 
 
+class ConsentMissing(ClientError):
+    """The room's video is not covered by consent: it is not shown until an admin records
+    consent (`PATCH /api/videos/{video}`)."""
+
+    code = "consent_missing"
+    http_status = 403
+    close_code = CloseCode.FORBIDDEN
+
+
 class MediaFull(CocoachError):
     """This worker serves as many viewers as its settings allow."""
 

@@ -24,9 +24,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.api import check_admin, read_json
+from server.audit import remote_of
 from server.errors import InvalidField
 from server.rooms.roles import Role
 from server.session.worker import Worker
+from server.sync.audit import ADMIN
 from server.tokens import mint
 
 DEFAULT_TTL = 8 * 3600.0
@@ -109,6 +111,17 @@ async def create_invites(request: Request) -> Response:
                 "url": worker.settings.base_url + path,
             }
         )
+    # Who was invited and as what, never the tokens: a token in the log is a key in the log.
+    worker.audit.record(
+        "invites.create",
+        ADMIN,
+        room=record.id,
+        remote=remote_of(request),
+        count=len(made),
+        invited=", ".join(f"{i['name']} ({i['role']}, {i['sub']})" for i in made),
+        ttl=body.ttl,
+        org=body.org,
+    )
     return JSONResponse(
         {"room": record.id, "expires": int(now + body.ttl), "invites": made},
         status_code=201,

@@ -98,6 +98,14 @@ class Settings:
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     drain_seconds: float = 5.0  # on SIGTERM: time clients and writes get before the exit
 
+    # Consent and retention of videos (docs/videos.md#consent-and-retention).
+    video_retention_days: int = 365  # a video with no period of its own goes after this; 0: kept
+    retention_interval_seconds: float = 3600.0  # how often expired videos are looked for
+
+    # Audit log (docs/audit.md).
+    audit_queue: int = 10_000  # events waiting for the log on one worker; more are dropped
+    audit_max_events: int = 1_000_000  # Redis keeps the newest this many (SQLite keeps all)
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ

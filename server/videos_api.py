@@ -5,14 +5,18 @@ uploads speak tus (server/media/tus.py) on the same `POST /api/videos`."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from server.api import check_admin, read_json
+from server.audit import remote_of
 from server.errors import (
     ClientError,
     DownloadDisabled,
+    InvalidField,
     NotAVideo,
     NotFound,
     TooLarge,
@@ -22,17 +26,34 @@ from server.media import tus
 from server.media.access import audit_view, caller_of, find_video, owns, upload_org
 from server.media.ingest import IngestFailed, probe, with_probe
 from server.media.lessons import RENDITIONS
+from server.media.retention import (
+    check_retention_days,
+    expires_at,
+    parse_consent,
+    parse_retention_days,
+)
 from server.session.worker import Worker
+from server.sync.audit import ADMIN, AuditEvent, DetailValue
 from server.sync.store import VideoRecord
 
 PRIVATE = {"Cache-Control": "no-store"}
 HIDDEN = ("attempts", "generate")
 
 
-def video_json(record: VideoRecord) -> dict[str, object]:
+class VideoChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`PATCH /api/videos/{video}`: every key optional; `retention_days: null` returns the
+    video to the deployment's default period."""
+
+    consent: str | msgspec.UnsetType = msgspec.UNSET
+    retention_days: int | msgspec.UnsetType | None = msgspec.UNSET
+    title: str | msgspec.UnsetType = msgspec.UNSET
+
+
+def video_json(record: VideoRecord, default_days: int) -> dict[str, object]:
     data: dict[str, object] = msgspec.to_builtins(record)
     for key in HIDDEN:
         data.pop(key, None)
+    data["expires_at"] = expires_at(record, default_days)
     if record.status == "uploading":
         data["upload_url"] = f"/api/videos/{record.id}/upload"
     return data
@@ -49,14 +70,15 @@ async def list_videos(request: Request) -> Response:
     if caller.admin and wanted_org is not None:
         videos = [v for v in videos if worker.orgs.owning(v.org) == wanted_org]
     videos.sort(key=lambda v: (-v.created, v.id))  # newest first
-    return JSONResponse({"videos": [video_json(v) for v in videos]}, headers=PRIVATE)
+    days = worker.settings.video_retention_days
+    return JSONResponse({"videos": [video_json(v, days) for v in videos]}, headers=PRIVATE)
 
 
 async def get_video(request: Request) -> Response:
     worker: Worker = request.app.state.worker
     caller = caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"])
-    return JSONResponse(video_json(record), headers=PRIVATE)
+    return JSONResponse(video_json(record, worker.settings.video_retention_days), headers=PRIVATE)
 
 
 async def download_video(request: Request) -> Response:
@@ -75,6 +97,13 @@ async def download_video(request: Request) -> Response:
         raise NotFound(f"rendition {rendition[:20]!r} does not exist; choose one of {RENDITIONS}")
     path = worker.videos.file(record, rendition)
     audit_view("download", video=record.id, who=caller.sub, org=caller.org, room=None)
+    worker.audit.record(
+        "video.download",
+        caller.actor,
+        video=record.id,
+        remote=remote_of(request),
+        rendition=rendition,
+    )
     return FileResponse(
         path,
         media_type="video/webm",
@@ -88,7 +117,53 @@ async def delete_video(request: Request) -> Response:
     caller = caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"], write=True)
     await worker.videos.delete(record.id)
+    worker.audit.record(
+        "video.delete",
+        caller.actor,
+        video=record.id,
+        remote=remote_of(request),
+        title=record.title,
+        filename=record.filename,
+    )
     return Response(status_code=204)
+
+
+async def change_video(request: Request) -> Response:
+    """`PATCH /api/videos/{video}` (admin key): record consent, change the retention period
+    or the title."""
+    worker: Worker = request.app.state.worker
+    check_admin(request, worker)
+    video_id = request.path_params["video"]
+    change = await read_json(request, VideoChange)
+    record = await worker.videos.get(video_id)
+    if record is None:
+        raise NotFound(f"no video {video_id[:64]!r}")
+    changed: dict[str, DetailValue] = {}
+    if not isinstance(change.consent, msgspec.UnsetType):
+        record = msgspec.structs.replace(record, consent=parse_consent(change.consent))
+        changed["consent"] = record.consent
+    if not isinstance(change.retention_days, msgspec.UnsetType):
+        days = check_retention_days(change.retention_days)
+        record = msgspec.structs.replace(record, retention_days=days)
+        changed["retention_days"] = days
+    if not isinstance(change.title, msgspec.UnsetType):
+        _, title = tus.names(None, change.title)
+        record = msgspec.structs.replace(record, title=title)
+        changed["title"] = title
+    if not changed:
+        raise InvalidField("send at least one of consent, retention_days, title")
+    record = await worker.videos.save(record)
+    worker.audit.add(
+        AuditEvent(
+            time=time.time(),
+            action="video.update",
+            actor=ADMIN,
+            video=record.id,
+            remote=remote_of(request),
+            detail=changed,
+        )
+    )
+    return JSONResponse(video_json(record, worker.settings.video_retention_days), headers=PRIVATE)
 
 
 async def create_video(request: Request) -> Response:
@@ -122,6 +197,8 @@ async def upload_whole(request: Request) -> Response:
         title=title,
         filename=filename,
         length=declared or 0,
+        consent=parse_consent(request.query_params.get("consent")),
+        retention_days=parse_retention_days(request.query_params.get("retention_days")),
     )
     try:
         record = await _receive_and_probe(worker, request, record)
@@ -130,8 +207,9 @@ async def upload_whole(request: Request) -> Response:
         await asyncio.shield(worker.videos.delete(record.id))
         raise
     await worker.videos.ingest.submit(record)
+    tus.record_upload(worker, request, caller, record)
     return JSONResponse(
-        video_json(record),
+        video_json(record, worker.settings.video_retention_days),
         status_code=201,
         headers={**PRIVATE, "Location": f"/api/videos/{record.id}"},
     )

@@ -180,10 +180,10 @@ async def test_a_stopped_or_crashed_worker_leaves_no_video_behind(
     record = await store.get_video(stopped)
     assert record is not None and record.status == "queued" and record.attempts == 0
     crashed = VideoRecord(
-        id="vcrashed", title="c", created=1.0, owner="admin", status="ingesting", attempts=1
+        id="vcrashed", title="c", created=time.time(), owner="admin", status="ingesting", attempts=1
     )
     doomed = VideoRecord(
-        id="vdoomed", title="d", created=2.0, owner="admin", status="ingesting", attempts=3
+        id="vdoomed", title="d", created=time.time(), owner="admin", status="ingesting", attempts=3
     )
     for orphan in (crashed, doomed):
         (tmp_path / "videos" / orphan.id).mkdir()

@@ -66,7 +66,11 @@ def other_coach(room: str, role: str = "coach") -> str:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     data = tmp_path_factory.mktemp("orgs")
-    settings = library_settings(data, orgs=ORGS, default_org="ashby", allow_download=True)
+    # Every admin-only route is probed with three refused tokens from one address: more than
+    # the default burst of failed authentications, which has its own tests.
+    settings = library_settings(
+        data, orgs=ORGS, default_org="ashby", allow_download=True, auth_failure_burst=1000.0
+    )
     async with serve_in_process(settings) as running:
         async with http(running.base) as admin:
             for room, shared in ((SHARED_ROOM, ["brook"]), (OWN_ROOM, [])):
@@ -166,6 +170,11 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
     ("/api/videos", "GET"): ("own_scope", http_probe("GET", "/api/videos")),
     ("/api/videos", "OPTIONS"): ("public", http_probe("OPTIONS", "/api/videos")),
     ("/api/videos/{video}", "GET"): ("video_read", http_probe("GET", "/api/videos/{video}")),
+    ("/api/videos/{video}", "PATCH"): (
+        "admin",
+        http_probe("PATCH", "/api/videos/{video}", json={"consent": "obtained"}),
+    ),
+    ("/api/audit", "GET"): ("admin", http_probe("GET", "/api/audit")),
     ("/api/videos/{video}", "DELETE"): (
         "video_write",
         http_probe("DELETE", "/api/videos/{video}"),

@@ -36,6 +36,7 @@ async def test_admin_uploads_a_lesson_and_invites_a_coach(
         # Upload with tus: the bar reaches the end, the lesson is prepared and becomes ready.
         await page.locator("#upload-file").set_input_files(lesson)
         await page.locator("#upload-title").fill("Year 9 science")
+        await page.locator("#upload-consent").select_option("obtained")
         await page.locator("#upload-button").click()
         await expect(page.locator("#upload-text")).to_contain_text("Uploaded", timeout=WAIT)
         assert await page.locator("#upload-bar").evaluate("bar => bar.value") == 1

@@ -56,6 +56,7 @@ def ready_video(data: Path, video_id: str, clip: Path, seconds: float = SECONDS)
         width=320,
         height=180,
         renditions=(rendition,),
+        consent="obtained",
     )
 
 

@@ -39,7 +39,7 @@ def upload_and_wait(base: str, clip: Path) -> str:
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with httpx.Client(timeout=TIMEOUT) as http:
         response = http.post(
-            f"{base}/api/videos?title=Lesson",
+            f"{base}/api/videos?title=Lesson&consent=obtained",
             content=clip.read_bytes(),
             headers={**admin, "content-type": "video/mp4"},
         )

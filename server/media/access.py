@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import jwt
 from starlette.requests import Request
 
+from server.audit import actor_of
 from server.errors import (
     Forbidden,
     NotFound,
@@ -29,6 +30,8 @@ from server.errors import (
 from server.media.lessons import belongs_to_room, lesson_video_id
 from server.rooms.roles import Role
 from server.session.admission import claims_for, is_admin, presented_token, room_for
+from server.sync.audit import ADMIN as ADMIN_ACTOR
+from server.sync.audit import Actor
 from server.sync.store import VideoRecord
 from server.tokens import Claims
 
@@ -48,6 +51,7 @@ class Caller:
     room: str | None  # the room the token is for
     org: str | None  # the token's organisation (the implicit one without COCOACH_ORGS)
     claims: Claims | None = None
+    actor: Actor = ADMIN_ACTOR  # who, for the audit log
 
 
 def audit_view(
@@ -89,6 +93,7 @@ def caller_of(request: Request, worker: Worker) -> Caller:
         room=claims.room,
         org=worker.orgs.of_token(claims.org),
         claims=claims,
+        actor=actor_of(claims),
     )
 
 

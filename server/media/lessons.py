@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Map
 
-from server.errors import NotFound, NoVideo
+from server.errors import ConsentMissing, NotFound, NoVideo
+from server.media.retention import consent_covers
 from server.media.room_media import Lesson
 from server.sync.store import RoomRecord, VideoRecord
 
@@ -46,6 +47,11 @@ async def find_lesson(worker: Worker, room: str, rendition: str) -> Lesson:
         raise NoVideo(
             f"the room's video {video!r} is not ready yet ({record.status}, "
             f"{record.progress:.0%} ingested)"
+        )
+    if not consent_covers(record):
+        raise ConsentMissing(
+            f"the room's video {video!r} is not shown: consent for it is not recorded "
+            "(an admin records it with PATCH /api/videos/{video})"
         )
     path = worker.videos.file(record, rendition)
     return Lesson(video=video, path=path, duration=record.duration, fps=record.fps)

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from server.errors import NotFound
-from server.sync.store import Rendition, Store, VideoRecord
+from server.media.purge import RetentionJob
+from server.sync.store import Consent, Rendition, Store, VideoRecord
 
 if TYPE_CHECKING:
     from server.media.ingest import Ingest
@@ -113,6 +114,7 @@ async def add_generated_video(store: Store, root: Path, title: str, seconds: flo
         filename="demo-lesson.mp4",
         updated=now,
         generate=seconds,
+        consent="not_needed",  # a test picture and a tone: nobody is in it
     )
     await store.put_video(record)
     return record
@@ -129,13 +131,18 @@ class VideoLibrary:
         self.store = worker.store
         self.root = worker.settings.library or worker.settings.data / "videos"
         self.ingest: Ingest = Ingest(self)
+        self.retention = RetentionJob(self)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[VideoLibrary]:
         """Run the ingest queue (and re-queue what a stopped worker left) while inside."""
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
-        async with self.ingest.running():
-            yield self
+        async with self.ingest.running(), asyncio.TaskGroup() as group:
+            job = group.create_task(self.retention.run(), name="retention")
+            try:
+                yield self
+            finally:
+                job.cancel()
 
     # ---- what the media side uses -------------------------------------------------------
 
@@ -185,7 +192,15 @@ class VideoLibrary:
     # ---- records ------------------------------------------------------------------------
 
     async def create(
-        self, *, owner: str, org: str | None, title: str, filename: str | None, length: int
+        self,
+        *,
+        owner: str,
+        org: str | None,
+        title: str,
+        filename: str | None,
+        length: int,
+        consent: Consent = "not_obtained",
+        retention_days: int | None = None,
     ) -> VideoRecord:
         """A new upload: its directory, an empty upload file, then the record."""
         now = time.time()
@@ -198,6 +213,8 @@ class VideoLibrary:
             upload_length=length,
             filename=filename,
             updated=now,
+            consent=consent,
+            retention_days=retention_days,
         )
 
         def make() -> None:

@@ -23,6 +23,7 @@ from server.media.live import LiveRoom, RecordingDone, ReportLive, ReportTalkbac
 from server.media.peer import Peer
 from server.media.viewer import Viewer, check_offer, lesson_viewer, relay_viewer
 from server.messages import LiveInfo, PlaybackInfo
+from server.sync.audit import Actor
 
 if TYPE_CHECKING:
     from server.session.worker import Worker
@@ -41,6 +42,17 @@ class Lesson:
     path: Path
     duration: float | None
     fps: float | None
+
+
+@dataclass(slots=True)
+class Watcher:
+    """Who watches through one viewer, and what: for the audit log's watch and unwatch."""
+
+    actor: Actor
+    video: str | None  # None: the live lesson or talk-back
+    source: str
+    remote: str | None
+    connected: bool = False  # whether media ever flowed
 
 
 class LessonFinder(Protocol):
@@ -74,6 +86,7 @@ class RoomMedia:
         self._attach = attach
         self.policy = RemotePolicy.parse(worker.settings.media_remote_networks)
         self._wake = asyncio.Event()
+        self._watchers: dict[str, Watcher] = {}  # by viewer id: who, for the audit log
 
     @property
     def busy(self) -> bool:
@@ -93,7 +106,15 @@ class RoomMedia:
     # ---- signaling ----------------------------------------------------------------------
 
     async def watch(
-        self, *, user: str, name: str, offer: str, rendition: str, source: str = "auto"
+        self,
+        *,
+        user: str,
+        name: str,
+        offer: str,
+        rendition: str,
+        source: str = "auto",
+        actor: Actor | None = None,
+        remote: str | None = None,
     ) -> tuple[str, str]:
         """Answer a WHEP offer; returns the viewer's id and the SDP answer. `source` "auto" is
         the live lesson while there is one, else the room's video."""
@@ -110,8 +131,10 @@ class RoomMedia:
             raise NotLive(f"room {self.room_id!r} has no live lesson now")
         codec = self.live.video.codec if source == "live" else None
         kinds = check_offer(offer, video=(codec or "video/vp8").split("/")[1].upper())
+        video: str | None = None  # live lessons have no video id until they are recorded
         if source == "video":
             lesson = await self._find_lesson(self.room_id, rendition)
+            video = lesson.video
             self._attach(lesson)  # a new lesson resets the clock through the room's rules
             viewer = lesson_viewer(
                 user=user, name=name, path=lesson.path, clock=self.clock, kinds=kinds
@@ -129,6 +152,18 @@ class RoomMedia:
             raise
         self.viewers[viewer.id] = viewer
         log.info("room %s: viewer %s (%s) watching %s", self.room_id, viewer.id, user, source)
+        watcher = Watcher(actor or Actor(sub=user, name=name), video, source, remote)
+        self._watchers[viewer.id] = watcher
+        self.worker.audit.record(
+            "video.watch",
+            watcher.actor,
+            room=self.room_id,
+            video=video,
+            remote=remote,
+            session=viewer.id,
+            source=source,
+            rendition=rendition if source == "video" else None,
+        )
         return viewer.id, answer
 
     async def publish(
@@ -164,6 +199,9 @@ class RoomMedia:
     # ---- housekeeping -------------------------------------------------------------------
 
     def _on_change(self, viewer: Viewer) -> None:
+        watcher = self._watchers.get(viewer.id)
+        if viewer.pc.connectionState == "connected" and watcher is not None:
+            watcher.connected = True
         if viewer.pc.connectionState in ("failed", "closed"):
             self._wake.set()
 
@@ -193,6 +231,20 @@ class RoomMedia:
     async def _close(self, viewer: Viewer, reason: str) -> None:
         if self.viewers.pop(viewer.id, None) is not None:
             log.info("room %s: viewer %s closed (%s)", self.room_id, viewer.id, reason)
+        watcher = self._watchers.pop(viewer.id, None)
+        if watcher is not None:
+            self.worker.audit.record(
+                "video.unwatch",
+                watcher.actor,
+                room=self.room_id,
+                video=watcher.video,
+                remote=watcher.remote,
+                session=viewer.id,
+                reason=reason,
+                source=watcher.source,
+                connected=watcher.connected,
+                seconds=round(time.monotonic() - viewer.created, 1),
+            )
         await viewer.close()
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from server.codec import (
     encode,
 )
 from server.errors import CocoachError, RelayedError, ServiceUnavailable
+from server.sync.audit import Actor
 from server.sync.keys import room_key
 
 if TYPE_CHECKING:
@@ -56,6 +57,10 @@ async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
                     offer=request.offer,
                     rendition=request.rendition,
                     source=request.source,
+                    actor=Actor(
+                        sub=request.user, name=request.name, role=request.role, org=request.org
+                    ),
+                    remote=request.remote,
                 )
                 return MediaReply(request.id, session=session, answer=answer)
             case PublishRequest():

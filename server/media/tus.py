@@ -33,6 +33,7 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from server.audit import remote_of
 from server.errors import (
     ClientError,
     CocoachError,
@@ -46,7 +47,8 @@ from server.errors import (
     UnsupportedVersion,
     UploadBusy,
 )
-from server.media.access import caller_of, find_video, upload_org
+from server.media.access import Caller, caller_of, find_video, upload_org
+from server.media.retention import parse_consent, parse_retention_days
 from server.sync.store import VideoRecord
 
 if TYPE_CHECKING:
@@ -132,7 +134,10 @@ async def create(request: Request) -> Response:
         title=title,
         filename=filename,
         length=length,
+        consent=parse_consent(metadata.get("consent")),
+        retention_days=parse_retention_days(metadata.get("retention_days")),
     )
+    record_upload(worker, request, caller, record)
     extra = {"Location": f"/api/videos/{record.id}/upload"}
     if _content_type(request) == OFFSET_TYPE:  # creation-with-upload
         async with upload_lock(worker, record.id) as keep:
@@ -183,7 +188,30 @@ async def terminate(request: Request) -> Response:
     caller = caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"], write=True)
     await worker.videos.delete(record.id)
+    worker.audit.record(
+        "video.delete",
+        caller.actor,
+        video=record.id,
+        remote=remote_of(request),
+        title=record.title,
+        filename=record.filename,
+    )
     return Response(status_code=204, headers=_headers(worker))
+
+
+def record_upload(worker: Worker, request: Request, caller: Caller, record: VideoRecord) -> None:
+    """The audit event of a new video, for tus and the one-shot upload alike."""
+    worker.audit.record(
+        "video.upload",
+        caller.actor,
+        video=record.id,
+        remote=remote_of(request),
+        title=record.title,
+        filename=record.filename,
+        bytes=record.upload_length,
+        consent=record.consent,
+        retention_days=record.retention_days,
+    )
 
 
 # ---- the upload itself --------------------------------------------------------------------

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import read_body
+from server.audit import remote_of
 from server.codec import LeaveRequest, MediaReply, TrickleRequest, WatchRequest
 from server.errors import AuthError, Forbidden, UnsupportedMediaType
 from server.media.access import audit_view
@@ -76,6 +77,9 @@ async def watch(request: Request) -> Response:
             offer=offer,
             rendition=request.query_params.get("rendition", "360p"),
             source=source,
+            role=claims.role.value,
+            org=claims.org,
+            remote=remote_of(request),
         )
     )
     # The room's lesson (whichever video it shows now), or its live picture, is what this

@@ -12,6 +12,7 @@ from typing import assert_never
 import msgspec
 from starlette.websockets import WebSocket
 
+from server.audit import actor_of, remote_of
 from server.codec import (
     ForwardLock,
     ForwardPlayback,
@@ -62,15 +63,30 @@ async def serve_room_socket(websocket: WebSocket, worker: Worker) -> None:
         org=claims.org,
     )
     connection = Connection(websocket, member.id, worker.settings.send_queue, worker.metrics.room)
+    actor, remote = actor_of(claims), remote_of(websocket)
+    joined = time.monotonic()
     try:
         try:
             await worker.attach(connection, member, record)
         except ServiceUnavailable as error:
             await close_with(websocket, error)
             return
+        worker.audit.record(
+            "room.join", actor, room=room_id, remote=remote, socket="room", member=member.id
+        )
         await connection.serve(_read(connection, member, worker, room_id))
     finally:
         reason = "left" if connection.closing is None else connection.closing[1].split(":")[0]
+        worker.audit.record(
+            "room.leave",
+            actor,
+            room=room_id,
+            remote=remote,
+            socket="room",
+            member=member.id,
+            reason=reason,
+            seconds=round(time.monotonic() - joined, 1),
+        )
         # Shielded: a cancelled handler (server shutdown) must still tell the home we left.
         await asyncio.shield(worker.detach(room_id, member.id, reason))
 

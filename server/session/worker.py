@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from server import logs
+from server.audit import AuditRecorder
 from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.edge.origin import parse_origins
@@ -62,6 +63,7 @@ class Worker:
         self._ticker: asyncio.Task[None] | None = None
         self.frameworks = FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks")
         self.documents = Documents(self, backend.doclog, self.frameworks)
+        self.audit = AuditRecorder(backend.audit, self.id, settings.audit_queue)
         self.videos = VideoLibrary(self)
         self.media = MediaRouter(self)
         addresses = [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
@@ -78,12 +80,17 @@ class Worker:
             self._group = group
             self._ticker = group.create_task(self._tick_forever(), name=f"tick {self.id}")
             writer = group.create_task(self.documents.run_writer(), name=f"writer {self.id}")
+            auditor = group.create_task(self.audit.run(), name=f"audit {self.id}")
             try:
                 yield self
             finally:
                 await self.drain(self.settings.drain_seconds)
                 writer.cancel()
                 self.documents.stop()
+                # After drain(): the leaves and unwatches of the clients it closed are queued.
+                auditor.cancel()
+                await asyncio.wait({auditor})  # its batch in hand is written by audit.drain()
+                await self.audit.drain()
                 self._group = None
 
     async def drain(self, seconds: float) -> None:

@@ -11,6 +11,7 @@ from typing import assert_never
 from starlette.websockets import WebSocket
 
 from server import yjs_wire
+from server.audit import actor_of, remote_of
 from server.errors import (
     ClientError,
     CloseCode,
@@ -46,6 +47,9 @@ async def serve_yjs_socket(websocket: WebSocket, worker: Worker) -> None:
     except (TimeoutError, ServiceUnavailable) as exc:
         log.warning("room %s: joining before the replica caught up: %r", room_id, exc)
     document.add(connection)
+    actor, remote = actor_of(claims), remote_of(websocket)
+    joined = time.monotonic()
+    worker.audit.record("room.join", actor, room=room_id, remote=remote, socket="yjs")
     try:
         # The server speaks first, as y-websocket servers do: our state vector, then who is here.
         connection.deliver(yjs_wire.sync_step1(document.doc.get_state()))
@@ -55,6 +59,14 @@ async def serve_yjs_socket(websocket: WebSocket, worker: Worker) -> None:
         await connection.serve(_read(connection, document, worker, claims, permissions))
     finally:
         document.remove(connection)
+        worker.audit.record(
+            "room.leave",
+            actor,
+            room=room_id,
+            remote=remote,
+            socket="yjs",
+            seconds=round(time.monotonic() - joined, 1),
+        )
 
 
 async def _read(

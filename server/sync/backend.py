@@ -12,13 +12,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from server.settings import Settings
+from server.sync.audit import AuditLog
 from server.sync.broker import Broker, MemoryBroker
 from server.sync.doclog import DocLog
 from server.sync.lease import Lease, MemoryLease
+from server.sync.redis_audit import RedisAuditLog
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_doclog import RedisDocLog
 from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
+from server.sync.sqlite_audit import SqliteAuditLog
 from server.sync.sqlite_doclog import SqliteDocLog
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import Store
@@ -31,6 +34,7 @@ class Backend:
     store: Store
     lease: Lease
     doclog: DocLog
+    audit: AuditLog
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -65,13 +69,30 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 
 
 @asynccontextmanager
+async def open_audit(settings: Settings) -> AsyncIterator[AuditLog]:
+    """The audit log alone, for the CLI (purge records what it deletes)."""
+    if settings.redis is None:
+        sqlite = SqliteAuditLog(settings.data / "audit.sqlite3")
+        try:
+            yield sqlite
+        finally:
+            await sqlite.close()
+        return
+    client = redis_client(settings.redis)
+    try:
+        yield RedisAuditLog(client, settings.audit_max_events)
+    finally:
+        await client.aclose()
+
+
+@asynccontextmanager
 async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
     """Yield the backends with their background readers running; stop them on exit."""
     if settings.redis is None:
-        async with open_store(settings) as store:
+        async with open_store(settings) as store, open_audit(settings) as audit:
             doclog = SqliteDocLog(settings.data / "documents.sqlite3")
             try:
-                yield Backend("embedded", MemoryBroker(), store, MemoryLease(), doclog)
+                yield Backend("embedded", MemoryBroker(), store, MemoryLease(), doclog, audit)
             finally:
                 await doclog.close()
         return
@@ -87,6 +108,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
                     RedisStore(client),
                     RedisLease(client),
                     RedisDocLog(client, broker),
+                    RedisAuditLog(client, settings.audit_max_events),
                 )
             finally:
                 reader.cancel()

@@ -19,6 +19,8 @@ class RoomRecord(msgspec.Struct, frozen=True):
 
 
 VideoStatus = Literal["uploading", "recording", "queued", "ingesting", "ready", "failed"]
+# Whether the consent of the people in it covers showing it (docs/videos.md#consent-and-retention).
+Consent = Literal["obtained", "not_obtained", "not_needed"]
 
 
 class Rendition(msgspec.Struct, frozen=True):
@@ -69,6 +71,10 @@ class VideoRecord(msgspec.Struct, frozen=True):
     attempts: int = 0  # ingests started; a video whose ingest keeps dying is given up
     generate: float | None = None  # seconds of generated lesson clip to ingest (the demo)
     room: str | None = None  # the room a live lesson was recorded in
+    # Not served to anyone until consent is recorded; a record from before consent was
+    # recorded decodes as not obtained, which is the safe reading.
+    consent: Consent = "not_obtained"
+    retention_days: int | None = None  # None: the deployment's `video_retention_days`
 
 
 class Store(Protocol):

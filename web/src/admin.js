@@ -90,7 +90,7 @@ async function uploadOffset (url) {
   return Number(response.headers.get('Upload-Offset'))
 }
 
-async function upload (file, title) {
+async function upload (file, title, consent) {
   const bar = $('#upload-bar')
   const text = $('#upload-text')
   $('#upload-progress').hidden = false
@@ -101,6 +101,7 @@ async function upload (file, title) {
   show(0)
   const metadata = [`filename ${b64(file.name)}`]
   if (title) metadata.push(`title ${b64(title)}`)
+  metadata.push(`consent ${b64(consent)}`)
   const created = await api('/api/videos', {
     method: 'POST',
     headers: { 'Tus-Resumable': TUS, 'Upload-Length': String(file.size), 'Upload-Metadata': metadata.join(',') }
@@ -131,7 +132,7 @@ $('#upload-form').addEventListener('submit', async (event) => {
   const button = $('#upload-button')
   button.disabled = true
   try {
-    await upload(file, $('#upload-title').value.trim())
+    await upload(file, $('#upload-title').value.trim(), $('#upload-consent').value)
     $('#upload-form').reset()
   } catch (error) {
     $('#upload-text').textContent = `The upload failed: ${error.message}`
