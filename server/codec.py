@@ -228,6 +228,9 @@ class PublishRequest(MediaEnvelope, tag="p", frozen=True):
     offer: str
     talkback: bool = False
     earpiece: bool = False  # the publisher may hear talk-back on its own connection
+    role: str | None = None  # for the audit log at the home, as in WatchRequest
+    org: str | None = None
+    remote: str | None = None
 
 
 class TrickleRequest(MediaEnvelope, tag="t", frozen=True):

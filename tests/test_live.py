@@ -327,3 +327,34 @@ async def test_a_classroom_may_publish_to_an_empty_room(live_server: Running) ->
         await viewer.close()
     await delete(base, publisher.location, camera)
     await publisher.close()
+
+
+async def test_publishing_and_talk_back_are_audited(live_server: Running) -> None:
+    base = live_server.base
+    camera = token("r1", "camera", "Room 7B")
+    coach = token("r1", "coach", "Cora")
+    async with join(base, "r1", "observer", "Olu") as observer:
+        publisher, _ = await start_publisher(base, "r1", camera)
+        await live_status(observer, "live")
+        talker, response = await start_talker(base, "r1", coach)
+        assert response.status_code == 201
+        await observer.expect("talkback")
+        await delete(base, talker.location, coach)
+        await delete(base, publisher.location, camera)
+        ended = await live_status(observer, None)
+        await talker.close()
+        await publisher.close()
+    async with http(base) as client:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            events = (await client.get("/api/audit", params={"room": "r1"})).json()["events"]
+            actions = [e["action"] for e in events]
+            if "live.end" in actions or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+    for action in ("live.publish", "talkback.start", "talkback.stop", "live.end"):
+        assert action in actions, actions
+    end = next(e for e in events if e["action"] == "live.end")
+    assert end["video"] == ended["recording"] and end["actor"]["sub"] == "user:room 7b"
+    start = next(e for e in events if e["action"] == "talkback.start")
+    assert (start["actor"]["sub"], start["actor"]["role"]) == ("user:cora", "coach")

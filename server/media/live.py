@@ -25,6 +25,7 @@ from server.media.publisher import Publisher
 from server.media.recorder import Recorder
 from server.media.relay import Relay
 from server.messages import LiveInfo, TalkbackInfo
+from server.sync.audit import SYSTEM, Actor
 from server.sync.store import VideoRecord
 
 if TYPE_CHECKING:
@@ -174,6 +175,14 @@ class LiveRoom:
         recording = await self._finish_recording()
         if self.info is not None or recording is not None:
             log.info("room %s: live lesson ended (%s)", self.room_id, reason)
+            publisher_sub = self.info.publisher if self.info is not None else None
+            self.worker.audit.record(
+                "live.end",
+                Actor(sub=publisher_sub) if publisher_sub else SYSTEM,
+                room=self.room_id,
+                video=recording,
+                reason=reason,
+            )
             self.info = None
             self._report_live(None, reason, recording)
             if recording is not None:
@@ -279,6 +288,8 @@ class LiveRoom:
         self.talker = None
         await talker.close()
         self._report_talkback(None)
+        actor = Actor(sub=talker.user, name=talker.name)
+        self.worker.audit.record("talkback.stop", actor, room=self.room_id, session=session)
 
     # ---- housekeeping ----------------------------------------------------------------------
 

@@ -167,14 +167,33 @@ class RoomMedia:
         return viewer.id, answer
 
     async def publish(
-        self, *, user: str, name: str, offer: str, talkback: bool, earpiece: bool
+        self,
+        *,
+        user: str,
+        name: str,
+        offer: str,
+        talkback: bool,
+        earpiece: bool,
+        actor: Actor | None = None,
+        remote: str | None = None,
     ) -> tuple[str, str]:
         """A WHIP offer: the live lesson (`talkback` False) or a coach's talk-back microphone."""
         if talkback:
-            return await self.live.talk(user=user, name=name, offer=offer, policy=self.policy)
-        return await self.live.publish(
-            user=user, name=name, offer=offer, policy=self.policy, earpiece=earpiece
+            session, answer = await self.live.talk(
+                user=user, name=name, offer=offer, policy=self.policy
+            )
+        else:
+            session, answer = await self.live.publish(
+                user=user, name=name, offer=offer, policy=self.policy, earpiece=earpiece
+            )
+        self.worker.audit.record(
+            "talkback.start" if talkback else "live.publish",
+            actor or Actor(sub=user, name=name),
+            room=self.room_id,
+            remote=remote,
+            session=session,
         )
+        return session, answer
 
     async def trickle(self, session: str, user: str, fragment: str) -> None:
         await self._own(session, user).trickle(fragment, self.policy)

@@ -70,6 +70,10 @@ async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
                     offer=request.offer,
                     talkback=request.talkback,
                     earpiece=request.earpiece,
+                    actor=Actor(
+                        sub=request.user, name=request.name, role=request.role, org=request.org
+                    ),
+                    remote=request.remote,
                 )
                 return MediaReply(request.id, session=session, answer=answer)
             case TrickleRequest():

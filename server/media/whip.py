@@ -8,6 +8,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.audit import remote_of
 from server.codec import PublishRequest
 from server.media.signaling import new_request_id
 from server.media.whep import SDP, answered, claims_with, sdp_body, worker_of
@@ -28,6 +29,9 @@ async def publish(request: Request) -> Response:
             name=claims.name,
             offer=offer,
             earpiece=earpiece,
+            role=claims.role.value,
+            org=claims.org,
+            remote=remote_of(request),
         )
     )
     return answered(request, worker, claims, reply, "whip")
@@ -46,6 +50,9 @@ async def talk(request: Request) -> Response:
             name=claims.name,
             offer=offer,
             talkback=True,
+            role=claims.role.value,
+            org=claims.org,
+            remote=remote_of(request),
         )
     )
     return answered(request, worker, claims, reply, "talkback")
