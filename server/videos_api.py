@@ -23,7 +23,7 @@ from server.errors import (
     UnsupportedMediaType,
 )
 from server.media import tus
-from server.media.access import audit_view, caller_of, find_video, owns, upload_org
+from server.media.access import caller_of, find_video, owns, upload_org
 from server.media.ingest import IngestFailed, probe, with_probe
 from server.media.lessons import RENDITIONS
 from server.media.retention import (
@@ -96,7 +96,6 @@ async def download_video(request: Request) -> Response:
     if rendition not in RENDITIONS:
         raise NotFound(f"rendition {rendition[:20]!r} does not exist; choose one of {RENDITIONS}")
     path = worker.videos.file(record, rendition)
-    audit_view("download", video=record.id, who=caller.sub, org=caller.org, room=None)
     worker.audit.record(
         "video.download",
         caller.actor,

@@ -13,7 +13,6 @@ from server.api import read_body
 from server.audit import remote_of
 from server.codec import LeaveRequest, MediaReply, TrickleRequest, WatchRequest
 from server.errors import AuthError, Forbidden, UnsupportedMediaType
-from server.media.access import audit_view
 from server.media.ice import ice_servers_for
 from server.media.signaling import new_request_id
 from server.rooms.roles import Permission, permissions_for
@@ -82,9 +81,6 @@ async def watch(request: Request) -> Response:
             remote=remote_of(request),
         )
     )
-    # The room's lesson (whichever video it shows now), or its live picture, is what this
-    # viewer watches.
-    audit_view("watch", video=None, who=claims.sub, org=claims.org, room=room)
     return answered(request, worker, claims, reply, "whep")
 
 

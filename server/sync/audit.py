@@ -24,6 +24,8 @@ AuditAction = Literal[
     "video.watch",
     "video.unwatch",
     "video.download",
+    "video.admin_read",
+    "video.admin_manage",
     "live.publish",
     "live.end",
     "talkback.start",
