@@ -125,7 +125,10 @@ async def test_the_job_deletes_expired_videos_with_their_files(
         store = RedisStore(client)
     else:
         store = SqliteStore(tmp_path / "cocoach.sqlite3")
-    for record in (old, fresh):
+    # A record no library made (another tool's id shape): deleted without touching the disk,
+    # and without taking the job or the worker down.
+    odd = msgspec_replace(video(now - 400 * DAY), id=f"v-odd-{uuid.uuid4().hex[:6]}")
+    for record in (old, fresh, odd):
         await store.put_video(record)
     caplog.set_level(logging.INFO, logger="server.media.purge")
     async with serve_in_process(settings) as running:
@@ -134,6 +137,7 @@ async def test_the_job_deletes_expired_videos_with_their_files(
             assert time.monotonic() < deadline, "the expired video was not deleted"
             await asyncio.sleep(0.05)
         assert not (tmp_path / "videos" / old.id).exists()
+        assert await store.get_video(odd.id) is None
         assert await store.get_video(fresh.id) is not None
         assert (tmp_path / "videos" / fresh.id / "360p.webm").exists()
         async with httpx.AsyncClient(base_url=running.base, timeout=TIMEOUT) as http:
@@ -149,6 +153,8 @@ async def test_the_job_deletes_expired_videos_with_their_files(
         assert events[0]["detail"]["reason"] == "retention of 30 days ended"
         assert events[0]["detail"]["by"] == "retention job"
     lines = [r.getMessage() for r in caplog.records if "retention: deleted" in r.getMessage()]
+    assert not [r for r in caplog.records if "retention round failed" in r.getMessage()]
+    lines = [line for line in lines if odd.id not in line]
     assert len(lines) == 1, lines
     assert old.id in lines[0] and "IMG_0412.MOV" in lines[0] and "30 days" in lines[0]
     assert f"{old.id}/360p.webm" in lines[0] and f"{old.id}/upload" in lines[0]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import secrets
 import shutil
 import time
@@ -30,13 +29,12 @@ import msgspec
 
 from server.errors import NotFound
 from server.media.purge import RetentionJob
-from server.sync.store import Consent, Rendition, Store, VideoRecord
+from server.sync.store import VIDEO_ID, Consent, Rendition, Store, VideoRecord
 
 if TYPE_CHECKING:
     from server.media.ingest import Ingest
     from server.session.worker import Worker
 
-VIDEO_ID = re.compile(r"^[a-z0-9]{1,64}$")
 UPLOAD_FILE = "upload"
 
 
@@ -243,6 +241,8 @@ class VideoLibrary:
         return existed
 
     async def remove_files(self, video_id: str) -> None:
+        if not VIDEO_ID.match(video_id):
+            return  # not an id the library makes, so no directory of ours: touch nothing
         await asyncio.to_thread(shutil.rmtree, self.directory(video_id), ignore_errors=True)
 
     def free_bytes(self) -> int:

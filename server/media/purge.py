@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from server.errors import ServiceUnavailable
 from server.media.retention import Expired, select_expired
 from server.sync.audit import SYSTEM, AuditEvent
-from server.sync.store import Store
+from server.sync.store import VIDEO_ID, Store
 
 if TYPE_CHECKING:
     from server.media.library import VideoLibrary
@@ -65,6 +65,8 @@ class Purged:
 
 
 def files_of(root: Path, video_id: str) -> tuple[str, ...]:
+    if not VIDEO_ID.match(video_id):
+        return ()  # a record the library did not make (another tool's): no files of ours
     folder = root / video_id
     if not folder.is_dir():
         return ()
@@ -116,6 +118,9 @@ class RetentionJob:
                     await self.round()
                 except (OSError, ServiceUnavailable) as exc:
                     log.warning("retention round failed, trying again next round: %s", exc)
+                except Exception:
+                    # A bug in one round must not take the worker and its rooms down with it.
+                    log.exception("retention round failed, trying again next round")
                 await asyncio.sleep(self.interval)
         finally:
             with contextlib.suppress(ServiceUnavailable):

@@ -3,9 +3,13 @@ distributed: Redis."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Protocol
 
 import msgspec
+
+# The ids the library makes (`v` and hex); anything else never names a directory of ours.
+VIDEO_ID = re.compile(r"^[a-z0-9]{1,64}$")
 
 
 class RoomRecord(msgspec.Struct, frozen=True):
