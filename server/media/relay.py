@@ -74,9 +74,13 @@ class Relay:
 
     # ---- the following side --------------------------------------------------------------
 
-    def subscribe(self, sink: Sink) -> None:
+    def subscribe(self, sink: Sink, *, keyframe: bool = True) -> None:
+        """Follow the relay; `keyframe` asks the publisher for one now (a viewer's track asks
+        later, once its connection is up: a key frame before then would be wasted, and would
+        hold the next request back by KEYFRAME_REQUEST_INTERVAL)."""
         self._sinks.append(sink)
-        self.request_keyframe()
+        if keyframe:
+            self.request_keyframe()
 
     def unsubscribe(self, sink: Sink) -> None:
         if sink in self._sinks:
@@ -120,7 +124,7 @@ class RelayTrack(MediaStreamTrack):
         self._need_keyframe = relay.kind == "video"
         self._reading = False  # until the connection is up, frames would only go stale
         self.dropped = 0
-        relay.subscribe(self.offer)
+        relay.subscribe(self.offer, keyframe=False)
 
     def offer(self, relayed: RelayedFrame) -> None:
         if not self._reading:
