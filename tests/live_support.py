@@ -140,26 +140,25 @@ async def start_publisher(
         video.setCodecPreferences([c for c in codecs if c.mimeType == video_codec])
     pc.addTransceiver(Tone(LESSON_HZ), direction="sendrecv" if earpiece else "sendonly")
     pc.on("track", lambda track: sender.tasks.append(asyncio.create_task(sender.ear.listen(track))))
-    response = await send_offer(base, f"/rooms/{room}/whip", pc, tok)
-    if response.status_code == 201:
-        sender.location = response.headers["location"]
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
-    else:
-        await pc.close()
-    return sender, response
+    return await _start(base, f"/rooms/{room}/whip", sender, tok)
 
 
 async def start_talker(base: str, room: str, tok: str) -> tuple[Sender, httpx.Response]:
     """A coach's microphone: the coach's tone over WHIP to the talk-back resource."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    sender = Sender(pc)
-    pc.addTransceiver(Tone(COACH_HZ), direction="sendonly")
-    response = await send_offer(base, f"/rooms/{room}/talkback", pc, tok)
+    sender = Sender(RTCPeerConnection(RTCConfiguration(iceServers=[])))
+    sender.pc.addTransceiver(Tone(COACH_HZ), direction="sendonly")
+    return await _start(base, f"/rooms/{room}/talkback", sender, tok)
+
+
+async def _start(base: str, path: str, sender: Sender, tok: str) -> tuple[Sender, httpx.Response]:
+    """Offer, and take the answer (201) or close on a refusal."""
+    response = await send_offer(base, path, sender.pc, tok)
     if response.status_code == 201:
         sender.location = response.headers["location"]
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+        answer = RTCSessionDescription(sdp=response.text, type="answer")
+        await sender.pc.setRemoteDescription(answer)
     else:
-        await pc.close()
+        await sender.pc.close()
     return sender, response
 
 

@@ -16,31 +16,19 @@ from server.rooms.roles import Permission, permissions_for
 
 
 async def publish(request: Request) -> Response:
-    worker = worker_of(request)
-    claims = await claims_with(request, worker, Permission.PUBLISH)
-    offer = await sdp_body(request, SDP, worker.settings.media_offer_max_bytes)
-    earpiece = Permission.HEAR_TALKBACK in permissions_for(claims.role, claims.grants)
-    reply = await worker.media.ask(
-        PublishRequest(
-            id=new_request_id(),
-            reply_to=worker.id,
-            room=request.path_params["room"],
-            user=claims.sub,
-            name=claims.name,
-            offer=offer,
-            earpiece=earpiece,
-            role=claims.role.value,
-            org=claims.org,
-            remote=remote_of(request),
-        )
-    )
-    return answered(request, worker, claims, reply, "whip")
+    return await _offer(request, talkback=False)
 
 
 async def talk(request: Request) -> Response:
+    return await _offer(request, talkback=True)
+
+
+async def _offer(request: Request, *, talkback: bool) -> Response:
     worker = worker_of(request)
-    claims = await claims_with(request, worker, Permission.TALKBACK)
+    needs = Permission.TALKBACK if talkback else Permission.PUBLISH
+    claims = await claims_with(request, worker, needs)
     offer = await sdp_body(request, SDP, worker.settings.media_offer_max_bytes)
+    permissions = permissions_for(claims.role, claims.grants)
     reply = await worker.media.ask(
         PublishRequest(
             id=new_request_id(),
@@ -49,10 +37,12 @@ async def talk(request: Request) -> Response:
             user=claims.sub,
             name=claims.name,
             offer=offer,
-            talkback=True,
+            talkback=talkback,
+            # The classroom device may be the earpiece, on its own connection.
+            earpiece=not talkback and Permission.HEAR_TALKBACK in permissions,
             role=claims.role.value,
             org=claims.org,
             remote=remote_of(request),
         )
     )
-    return answered(request, worker, claims, reply, "talkback")
+    return answered(request, worker, claims, reply, "talkback" if talkback else "whip")
