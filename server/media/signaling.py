@@ -46,6 +46,11 @@ def reply_channel(worker: str) -> str:
     return f"cocoach:worker:{worker}:media"
 
 
+def _actor(request: WatchRequest | PublishRequest) -> Actor:
+    """Who asked, for the audit log at the home."""
+    return Actor(sub=request.user, name=request.name, role=request.role, org=request.org)
+
+
 async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
     """Run one request against the room's media at its home."""
     try:
@@ -57,9 +62,7 @@ async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
                     offer=request.offer,
                     rendition=request.rendition,
                     source=request.source,
-                    actor=Actor(
-                        sub=request.user, name=request.name, role=request.role, org=request.org
-                    ),
+                    actor=_actor(request),
                     remote=request.remote,
                 )
                 return MediaReply(request.id, session=session, answer=answer)
@@ -70,9 +73,7 @@ async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
                     offer=request.offer,
                     talkback=request.talkback,
                     earpiece=request.earpiece,
-                    actor=Actor(
-                        sub=request.user, name=request.name, role=request.role, org=request.org
-                    ),
+                    actor=_actor(request),
                     remote=request.remote,
                 )
                 return MediaReply(request.id, session=session, answer=answer)
