@@ -159,7 +159,23 @@ async function loadVideos () {
       v.status === 'ingesting' || v.status === 'uploading' ? h('progress', { max: 1, value: v.status === 'uploading' ? v.upload_offset / Math.max(1, v.upload_length) : v.progress }) : null),
     h('td', { text: v.duration ? formatTime(v.duration) : '–' }),
     h('td', { text: new Date(v.created * 1000).toLocaleString() }),
-    h('td', {}, h('button', {
+    h('td', {}, v.consent === 'not_obtained'
+      ? h('button', {
+        type: 'button',
+        class: 'record-consent',
+        text: 'Record consent',
+        title: 'Not shown in rooms until consent for it is recorded',
+        onclick: async () => {
+          if (!confirm(`Consent covers “${v.title}”: the people in it (or their parents) agreed to its use for coaching?`)) return
+          await api(`/api/videos/${encodeURIComponent(v.id)}`, {
+            method: 'PATCH',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ consent: 'obtained' })
+          })
+          loadVideos()
+        }
+      })
+      : null, h('button', {
       type: 'button',
       text: 'Delete',
       onclick: async () => {

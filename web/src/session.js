@@ -635,6 +635,9 @@ function noVideoText (detail) {
     return `The lesson video is still being prepared (${how}). It appears here by itself when it is ready.`
   }
   if (/does not exist/.test(detail)) return 'This room’s lesson video has been deleted. Notes and the plan still work.'
+  if (/consent for it is not recorded/.test(detail)) {
+    return 'This lesson video is kept but not shown until the school records consent for it (on the admin page). It appears here by itself then; notes and the plan work already.'
+  }
   return 'No lesson video in this room yet. Whoever runs the server can add one on the admin page; notes and the plan work already.'
 }
 

@@ -117,8 +117,9 @@ export class LessonVideo extends Emitter {
       code = body.error?.code ?? ''
       message = body.error?.message ?? ''
     } catch { /* not our JSON */ }
-    if (response.status === 409) {
-      // No video yet, or still being prepared: look again in a while.
+    if (response.status === 409 || code === 'consent_missing') {
+      // No video yet, still being prepared, or kept until consent is recorded: look again
+      // in a while, so it appears by itself.
       this._teardown()
       this._set('no-video', message)
       this._retryTimer = setTimeout(() => this.connect(), 5000)
