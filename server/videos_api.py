@@ -28,6 +28,7 @@ from server.media.ingest import IngestFailed, probe, with_probe
 from server.media.lessons import RENDITIONS
 from server.media.retention import (
     check_retention_days,
+    consent_covers,
     expires_at,
     parse_consent,
     parse_retention_days,
@@ -152,6 +153,8 @@ async def change_video(request: Request) -> Response:
     if not changed:
         raise InvalidField("send at least one of consent, retention_days, title")
     record = await worker.videos.save(record)
+    if "consent" in changed and not consent_covers(record):
+        await worker.videos.withdraw(record.id, "consent for the video was withdrawn")
     worker.audit.add(
         AuditEvent(
             time=time.time(),

@@ -3,6 +3,7 @@ not the room's home is answered by the home, and media flows from the home's own
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -123,5 +124,33 @@ async def test_a_viewer_on_another_worker_is_served_by_the_home(
                     headers={"authorization": f"Bearer {token(room, 'teacher', 'Tia')}"},
                 )
             assert left.status_code == 200, left.text
+        finally:
+            await viewer.close()
+
+        # Consent withdrawn on the worker that is not the home: the home cuts its viewer off.
+        viewer, offer = await offer_viewer()
+        try:
+            async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+                response = await http.post(
+                    f"{two.base}/rooms/{room}/whep",
+                    content=offer,
+                    headers={
+                        "content-type": "application/sdp",
+                        "authorization": f"Bearer {token(room, 'teacher', 'Tia')}",
+                    },
+                )
+                assert response.status_code == 201, response.text
+                await accept_answer(viewer, response.text)
+                await viewer.wait_for(lambda v: v.last is not None, what="the lesson again")
+                changed = await http.patch(
+                    f"{two.base}/api/videos/{video}",
+                    json={"consent": "not_obtained"},
+                    headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                )
+                assert changed.status_code == 200, changed.text
+            deadline = time.monotonic() + TIMEOUT
+            while not viewer._tasks[0].done():  # the home ended the track (RTCP BYE)
+                assert time.monotonic() < deadline, "the viewer was not cut off"
+                await asyncio.sleep(0.05)
         finally:
             await viewer.close()

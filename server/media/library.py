@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from server.session.worker import Worker
 
 UPLOAD_FILE = "upload"
+WITHDRAWN_CHANNEL = "cocoach:videos:withdrawn"  # every worker listens: close viewers of a video
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +136,30 @@ class VideoLibrary:
     async def running(self) -> AsyncIterator[VideoLibrary]:
         """Run the ingest queue (and re-queue what a stopped worker left) while inside."""
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
-        async with self.ingest.running(), asyncio.TaskGroup() as group:
-            job = group.create_task(self.retention.run(), name="retention")
-            try:
-                yield self
-            finally:
-                job.cancel()
+        broker = self.worker.broker
+        await broker.subscribe(WITHDRAWN_CHANNEL, self._on_withdrawn)
+        try:
+            async with self.ingest.running(), asyncio.TaskGroup() as group:
+                job = group.create_task(self.retention.run(), name="retention")
+                try:
+                    yield self
+                finally:
+                    job.cancel()
+        finally:
+            await broker.unsubscribe(WITHDRAWN_CHANNEL, self._on_withdrawn)
+
+    # ---- withdrawing ----------------------------------------------------------------------
+
+    async def withdraw(self, video_id: str, reason: str) -> None:
+        """Stop every viewer of the video at once, on every worker: it was deleted or its
+        consent withdrawn (a pupil who must not be seen: DOMAIN.md). New viewers are refused by
+        the record itself; this ends the sessions already open."""
+        await self.worker.broker.publish(WITHDRAWN_CHANNEL, f"{video_id}\n{reason}".encode())
+
+    def _on_withdrawn(self, data: bytes) -> None:
+        video_id, _, reason = data.decode("utf-8", "replace").partition("\n")
+        for home in list(self.worker.homes.values()):
+            self.worker.spawn(home.media.withdraw(video_id, reason), f"withdraw {video_id}")
 
     # ---- what the media side uses -------------------------------------------------------
 
@@ -237,6 +256,7 @@ class VideoLibrary:
         worker notices at its next progress write and stops."""
         existed = await self.store.delete_video(video_id)
         self.ingest.cancel(video_id, "deleted")
+        await self.withdraw(video_id, "the video was deleted")
         await self.remove_files(video_id)
         return existed
 

@@ -215,6 +215,13 @@ class RoomMedia:
             raise Forbidden("this media session belongs to someone else")
         return peer
 
+    async def withdraw(self, video_id: str, reason: str) -> None:
+        """Close the viewers watching this video (deleted, or its consent withdrawn)."""
+        for viewer_id, watcher in list(self._watchers.items()):
+            viewer = self.viewers.get(viewer_id)
+            if viewer is not None and watcher.source == "video" and watcher.video == video_id:
+                await self._close(viewer, reason)
+
     # ---- housekeeping -------------------------------------------------------------------
 
     def _on_change(self, viewer: Viewer) -> None:
