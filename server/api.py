@@ -19,6 +19,7 @@ from server.audit import remote_of
 from server.errors import (
     AuthError,
     ClientError,
+    Forbidden,
     FrameTooLarge,
     InvalidField,
     NotFound,
@@ -27,7 +28,8 @@ from server.errors import (
 )
 from server.metrics import CONTENT_TYPE, exposition
 from server.orgs import Orgs
-from server.session.admission import bearer, is_admin
+from server.rooms.roles import Permission, permissions_for
+from server.session.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.session.worker import Worker
 from server.sync.audit import ADMIN
 from server.sync.store import RoomRecord, Store
@@ -152,9 +154,12 @@ async def update_room(request: Request) -> Response:
     """Change a room's title, sharing or video. Sharing applies to every request and
     connection that starts afterwards, on every worker; connections already open stay."""
     worker: Worker = request.app.state.worker
-    check_admin(request, worker)
-    change = await read_json(request, RoomChange)
-    record = await worker.current_room_record(request.path_params["room"])
+    given = bearer(request.headers)
+    if given is not None and is_admin(worker, given):
+        change = await read_json(request, RoomChange)
+        record = await worker.current_room_record(request.path_params["room"])
+    else:
+        change, record = await _teachers_change(request, worker)
     if change.title is not None:
         if not 1 <= len(change.title.strip()) <= 200:
             raise InvalidField("title must be 1-200 characters")
@@ -168,6 +173,23 @@ async def update_room(request: Request) -> Response:
     if not await worker.store.update_room(record):
         raise RoomNotFound(f"room {record.id!r} does not exist")
     return JSONResponse(record_json(await worker.current_room_record(record.id)))
+
+
+async def _teachers_change(request: Request, worker: Worker) -> tuple[RoomChange, RoomRecord]:
+    """A room token with `share` (the teacher: DOMAIN.md) may change whom the room is shared
+    with, and nothing else; only a token of the room's own school may (a school it is shared
+    with may not share it further)."""
+    room_id = request.path_params["room"]
+    claims = claims_for(worker, presented_token(request), room_id)
+    record = await room_for(worker, claims, room_id)
+    if Permission.SHARE not in permissions_for(claims.role, claims.grants):
+        raise Forbidden(f"role {claims.role.value!r} may not change whom the room is shared with")
+    if worker.orgs.of_token(claims.org) != worker.orgs.owning(record.org):
+        raise Forbidden("only the room's own school may change whom it is shared with")
+    change = await read_json(request, RoomChange)
+    if change.title is not None or change.video is not None:
+        raise Forbidden("a room token may change only `shared`; the rest needs the admin key")
+    return change, record
 
 
 async def list_rooms(request: Request) -> Response:

@@ -143,6 +143,8 @@ CHUNK = {
 #   admin       the admin key only: any token is refused 401, whatever its org
 #   public      carries no room or video data: the same answer for everyone
 #   own_scope   acts on the caller's own organisation only (checked in its own test)
+#   share       the room's own school's teacher (or the admin key): other refused org_forbidden,
+#               shared refused forbidden (a school a room is shared with may not share it on)
 CASES: dict[tuple[str, str], tuple[str, Probe]] = {
     ("/", "GET"): ("public", http_probe("GET", "/")),
     ("/healthz", "GET"): ("public", http_probe("GET", "/healthz")),
@@ -153,7 +155,7 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
     ("/api/rooms", "GET"): ("admin", http_probe("GET", "/api/rooms")),
     ("/api/rooms/{room}", "GET"): ("admin", http_probe("GET", "/api/rooms/{room}")),
     ("/api/rooms/{room}", "PATCH"): (
-        "admin",
+        "share",
         http_probe("PATCH", "/api/rooms/{room}", json={"shared": ["brook", "north"]}),
     ),
     ("/api/rooms/{room}/invites", "POST"): (
@@ -303,6 +305,14 @@ async def test_other_and_shared_organisations_on_every_route(
         # by Cole: sharing a room is not sharing a library.
         via_other_room = await probe(env, OWN_ROOM, shared_coach(OWN_ROOM))
         assert via_other_room.status == 404, via_other_room
+    elif kind == "share":
+        refused = await probe(env, SHARED_ROOM, other_coach(SHARED_ROOM, "teacher"))
+        assert refused.code == "org_forbidden", refused
+        onward = await probe(env, SHARED_ROOM, shared_coach(SHARED_ROOM, "teacher"))
+        assert (onward.status, onward.code) == (403, "forbidden"), onward
+        coach = await probe(env, SHARED_ROOM, token(SHARED_ROOM, "coach", "Cy", org="ashby"))
+        assert (coach.status, coach.code) == (403, "forbidden"), "sharing is the teacher's"
+        assert (await probe(env, SHARED_ROOM, tess())).status == 200
     elif kind == "admin":
         for tok in (other_coach(SHARED_ROOM), shared_coach(), tess()):
             refused = await probe(env, SHARED_ROOM, tok)
@@ -442,3 +452,22 @@ async def test_the_admin_key_reaches_every_organisation(env: Env) -> None:
             assert (await admin.get(f"/api/rooms/{room}/summary")).status_code == 200
         rooms = (await admin.get("/api/rooms", params={"org": "ashby"})).json()["rooms"]
         assert {SHARED_ROOM, OWN_ROOM} <= {r["id"] for r in rooms}
+
+
+async def test_the_teacher_shares_the_room_and_nothing_else(env: Env) -> None:
+    """DOMAIN.md: the teacher controls sharing. Her room token changes `shared` (within the
+    trust); the title and the video need the admin key."""
+    path = f"/api/rooms/{OWN_ROOM}"
+    for change in ({"title": "Renamed"}, {"video": env.video}):
+        refused = await call(env, "PATCH", path, tess(OWN_ROOM), json=change)
+        assert (refused.status, refused.code) == (403, "forbidden"), change
+    outside = await call(env, "PATCH", path, tess(OWN_ROOM), json={"shared": ["carlton"]})
+    assert (outside.status, outside.code) == (400, "share_outside_trust"), outside
+    shared = await call(env, "PATCH", path, tess(OWN_ROOM), json={"shared": ["brook"]})
+    assert shared.status == 200, shared
+    let_in = await socket(env, f"/rooms/{OWN_ROOM}/ws", shared_coach(OWN_ROOM))
+    assert let_in.admitted, "brook's coach gets in once the teacher shared the room"
+    unshared = await call(env, "PATCH", path, tess(OWN_ROOM), json={"shared": []})
+    assert unshared.status == 200
+    refused_again = await socket(env, f"/rooms/{OWN_ROOM}/ws", shared_coach(OWN_ROOM))
+    assert refused_again.code == "org_forbidden"

@@ -93,7 +93,7 @@ def room_with(*members: Member) -> Room:
         (Role.COACH, {"view", "control_playback", "edit", "annotate", "talkback"}),
         (
             Role.TEACHER,
-            {"view", "control_playback", "edit", "annotate", "publish", "hear_talkback"},
+            {"view", "control_playback", "edit", "annotate", "publish", "hear_talkback", "share"},
         ),
         (Role.OBSERVER, {"view"}),
         (Role.CAMERA, {"publish", "hear_talkback"}),

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     PUBLISH = "publish"  # publish a live lesson (WHIP)
     TALKBACK = "talkback"  # speak into the teacher's earpiece
     HEAR_TALKBACK = "hear_talkback"  # be the earpiece: receive the talk-back audio
+    SHARE = "share"  # choose which schools of the trust the room is shared with
 
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
@@ -41,6 +42,8 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.ANNOTATE,
             Permission.PUBLISH,
             Permission.HEAR_TALKBACK,
+            # DOMAIN.md: the teacher controls sharing; the video is theirs.
+            Permission.SHARE,
         }
     ),
     Role.OBSERVER: frozenset({Permission.VIEW}),
