@@ -23,7 +23,7 @@ from server.errors import (
     UnsupportedMediaType,
 )
 from server.media import tus
-from server.media.access import caller_of, find_video, owns, upload_org
+from server.media.access import caller_of, delete_as_caller, find_video, owns, upload_org
 from server.media.ingest import IngestFailed, probe, with_probe
 from server.media.lessons import RENDITIONS
 from server.media.retention import (
@@ -114,17 +114,7 @@ async def download_video(request: Request) -> Response:
 
 async def delete_video(request: Request) -> Response:
     worker: Worker = request.app.state.worker
-    caller = caller_of(request, worker)
-    record = await find_video(worker, caller, request.path_params["video"], write=True)
-    await worker.videos.delete(record.id)
-    worker.audit.record(
-        "video.delete",
-        caller.actor,
-        video=record.id,
-        remote=remote_of(request),
-        title=record.title,
-        filename=record.filename,
-    )
+    await delete_as_caller(request, worker)
     return Response(status_code=204)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import jwt
 from starlette.requests import Request
 
-from server.audit import actor_of
+from server.audit import actor_of, remote_of
 from server.errors import (
     Forbidden,
     NotFound,
@@ -141,3 +141,19 @@ def upload_org(worker: Worker, caller: Caller, asked: str | None) -> str | None:
     if asked is not None and asked != caller.org:
         raise OrgForbidden(f"a token of {caller.org!r} may not upload for {asked[:64]!r}")
     return caller.org if worker.orgs.configured else None
+
+
+async def delete_as_caller(request: Request, worker: Worker) -> None:
+    """Delete the video the request names, if the caller may, and put it on record: for the
+    REST `DELETE` and tus termination alike."""
+    caller = caller_of(request, worker)
+    record = await find_video(worker, caller, request.path_params["video"], write=True)
+    await worker.videos.delete(record.id)
+    worker.audit.record(
+        "video.delete",
+        caller.actor,
+        video=record.id,
+        remote=remote_of(request),
+        title=record.title,
+        filename=record.filename,
+    )

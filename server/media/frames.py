@@ -129,7 +129,7 @@ class FrameTap(queue.Queue[Any]):
             return
         codec, frame = item
         mime = codec.mimeType.lower()
-        data = bytes(frame.data)
+        data: bytes = frame.data  # joined by the jitter buffer: already one bytes object
         self._sink(EncodedFrame(data, frame.timestamp, is_keyframe(mime, data), mime))
 
 

@@ -64,6 +64,11 @@ class LiveRoom:
         self._recording_done = recording_done
         self._grace: asyncio.TimerHandle | None = None
 
+    @property
+    def on(self) -> bool:
+        """A live lesson is on, or a publisher is connecting to start one."""
+        return self.info is not None or self.publisher is not None
+
     # ---- taking over ----------------------------------------------------------------------
 
     async def adopt(self, info: LiveInfo | None) -> None:

@@ -92,13 +92,7 @@ class RoomMedia:
     def busy(self) -> bool:
         """Peers are connected here, or a live lesson is on (a classroom may publish with
         nobody in the room yet): the home must not give the room up."""
-        live = self.live
-        return (
-            bool(self.viewers)
-            or live.info is not None
-            or live.publisher is not None
-            or (live.talker is not None)
-        )
+        return bool(self.viewers) or self.live.on or self.live.talker is not None
 
     def follow(self, state: PlaybackInfo) -> None:
         self.clock.update(state)
@@ -124,10 +118,9 @@ class RoomMedia:
             raise MediaFull(
                 f"this server already serves {self.worker.settings.media_max_viewers} viewers"
             )
-        live = self.live.info is not None or self.live.publisher is not None
         if source == "auto":
-            source = "live" if live else "video"
-        if source == "live" and not live:
+            source = "live" if self.live.on else "video"
+        if source == "live" and not self.live.on:
             raise NotLive(f"room {self.room_id!r} has no live lesson now")
         codec = self.live.video.codec if source == "live" else None
         kinds = check_offer(offer, video=(codec or "video/vp8").split("/")[1].upper())

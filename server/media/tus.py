@@ -47,7 +47,7 @@ from server.errors import (
     UnsupportedVersion,
     UploadBusy,
 )
-from server.media.access import Caller, caller_of, find_video, upload_org
+from server.media.access import Caller, caller_of, delete_as_caller, find_video, upload_org
 from server.media.retention import parse_consent, parse_retention_days
 from server.sync.store import VideoRecord
 
@@ -185,17 +185,7 @@ async def patch(request: Request) -> Response:
 @tus_endpoint
 async def terminate(request: Request) -> Response:
     worker: Worker = request.app.state.worker
-    caller = caller_of(request, worker)
-    record = await find_video(worker, caller, request.path_params["video"], write=True)
-    await worker.videos.delete(record.id)
-    worker.audit.record(
-        "video.delete",
-        caller.actor,
-        video=record.id,
-        remote=remote_of(request),
-        title=record.title,
-        filename=record.filename,
-    )
+    await delete_as_caller(request, worker)
     return Response(status_code=204, headers=_headers(worker))
 
 

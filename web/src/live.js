@@ -2,10 +2,8 @@
 // (WHIP to /talkback), the teacher's earpiece (WHEP ?source=talkback) and the classroom
 // device publishing camera and microphone (WHIP to /whip). Each is one RTCPeerConnection whose
 // offer is POSTed after ICE gathering, and which is ended with a DELETE of its Location.
-import { Emitter, sleep } from './util.js'
-import { parseIceLinks } from './video.js'
-
-const GATHER_WAIT_MS = 1500
+import { Emitter } from './util.js'
+import { gathered, parseIceLinks } from './video.js'
 
 /** A refusal from the server, with its JSON error's code and message. */
 export class MediaRefused extends Error {
@@ -14,18 +12,6 @@ export class MediaRefused extends Error {
     this.status = status
     this.code = code
   }
-}
-
-async function gathered (pc) {
-  if (pc.iceGatheringState === 'complete') return
-  await Promise.race([
-    new Promise((resolve) => {
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') resolve()
-      })
-    }),
-    sleep(GATHER_WAIT_MS)
-  ])
 }
 
 /** Offer, POST, answer: the session's absolute Location. Throws MediaRefused on a refusal. */

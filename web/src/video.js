@@ -84,7 +84,7 @@ export class LessonVideo extends Emitter {
     pc.onconnectionstatechange = () => this._onState(pc, generation)
     try {
       await pc.setLocalDescription(await pc.createOffer())
-      await this._gathered(pc)
+      await gathered(pc)
       if (generation !== this._generation) return
       const endpoint = this.source ? `${this.endpoint}?source=${this.source}` : this.endpoint
       const response = await fetch(endpoint, {
@@ -158,18 +158,6 @@ export class LessonVideo extends Emitter {
     }
   }
 
-  async _gathered (pc) {
-    if (pc.iceGatheringState === 'complete') return
-    await Promise.race([
-      new Promise((resolve) => {
-        pc.addEventListener('icegatheringstatechange', () => {
-          if (pc.iceGatheringState === 'complete') resolve()
-        })
-      }),
-      sleep(GATHER_WAIT_MS)
-    ])
-  }
-
   _watchFrames (generation) {
     const element = this.element
     const seen = () => {
@@ -219,4 +207,17 @@ export class LessonVideo extends Emitter {
     clearTimeout(this._retryTimer)
     this._teardown()
   }
+}
+
+/** Wait (a while) for the local candidates: none is trickled, all go in the offer. */
+export async function gathered (pc) {
+  if (pc.iceGatheringState === 'complete') return
+  await Promise.race([
+    new Promise((resolve) => {
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') resolve()
+      })
+    }),
+    sleep(GATHER_WAIT_MS)
+  ])
 }
