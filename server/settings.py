@@ -49,6 +49,9 @@ class Settings:
     doc_write_queue: int = 10_000  # accepted updates waiting for the log, per worker
     doc_compact_after: int = 500  # log entries before a room's log is folded into a snapshot
     doc_idle_seconds: float = 30.0  # a document nobody here uses is unloaded after this
+    # A room nobody here has written to for this long keeps its document as encoded bytes only
+    # (a fraction of a live replica's memory); the next write rebuilds the replica.
+    doc_hot_seconds: float = 15.0
 
     # Test switch only: the share of received pub/sub messages the Redis broker drops.
     test_drop_pubsub: float = 0.0

@@ -31,7 +31,7 @@ def test_the_note_count_follows_adds_and_deletes_without_walking_the_map() -> No
 
 
 def test_only_the_author_may_delete_a_note() -> None:
-    from server.documents.rules import judge
+    from server.documents.rules import judge, note_facts
     from server.rooms.roles import Role, permissions_for
 
     writer: Doc[Any] = Doc()
@@ -52,5 +52,11 @@ def test_only_the_author_may_delete_a_note() -> None:
         candidate.apply_update(added)
         watch = ChangeWatch(candidate)
         candidate.apply_update(deleted)
-        problem = judge(watch, committed_timeline, user, permissions_for(Role.TEACHER))
+        verdict = judge(
+            watch,
+            lambda note: note_facts(committed_timeline, note),
+            user,
+            permissions_for(Role.TEACHER),
+        )
+        problem = verdict.problem
         assert problem is None if expected is None else expected in (problem or ""), problem

@@ -1,14 +1,16 @@
 """Who may change what in a room's shared document, and what the document must stay.
 
-An update is first applied to a *candidate* replica while a `ChangeWatch` records what it
-touched; `judge` then says whether it may stand. Only then is it applied to the real replica,
-stored and relayed. A refused update never reaches the store or another client.
+An update is applied to the room's replica while a `ChangeWatch` records what it touched; `judge`
+then says whether it may stand, reading what the touched notes were before through a `Before`
+lookup (server/session/document.py keeps those facts, so a judged add needs no second replica).
+A refused update is rolled back and never reaches the store or another client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from pycrdt import Doc, Map, Subscription, Text
 
@@ -20,6 +22,25 @@ MAX_PLAN_CHARS = 200_000
 MAX_NOTES = 5_000
 MAX_NOTE_CHARS = 10_000
 META_STRINGS = {"title": 200, "video": 200}
+
+
+class NoteFacts(NamedTuple):
+    """What the judge needs of a note as the room holds it: its author as written (even in an
+    entry that breaks the model), and the note if it is valid."""
+
+    author: str | None
+    annotation: Annotation | None
+
+
+# A note's facts before the update being judged, or None when the room had no such note.
+Before = Callable[[str], NoteFacts | None]
+
+
+@dataclass
+class Verdict:
+    problem: str | None
+    # The touched notes as they are now (None: deleted): facts the next judgement may use.
+    after: dict[str, NoteFacts | None] = field(default_factory=dict)
 
 
 def declare_roots(doc: Doc[Any]) -> tuple[Text, Map[Any], Map[Any]]:
@@ -51,6 +72,7 @@ class ChangeWatch:
         self.plan_touched = False
         self.meta_keys: set[str] = set()
         self.notes: set[str] = set()  # notes added, changed or deleted
+        self.added: set[str] = set()  # notes whose key the timeline did not have before
         self.note_fields: dict[str, set[str]] = {}  # note -> its top-level fields changed
 
     def _touch_plan(self) -> None:
@@ -63,6 +85,8 @@ class ChangeWatch:
                 for key, change in event.keys.items():
                     self.notes.add(str(key))
                     action = change.get("action")
+                    if action == "add":
+                        self.added.add(str(key))
                     self.note_count += 1 if action == "add" else -1 if action == "delete" else 0
                 continue
             note = str(path[0])
@@ -83,50 +107,67 @@ class ChangeWatch:
 
 
 def judge(
-    watch: ChangeWatch, before: Map[Any], user: str, permissions: frozenset[Permission]
-) -> str | None:
-    """Why the update just applied to `watch.doc` may not stand, or None if it may.
+    watch: ChangeWatch, before: Before, user: str, permissions: frozenset[Permission]
+) -> Verdict:
+    """Whether the update just applied to `watch.doc` may stand (`problem` None) or why not.
 
-    `before` is the committed replica's timeline (the state before the update)."""
+    `before` gives a touched note's facts as they were before the update."""
+    verdict = Verdict(None)
     unknown = set(watch.doc.keys()) - ROOTS
     if unknown:
-        return f"unknown shared type {sorted(unknown)[0]!r}: the document has plan, timeline, meta"
+        verdict.problem = (
+            f"unknown shared type {sorted(unknown)[0]!r}: the document has plan, timeline, meta"
+        )
+        return verdict
     if watch.plan_touched:
         if Permission.EDIT not in permissions:
-            return "your role may not edit the plan"
+            verdict.problem = "your role may not edit the plan"
+            return verdict
         if len(watch.plan) > MAX_PLAN_CHARS:
-            return f"the plan would be over {MAX_PLAN_CHARS} characters"
+            verdict.problem = f"the plan would be over {MAX_PLAN_CHARS} characters"
+            return verdict
     if watch.meta_keys:
         if Permission.EDIT not in permissions:
-            return "your role may not change the room's details"
-        problem = _meta_problem(watch.meta, watch.meta_keys)
-        if problem:
-            return problem
+            verdict.problem = "your role may not change the room's details"
+            return verdict
+        verdict.problem = _meta_problem(watch.meta, watch.meta_keys)
+        if verdict.problem:
+            return verdict
     if watch.notes:
         if Permission.ANNOTATE not in permissions:
-            return "your role may not annotate the timeline"
+            verdict.problem = "your role may not annotate the timeline"
+            return verdict
         if watch.note_count > MAX_NOTES:
-            return f"the timeline would have over {MAX_NOTES} notes"
+            verdict.problem = f"the timeline would have over {MAX_NOTES} notes"
+            return verdict
         for note in sorted(watch.notes):
-            problem = _note_problem(watch, before, note, user)
+            old = None if note in watch.added else before(note)
+            problem = _note_problem(watch, old, note, user, verdict.after)
             if problem:
-                return f"timeline note {note[:40]!r}: {problem}"
-    return None
+                verdict.problem = f"timeline note {note[:40]!r}: {problem}"
+                return verdict
+    return verdict
 
 
-def _note_problem(watch: ChangeWatch, before: Map[Any], note: str, user: str) -> str | None:
+def _note_problem(
+    watch: ChangeWatch,
+    was: NoteFacts | None,
+    note: str,
+    user: str,
+    after: dict[str, NoteFacts | None],
+) -> str | None:
     if note not in watch.timeline:
-        # A deletion needs only the author, not the whole note read back.
-        author = _author(before, note)
-        if author is not None and author != user:
+        after[note] = None
+        if was is not None and was.author is not None and was.author != user:
             return "only its author may delete a note"
         return None
-    old = _annotation(before, note)
     now = read_annotation(note, watch.timeline[note])
     if isinstance(now, str):
         return now
+    after[note] = NoteFacts(now.author, now)
     if len(now.text) > MAX_NOTE_CHARS or any(len(r.text) > MAX_NOTE_CHARS for r in now.replies):
         return f"note text is over {MAX_NOTE_CHARS} characters"
+    old = None if was is None else was.annotation
     if old is None:
         if now.author != user:
             return "a new note's author must be you"
@@ -145,19 +186,17 @@ def _note_problem(watch: ChangeWatch, before: Map[Any], note: str, user: str) ->
     return None
 
 
-def _author(timeline: Map[Any], note: str) -> str | None:
+def note_facts(timeline: Map[Any], note: str) -> NoteFacts | None:
+    """A note's facts read from a replica's timeline (None when it has no such note)."""
     if note not in timeline:
         return None
     value = timeline[note]
     author = value.get("author") if isinstance(value, Map | dict) else None
-    return author if isinstance(author, str) else None
-
-
-def _annotation(timeline: Map[Any], note: str) -> Annotation | None:
-    if note not in timeline:
-        return None
-    found = read_annotation(note, timeline[note])
-    return found if isinstance(found, Annotation) else None
+    found = read_annotation(note, value)
+    return NoteFacts(
+        author if isinstance(author, str) else None,
+        found if isinstance(found, Annotation) else None,
+    )
 
 
 def _meta_problem(meta: Map[Any], keys: set[str]) -> str | None:

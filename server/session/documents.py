@@ -1,5 +1,6 @@
-"""The worker's shared documents: open replicas, the one batched writer, compaction, and
-unloading rooms nobody has used for a while."""
+"""The worker's shared documents: open rooms, the one batched writer, compaction, cooling rooms
+nobody writes to here (their replica dropped, their state kept as bytes), and unloading rooms
+nobody has used for a while."""
 
 from __future__ import annotations
 
@@ -149,6 +150,11 @@ class Documents:
             idle = document.idle_since
             if idle is not None and now - idle > self.settings.doc_idle_seconds:
                 await self.unload(document)
+            elif (
+                document.hot is not None
+                and now - document.written_here_at > self.settings.doc_hot_seconds
+            ):
+                document.cool()
 
     async def set_meta(self, record: RoomRecord, key: str, value: str) -> None:
         document = await self.open(record)
@@ -248,7 +254,7 @@ class Documents:
                 return
             try:
                 started = time.perf_counter()
-                snapshot, upto = document.doc.get_update(), document.last
+                snapshot, upto = document.committed(), document.last
                 document.log_length = await self.doclog.compact(document.id, snapshot, upto)
                 log.info(
                     "room %s: compacted through %s (%d bytes) in %.1f ms",
@@ -266,7 +272,7 @@ class Documents:
         """Append each open replica's whole state: after a store restart that lost the log,
         the replicas give it back (merging is idempotent, so nothing appears twice)."""
         for document in list(self.open_rooms.values()):
-            await self.write(document, document.doc.get_update(), None, relay=False)
+            await self.write(document, document.committed(), None, relay=False)
 
     def publish_awareness(self, room: str, frame: bytes) -> None:
         self.worker.spawn(

@@ -52,7 +52,7 @@ async def serve_yjs_socket(websocket: WebSocket, worker: Worker) -> None:
     worker.audit.record("room.join", actor, room=room_id, remote=remote, socket="yjs")
     try:
         # The server speaks first, as y-websocket servers do: our state vector, then who is here.
-        connection.deliver(yjs_wire.sync_step1(document.doc.get_state()))
+        connection.deliver(yjs_wire.sync_step1(document.state_vector()))
         aware = document.awareness_frame()
         if aware is not None:
             connection.deliver(aware)
