@@ -24,6 +24,22 @@ redis.call('PUBLISH', KEYS[3], ARGV[1] .. '\\n' .. prev .. '\\n' .. id .. '\\n' 
 return {prev, id}
 """
 
+# The same for a batch of rooms in one call: KEYS are each room's three keys in turn, ARGV the
+# worker then each room's update; returns prev and id for each room, flat.
+_APPEND_MANY = """
+local out = {}
+for i = 2, #ARGV do
+  local k = (i - 2) * 3
+  local prev = redis.call('GET', KEYS[k + 2]) or '0-0'
+  local id = redis.call('XADD', KEYS[k + 1], '*', 'w', ARGV[1], 'u', ARGV[i])
+  redis.call('SET', KEYS[k + 2], id)
+  redis.call('PUBLISH', KEYS[k + 3], ARGV[1] .. '\\n' .. prev .. '\\n' .. id .. '\\n' .. ARGV[i])
+  out[#out + 1] = prev
+  out[#out + 1] = id
+end
+return out
+"""
+
 _COMPACT = """
 local current = tonumber(redis.call('HGET', KEYS[2], 'ms') or '-1')
 local current_seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '-1')
@@ -58,6 +74,7 @@ class RedisDocLog:
         self._client = client
         self._broker = broker
         self._append = client.register_script(_APPEND)
+        self._append_many = client.register_script(_APPEND_MANY)
         self._compact = client.register_script(_COMPACT)
         self._wrappers: dict[tuple[str, EntryCallback], Callable[[bytes], None]] = {}
 
@@ -71,16 +88,18 @@ class RedisDocLog:
     async def append_many(self, worker: str, items: list[tuple[str, bytes]]) -> list[DocEntry]:
         if "\n" in worker:
             raise ValueError("worker ids cannot hold a newline")
+        if not items:
+            return []
+        keys: list[str] = []
+        for room, _update in items:
+            keys.extend(_keys(room))
         with unavailable("redis doc log append failed"):
-            # One connection, one round trip: a parallel request per room would take as many
-            # pooled connections as there are busy rooms.
-            async with self._client.pipeline(transaction=False) as pipe:
-                for room, update in items:
-                    await self._append(keys=list(_keys(room)), args=[worker, update], client=pipe)
-                results = await pipe.execute()
+            # One command for the whole batch: a request per room would take as many pooled
+            # connections (or pipeline entries to pack and parse) as there are busy rooms.
+            flat = await self._append_many(keys=keys, args=[worker, *(u for _, u in items)])
         return [
-            DocEntry(worker, _text(prev), _text(entry_id), update)
-            for (prev, entry_id), (_room, update) in zip(results, items, strict=True)
+            DocEntry(worker, _text(flat[2 * i]), _text(flat[2 * i + 1]), update)
+            for i, (_room, update) in enumerate(items)
         ]
 
     async def subscribe(self, room: str, callback: EntryCallback) -> None:
