@@ -93,13 +93,15 @@ async def test_a_cold_room_serves_its_state_and_judges_by_what_was_committed(
 async def test_many_edits_while_cold_elsewhere_fold_into_one_state(tmp_path: Path) -> None:
     """The bytes a cold room keeps are folded as updates arrive, and stay exactly the room."""
     await _create(tmp_path, "r2")
-    settings = make_settings(tmp_path, doc_hot_seconds=0.2, heartbeat_interval=0.1)
+    settings = make_settings(
+        tmp_path, doc_hot_seconds=0.2, heartbeat_interval=0.1, yjs_rate_burst=1000.0
+    )
     async with (
         serve_in_process(settings) as server,
         ydoc(server.base, "r2", token("r2", "coach", "Ann")) as ann,
     ):
         worker = server.server.config.app.state.worker  # type: ignore[attr-defined]
-        for i in range(300):
+        for i in range(300):  # one update each, more than FOLD_ENTRIES
             ann.timeline[f"n{i}"] = note(float(i))
             await ann.flush()
         document: RoomDocument = worker.documents.open_rooms["r2"]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from pycrdt import Doc, Map, Subscription, Text
+from pycrdt import Doc, Map, Text
 
 from server.documents.model import Annotation, read_annotation
 from server.rooms.roles import Permission
@@ -61,10 +61,13 @@ class ChangeWatch:
         # Kept from the events: in Yrs a map's length walks every key it ever had, deleted
         # ones too, so asking on each update would cost the whole history each time.
         self.note_count = len(self.timeline)
-        self._subscriptions: list[Subscription] = [
-            self.plan.observe(lambda _event: self._touch_plan()),
-            self.timeline.observe_deep(self._on_timeline),
-            self.meta.observe_deep(self._on_meta),
+        # On the Yrs types themselves, not through pycrdt's wrappers: those turn every event's
+        # every attribute into Python objects first, which was most of the cost of judging.
+        # Here an event's `path` and `keys` are read only when needed.
+        self._subscriptions: list[Any] = [
+            self.plan.integrated.observe(lambda _event: self._touch_plan()),
+            self.timeline.integrated.observe_deep(self._on_timeline),
+            self.meta.integrated.observe_deep(self._on_meta),
         ]
         self.reset()
 
@@ -93,7 +96,8 @@ class ChangeWatch:
             self.notes.add(note)
             fields = self.note_fields.setdefault(note, set())
             if len(path) == 1:
-                fields.update(str(key) for key in getattr(event, "keys", {}) or {})
+                if type(event).__name__ == "MapEvent":  # a note that is a map, as it should be
+                    fields.update(str(key) for key in event.keys)
             else:
                 fields.add(str(path[1]))
 
@@ -102,7 +106,7 @@ class ChangeWatch:
             path = list(event.path)
             if path:
                 self.meta_keys.add(str(path[0]))
-            else:
+            elif type(event).__name__ == "MapEvent":
                 self.meta_keys.update(str(key) for key in event.keys)
 
 

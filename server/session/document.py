@@ -368,6 +368,7 @@ class RoomDocument:
     def _server_edit(self, edit: Callable[[Map[Any]], None]) -> bytes | None:
         """Make an edit of `meta` on the replica and commit it; the update, or None if the edit
         changed nothing."""
+        was_cold = self.hot is None
         doc = self._heat()
         updates: list[bytes] = []
         subscription = doc.observe(lambda event: updates.append(event.update))
@@ -377,6 +378,8 @@ class RoomDocument:
         finally:
             doc.unobserve(subscription)
         if not updates or updates[0] == EMPTY_UPDATE:
+            if was_cold:
+                self.cool()  # a room opened to be read need not hold a replica
             return None
         self.written_here_at = time.monotonic()
         for update in updates:
