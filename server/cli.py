@@ -275,6 +275,7 @@ def serve(settings: Settings, log_level: str) -> int:
         app,
         ws="websockets-sansio",
         ws_max_size=WS_MAX_BYTES,
+        loop=_event_loop(settings.event_loop),
         log_config=None,
         lifespan="on",
         # The client address behind a proxy is ours to decide (`trusted_proxies`): uvicorn
@@ -287,6 +288,12 @@ def serve(settings: Settings, log_level: str) -> int:
     print(f"cocoach listening on http://{_url_host(settings.host)}:{port}", flush=True)
     DrainingServer(config, app, settings.drain_seconds).run(sockets=[sock])
     return 0
+
+
+def _event_loop(choice: str) -> str:
+    if choice not in ("auto", "uvloop", "asyncio"):
+        raise SystemExit(f"COCOACH_EVENT_LOOP must be auto, uvloop or asyncio, not {choice!r}")
+    return choice
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -100,6 +100,9 @@ class Settings:
     metrics_token: str | None = None  # when set, /metrics needs it as Authorization: Bearer
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     drain_seconds: float = 5.0  # on SIGTERM: time clients and writes get before the exit
+    # "auto" runs on uvloop where it is installed (a dependency on Linux and macOS): about a
+    # third less CPU per document update than asyncio's own loop (docs/benchmarks.md).
+    event_loop: str = "auto"  # "auto", "uvloop" or "asyncio"
 
     # Consent and retention of videos (docs/videos.md#consent-and-retention).
     video_retention_days: int = 365  # a video with no period of its own goes after this; 0: kept
