@@ -60,3 +60,26 @@ def test_only_the_author_may_delete_a_note() -> None:
         )
         problem = verdict.problem
         assert problem is None if expected is None else expected in (problem or ""), problem
+
+
+def test_a_closed_watch_lets_its_replica_go() -> None:
+    """The Yrs document holds the watch's callbacks and they hold the document: a cycle through
+    Rust that Python's collector cannot see. Closing the watch breaks it; a cooled room's
+    replica would otherwise stay in memory for good."""
+    import gc
+    import weakref
+
+    doc: Doc[Any] = Doc()
+    watch = ChangeWatch(doc)
+    kept = weakref.ref(doc)
+    del doc, watch
+    gc.collect()
+    assert kept() is not None  # the cycle the close is for
+
+    doc = Doc()
+    watch = ChangeWatch(doc)
+    freed = weakref.ref(doc)
+    watch.close()
+    del doc, watch
+    gc.collect()
+    assert freed() is None

@@ -71,6 +71,14 @@ class ChangeWatch:
         ]
         self.reset()
 
+    def close(self) -> None:
+        """Detach from the document. Needed before dropping it: the Yrs document holds our
+        callbacks, which hold the document, a cycle Python's collector cannot see, so without
+        this every dropped replica (1.7 MiB for 500 notes) would stay in memory for good."""
+        for subscription in self._subscriptions:
+            subscription.drop()
+        self._subscriptions.clear()
+
     def reset(self) -> None:
         self.plan_touched = False
         self.meta_keys: set[str] = set()

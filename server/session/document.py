@@ -234,6 +234,8 @@ class RoomDocument:
         """(Re)make the replica from the committed bytes: when the room gets hot, and to roll
         back an update we refused. The watch is attached after the state is in: its observers
         need not see it."""
+        if self.watch is not None:
+            self.watch.close()
         self.hot = self._replica() if replica is None else replica
         self.watch = ChangeWatch(self.hot)
         self.facts.clear()
@@ -243,6 +245,8 @@ class RoomDocument:
         if self.hot is None:
             return
         self._fold()
+        if self.watch is not None:
+            self.watch.close()
         self.hot = None
         self.watch = None
         self.facts.clear()

@@ -130,6 +130,7 @@ class Documents:
         if document.log_length > self.settings.doc_compact_after // 4:
             await self.compact(document)
         del self.open_rooms[document.id]
+        document.cool()  # detaches the replica's watch, or the replica would never be freed
         consumer = self._consumers.pop(document.id, None)
         if consumer is not None:
             consumer.cancel()
