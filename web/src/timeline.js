@@ -170,7 +170,9 @@ export class TimelineView {
     const extra = this.s.noteExtras?.() ?? {}
     const id = addNote(this.s.shared.doc, { start, end, tags, author: this.s.sub, extra })
     this._focusNext = id
-    this.schedule()
+    // Now, not on the next frame: the coach types the note's text right after the tag key, and
+    // a key pressed before its text box has the focus would be lost.
+    this.render()
     return id
   }
 
