@@ -47,6 +47,9 @@ class Settings:
     yjs_rate_per_second: float = 60.0
     yjs_rate_burst: float = 300.0
     doc_write_queue: int = 10_000  # accepted updates waiting for the log, per worker
+    # The writer waits this long for more updates before each append: a third less CPU per
+    # update on every worker and in Redis, for 1-2 ms of latency (docs/benchmarks.md).
+    doc_write_linger_ms: float = 2.0
     doc_compact_after: int = 500  # log entries before a room's log is folded into a snapshot
     doc_idle_seconds: float = 30.0  # a document nobody here uses is unloaded after this
     # A room nobody here has written to for this long keeps its document as encoded bytes only

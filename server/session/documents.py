@@ -186,8 +186,12 @@ class Documents:
     async def run_writer(self) -> None:
         """The worker's one writer: batches what queued up meanwhile, one entry per room, all
         rooms in one request."""
+        linger = self.settings.doc_write_linger_ms / 1000
         while True:
             batch = [await self._writes.get()]
+            if linger > 0:
+                # A moment for more to queue: one Redis call then carries several updates.
+                await asyncio.sleep(linger)
             while not self._writes.empty():
                 batch.append(self._writes.get_nowait())
             by_room: dict[RoomDocument, list[Pending]] = defaultdict(list)
