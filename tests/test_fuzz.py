@@ -3,7 +3,7 @@ message or a ClientError, and a judged update either stands whole or leaves no t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -12,11 +12,11 @@ from pycrdt import Array, Doc, Map, Text
 
 from server import yjs_wire
 from server.codec import decode_client
-from server.documents.rules import ChangeWatch, declare_roots, judge
+from server.documents.rules import declare_roots
 from server.errors import ClientError
 from server.messages import CLIENT_TYPES
 from server.rooms.roles import Permission, Role, permissions_for
-from server.session.document import BAD_UPDATE
+from server.session.document import RoomDocument
 
 CASES = 10_000
 FUZZ = settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -113,28 +113,35 @@ yjs_frames = (
 
 
 @FUZZ
-@given(yjs_frames, st.sampled_from(list(Role)))
-def test_yjs_path(frame: bytes, role: Role) -> None:
-    """Decode, then judge as the server does: nothing may escape but a refusal or acceptance,
-    and a refused update must leave the committed replica as it was."""
-    committed: Doc[Any] = Doc()
-    _, timeline, _ = declare_roots(committed)
-    candidate: Doc[Any] = Doc()
-    watch = ChangeWatch(candidate)
-    before = committed.get_update()
+@given(yjs_frames, st.sampled_from(list(Role)), st.booleans())
+def test_yjs_path(frame: bytes, role: Role, cold: bool) -> None:
+    """Decode, then judge as the server does, in a room with a replica (hot) or with its state
+    as bytes only (cold): nothing may escape but a refusal or an acceptance, a refused update
+    must leave the committed state as it was, and the replica must stay the committed state."""
+    document = RoomDocument(cast(Any, None), "fuzz")  # the judging needs no log or broker
+    document._commit(SEEDS[0])  # a plan with something in it
+    if not cold:
+        document._heat()
+    before = document.committed()
     try:
         message = yjs_wire.decode(frame)
     except ClientError:
         return
     if not isinstance(message, yjs_wire.SyncUpdate | yjs_wire.SyncStep2):
         return
-    try:
-        candidate.apply_update(message.update)
-    except BAD_UPDATE:
-        return
-    problem = judge(watch, timeline, "user:ann", permissions_for(role))
-    if problem is None and Permission.ANNOTATE in permissions_for(role):
-        committed.apply_update(message.update)
-        assert isinstance(str(committed.get("plan", type=Text)), str)
+    permissions = permissions_for(role)
+    problem, store = document.apply_client_update(message.update, "user:ann", permissions)
+    if store:
+        assert problem is None
+        assert Permission.ANNOTATE in permissions or Permission.EDIT in permissions
+        assert document.committed() != before
     else:
-        assert committed.get_update() == before
+        assert document.committed() == before
+    if document.hot is not None:
+        replica: Doc[Any] = Doc()
+        declare_roots(replica)
+        replica.apply_update(document.committed())
+        assert yjs_wire.decode_state_vector(replica.get_state()) == yjs_wire.decode_state_vector(
+            document.hot.get_state()
+        )
+        assert str(replica.get("plan", type=Text)) == str(document.hot.get("plan", type=Text))
