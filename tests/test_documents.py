@@ -235,6 +235,7 @@ async def test_the_document_survives_a_restart_and_compaction(tmp_path) -> None:
     doclog = SqliteDocLog(tmp_path / "documents.sqlite3")
     try:
         loaded = await doclog.load("r9")
-        assert loaded.snapshot is not None and len(loaded.entries) <= 10
+        # Compacted past 10 entries, give or take the per-room 25 % (server/session/documents.py).
+        assert loaded.snapshot is not None and len(loaded.entries) <= 13
     finally:
         await doclog.close()

@@ -59,6 +59,7 @@ class RoomDocument:
         self.tail: list[bytes] = []
         self._tail_bytes = 0
         self._fold_scale = random.uniform(0.75, 1.25)
+        self.fold_jitter = random.uniform(0.75, 1.25)  # where this room's log is compacted
         self._state_vector: bytes | None = None  # of `state`, once asked for
         self.hot: Doc[Any] | None = None
         self.watch: ChangeWatch | None = None

@@ -237,7 +237,10 @@ class Documents:
             if document.pending_writes == 0:
                 document.written.set()
             # (Each entry is counted in log_length when its announcement comes back to us.)
-            if document.log_length > self.settings.doc_compact_after and not document.compacting:
+            # Within +-25 % of the setting, drawn per room: rooms busy since the same moment
+            # would otherwise all compact at once and stall this worker together.
+            limit = self.settings.doc_compact_after * document.fold_jitter
+            if document.log_length > limit and not document.compacting:
                 self.worker.spawn(self.compact(document), f"compact {document.id}")
 
     def _relay(self, by_room: dict[RoomDocument, list[Pending]]) -> None:
