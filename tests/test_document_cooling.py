@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pycrdt import Array, Doc, Map
 
+from server.session.doc_state import DocState
 from server.session.document import RoomDocument
 from tests.support import TIMEOUT, make_settings, serve_in_process, token
 from tests.test_documents import note
@@ -30,7 +31,7 @@ async def _until_cold(worker: Any, room: str) -> RoomDocument:
     async with asyncio.timeout(TIMEOUT):
         while True:
             document: RoomDocument | None = worker.documents.open_rooms.get(room)
-            if document is not None and document.hot is None:
+            if document is not None and document.content.hot is None:
                 return document
             await asyncio.sleep(0.05)
 
@@ -56,12 +57,12 @@ async def test_a_cold_room_serves_its_state_and_judges_by_what_was_committed(
         await ann.until(lambda: "n3" in ann.timeline)
 
         document = await _until_cold(worker, "r1")
-        assert document.facts == {} and document.watch is None
+        assert document.content.facts == {} and document.content.watch is None
         # A joiner to a cold room is served from the bytes.
         async with ydoc(server.base, "r1", token("r1", "observer", "Obi")) as obi:
             assert set(obi.timeline.keys()) == {"n1", "n2", "n3"}
             assert str(obi.plan) == "Wait time after questions"
-        assert document.hot is None
+        assert document.content.hot is None
 
         # Tess may not rewrite Ann's note: "before" comes from the committed bytes.
         tess.timeline["n1"]["text"] = "rewritten by Tess"
@@ -99,13 +100,13 @@ def test_the_bytes_fold_as_updates_come_and_stay_exactly_the_room() -> None:
     source.observe(lambda event: updates.append(event.update))
     for i in range(700):
         timeline[f"n{i}"] = note(float(i))
-    document = RoomDocument(cast(Any, None), "r")  # no log or broker needed to hold state
+    document = DocState("r")
     for update in updates[:400]:
-        document._commit(update)
+        document.commit(update)
     assert len(document.tail) < 400  # folded on the way (each fold point at 192-320 updates)
-    document._heat()
+    document.heat()
     for update in updates[400:]:
-        document._commit(update)
+        document.commit(update)
         document.hot.apply_update(update)  # type: ignore[union-attr]
     assert len(document.tail) >= 300  # hot: not folded since
     document.cool()

@@ -172,6 +172,35 @@ async def test_malformed_frames_get_an_error_and_the_connection_goes_on(embedded
             await again.until(lambda: str(again.plan) == "still here!")
 
 
+# An update that makes Yrs panic (an unwrap of None) when applied on top of BASE; found by
+# tests/test_fuzz.py. pyo3 raises it as a BaseException the server must still turn into a refusal.
+PANIC_BASE = (
+    b"\x01\x01\xe9\xc3\x80\xae\xf1\xa3\xce\n\x00\x04\x01\x04plan\x14Try think-pair-share\x00"
+)
+PANIC_UPDATE = (
+    b"\x01\x01\xe9\xc3\x80\xae\xf1\xa3\xce\n\xbb\xa8\xe9\xc3\x809\xf1\xa3\xce\n\x15\x01|\x80"
+    b"\x00\x00\x00\x01\xe9\xc3\x80\xae\xf1\xa3\xce\n\x01\x15\x01"
+)
+
+
+async def test_an_update_that_makes_the_crdt_library_panic_is_refused(embedded: Running) -> None:
+    async with (
+        ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann,
+        ydoc(embedded.base, "r1", token("r1", "teacher", "Tess")) as tess,
+    ):
+        await ann.send_raw(yjs_wire.sync_update(PANIC_BASE))
+        await tess.until(lambda: str(tess.plan) == "Try think-pair-share")
+        async with ydoc(embedded.base, "r1", token("r1", "coach", "Mallory")) as mallory:
+            await mallory.send_raw(yjs_wire.sync_update(PANIC_UPDATE))
+            reason = await asyncio.wait_for(mallory.denied.get(), TIMEOUT)
+            assert "not a Yjs update" in reason and "CRDT library" in reason
+        # The room's replica was rebuilt from what it had committed: editing goes on.
+        tess.plan += "!"
+        await tess.flush()
+        async with ydoc(embedded.base, "r1", token("r1", "observer", "Obi")) as obi:
+            await obi.until(lambda: str(obi.plan) == "Try think-pair-share!")
+
+
 async def test_awareness_is_relayed_and_cleared_on_leave(embedded: Running) -> None:
     async with ydoc(embedded.base, "r1", token("r1", "coach", "Ann")) as ann:
         async with ydoc(embedded.base, "r1", token("r1", "observer", "Obi")) as obi:

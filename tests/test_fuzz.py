@@ -3,7 +3,7 @@ message or a ClientError, and a judged update either stands whole or leaves no t
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +16,7 @@ from server.documents.rules import declare_roots
 from server.errors import ClientError
 from server.messages import CLIENT_TYPES
 from server.rooms.roles import Permission, Role, permissions_for
-from server.session.document import RoomDocument
+from server.session.doc_state import DocState
 
 CASES = 10_000
 FUZZ = settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -118,10 +118,10 @@ def test_yjs_path(frame: bytes, role: Role, cold: bool) -> None:
     """Decode, then judge as the server does, in a room with a replica (hot) or with its state
     as bytes only (cold): nothing may escape but a refusal or an acceptance, a refused update
     must leave the committed state as it was, and the replica must stay the committed state."""
-    document = RoomDocument(cast(Any, None), "fuzz")  # the judging needs no log or broker
-    document._commit(SEEDS[0])  # a plan with something in it
+    document = DocState("fuzz")
+    document.commit(SEEDS[0])  # a plan with something in it
     if not cold:
-        document._heat()
+        document.heat()
     before = document.committed()
     try:
         message = yjs_wire.decode(frame)

@@ -88,7 +88,7 @@ class Documents:
         holds one, else straight from the log, without loading the room."""
         document = self.open_rooms.get(room_id)
         if document is not None:
-            return document.snapshot_doc()
+            return document.content.snapshot_doc()
         loaded = await self.doclog.load(room_id)
         doc: Doc[Any] = Doc()
         declare_roots(doc)
@@ -114,7 +114,7 @@ class Documents:
                 framework = as_meta(self.frameworks.get(record.framework))
             except CocoachError as exc:
                 log.warning("room %s: framework not loaded: %s", record.id, exc.message)
-        seeded = document.seed(record.title, framework, record.video)
+        seeded = document.content.seed(record.title, framework, record.video)
         self.open_rooms[record.id] = document
         self._consumers[record.id] = self.worker.start(document.consume(), f"doc {record.id}")
         if seeded is not None:
@@ -130,7 +130,7 @@ class Documents:
         if document.log_length > self.settings.doc_compact_after // 4:
             await self.compact(document)
         del self.open_rooms[document.id]
-        document.cool()  # detaches the replica's watch, or the replica would never be freed
+        document.content.cool()  # detaches the replica's watch, or the replica would never be freed
         consumer = self._consumers.pop(document.id, None)
         if consumer is not None:
             consumer.cancel()
@@ -152,14 +152,14 @@ class Documents:
             if idle is not None and now - idle > self.settings.doc_idle_seconds:
                 await self.unload(document)
             elif (
-                document.hot is not None
-                and now - document.written_here_at > self.settings.doc_hot_seconds
+                document.content.hot is not None
+                and now - document.content.written_here_at > self.settings.doc_hot_seconds
             ):
-                document.cool()
+                document.content.cool()
 
     async def set_meta(self, record: RoomRecord, key: str, value: str) -> None:
         document = await self.open(record)
-        update = document.set_meta(key, value)
+        update = document.content.set_meta(key, value)
         if update is not None:
             await self.write(document, update, None)
 
@@ -262,7 +262,7 @@ class Documents:
                 return
             try:
                 started = time.perf_counter()
-                snapshot, upto = document.committed(), document.last
+                snapshot, upto = document.content.committed(), document.last
                 document.log_length = await self.doclog.compact(document.id, snapshot, upto)
                 log.info(
                     "room %s: compacted through %s (%d bytes) in %.1f ms",
@@ -280,7 +280,7 @@ class Documents:
         """Append each open replica's whole state: after a store restart that lost the log,
         the replicas give it back (merging is idempotent, so nothing appears twice)."""
         for document in list(self.open_rooms.values()):
-            await self.write(document, document.committed(), None, relay=False)
+            await self.write(document, document.content.committed(), None, relay=False)
 
     def publish_awareness(self, room: str, frame: bytes) -> None:
         self.worker.spawn(

@@ -20,7 +20,8 @@ from server.errors import (
 from server.rooms.roles import Permission
 from server.session.admission import admit, close_with
 from server.session.connection import Connection
-from server.session.document import BAD_UPDATE, RoomDocument
+from server.session.doc_state import BAD_UPDATE
+from server.session.document import RoomDocument
 from server.session.rate import TokenBucket
 from server.session.worker import Worker
 from server.tokens import Claims
@@ -52,7 +53,7 @@ async def serve_yjs_socket(websocket: WebSocket, worker: Worker) -> None:
     worker.audit.record("room.join", actor, room=room_id, remote=remote, socket="yjs")
     try:
         # The server speaks first, as y-websocket servers do: our state vector, then who is here.
-        connection.deliver(yjs_wire.sync_step1(document.state_vector()))
+        connection.deliver(yjs_wire.sync_step1(document.content.state_vector()))
         aware = document.awareness_frame()
         if aware is not None:
             connection.deliver(aware)
@@ -119,7 +120,7 @@ async def _dispatch(
     match message:
         case yjs_wire.SyncStep1(state_vector=state_vector):
             try:
-                connection.deliver(document.sync_step2_for(state_vector))
+                connection.deliver(document.content.sync_step2_for(state_vector))
             except BAD_UPDATE:
                 connection.deliver(yjs_wire.permission_denied("malformed: bad state vector"))
         case yjs_wire.SyncStep2(update=update) | yjs_wire.SyncUpdate(update=update):
