@@ -16,7 +16,7 @@ handshake alone, measured on a room the worker already holds, is reported beside
 clients stay connected, so the rooms stay loaded, and the worker's RSS grows by the memory of
 those rooms plus one connection each; a second client per room then gives the cost of a
 connection alone, which is subtracted. Those clients only read, so the rooms are *cold*: the
-worker keeps each one's state as encoded bytes (server/session/document.py). Then each first
+worker keeps each one's state as encoded bytes (server/session/doc_state.py). Then each first
 client adds one note, which makes its room *hot* (a pycrdt replica with the judge's watch, kept
 for `doc_hot_seconds` after the last write; the benchmark sets it long enough to measure), and
 the RSS step gives a room while it is being written.

@@ -2,7 +2,7 @@
 
 An update is applied to the room's replica while a `ChangeWatch` records what it touched; `judge`
 then says whether it may stand, reading what the touched notes were before through a `Before`
-lookup (server/session/document.py keeps those facts, so a judged add needs no second replica).
+lookup (server/session/doc_state.py keeps those facts, so a judged add needs no second replica).
 A refused update is rolled back and never reaches the store or another client.
 """
 
