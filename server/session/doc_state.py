@@ -34,7 +34,8 @@ T = TypeVar("T")
 
 
 def untrusted(call: Callable[[], T]) -> T:
-    """Run a pycrdt call on a client's bytes. Some hostile updates make Yrs panic (an unwrap of
+    """Run a pycrdt call on bytes that came from outside (a client's, or the log's, which a
+    damaged store could spoil). Some hostile updates make Yrs panic (an unwrap of
     None, found by tests/test_fuzz.py); pyo3 raises that as pyo3_runtime.PanicException, a
     BaseException its module does not let us import, so it is recognised by name and becomes
     a ValueError: the update is refused and the replica rebuilt, like any bad update."""
@@ -82,7 +83,7 @@ class DocState:
         if self.hot is not None and self.watch is not None:
             self.watch.reset()
             try:
-                self.hot.apply_update(update)
+                untrusted(partial(self.hot.apply_update, update))
             except BAD_UPDATE as exc:
                 # Only judged updates reach the log, so this is a damaged entry: skip it rather
                 # than stop applying everything after it.
@@ -110,7 +111,7 @@ class DocState:
         if not self.tail:
             return
         try:
-            self.encoded = merge_updates(self.encoded, *self.tail)
+            self.encoded = untrusted(partial(merge_updates, self.encoded, *self.tail))
         except BAD_UPDATE:
             self.encoded = self._merge_one_by_one()
         self.tail.clear()
@@ -122,7 +123,7 @@ class DocState:
         state = self.encoded
         for update in self.tail:
             try:
-                state = merge_updates(state, update)
+                state = untrusted(partial(merge_updates, state, update))
             except BAD_UPDATE as exc:
                 log.error("room %s: a stored update does not merge, skipped: %s", self.room, exc)
         return state
@@ -145,12 +146,12 @@ class DocState:
         doc: Doc[Any] = Doc()
         declare_roots(doc)
         try:
-            doc.apply_update(self.encoded)
+            untrusted(partial(doc.apply_update, self.encoded))
         except BAD_UPDATE as exc:
             log.error("room %s: the stored state does not apply: %s", self.room, exc)
         for update in self.tail:
             try:
-                doc.apply_update(update)
+                untrusted(partial(doc.apply_update, update))
             except BAD_UPDATE as exc:
                 log.error("room %s: a stored update does not apply, skipped: %s", self.room, exc)
         return doc
