@@ -1,8 +1,8 @@
 """Redis DocLog: a stream per room as the write-ahead log, and pub/sub to announce entries.
 
-Append is one Lua call (XADD + PUBLISH of [worker, prev, id, update]), so announcements go out
-in log order and `prev` always names the entry before. Subscriptions ride on the worker's one
-subscriber connection (the RedisBroker)."""
+Appending a batch is one Lua call (per room, XADD + PUBLISH of [worker, prev, id, update]), so
+announcements go out in log order and `prev` always names the entry before. Subscriptions ride
+on the worker's one subscriber connection (the RedisBroker)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,9 @@ from server.sync.keys import room_key
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_errors import unavailable
 
-_APPEND = """
-local prev = redis.call('GET', KEYS[2]) or '0-0'
-local id = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'u', ARGV[2])
-redis.call('SET', KEYS[2], id)
-redis.call('PUBLISH', KEYS[3], ARGV[1] .. '\\n' .. prev .. '\\n' .. id .. '\\n' .. ARGV[2])
-return {prev, id}
-"""
-
-# The same for a batch of rooms in one call: KEYS are each room's three keys in turn, ARGV the
-# worker then each room's update; returns prev and id for each room, flat.
+# Appends a batch of rooms' entries in one call: KEYS are each room's three keys (stream, last
+# id, channel) in turn, ARGV the worker then each room's update; returns prev and id for each
+# room, flat.
 _APPEND_MANY = """
 local out = {}
 for i = 2, #ARGV do
@@ -73,17 +66,13 @@ class RedisDocLog:
     def __init__(self, client: redis.Redis, broker: RedisBroker) -> None:
         self._client = client
         self._broker = broker
-        self._append = client.register_script(_APPEND)
         self._append_many = client.register_script(_APPEND_MANY)
         self._compact = client.register_script(_COMPACT)
         self._wrappers: dict[tuple[str, EntryCallback], Callable[[bytes], None]] = {}
 
     async def append(self, room: str, worker: str, update: bytes) -> DocEntry:
-        if "\n" in worker:
-            raise ValueError("worker ids cannot hold a newline")
-        with unavailable("redis doc log append failed"):
-            prev, entry_id = await self._append(keys=list(_keys(room)), args=[worker, update])
-        return DocEntry(worker, _text(prev), _text(entry_id), update)
+        (entry,) = await self.append_many(worker, [(room, update)])
+        return entry
 
     async def append_many(self, worker: str, items: list[tuple[str, bytes]]) -> list[DocEntry]:
         if "\n" in worker:
