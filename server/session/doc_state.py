@@ -185,32 +185,24 @@ class DocState:
 
     def sync_step2_for(self, state_vector: bytes) -> bytes:
         if self.hot is not None:
-            hot = self.hot
-            return yjs_wire.sync_step2(untrusted(lambda: hot.get_update(state_vector)))
-        committed = self.committed()
-        return yjs_wire.sync_step2(untrusted(lambda: get_update(committed, state_vector)))
+            return yjs_wire.sync_step2(untrusted(partial(self.hot.get_update, state_vector)))
+        return yjs_wire.sync_step2(untrusted(partial(get_update, self.committed(), state_vector)))
 
     def apply_client_update(
         self, update: bytes, user: str, permissions: frozenset[Permission]
     ) -> tuple[str | None, bool]:
         """Judge and apply one client's update: (why it was refused, whether it must be stored)."""
         try:
-            carries = bool(self.tainted) and self._carries(update, self.tainted)
+            if self.tainted and self._carries(update, self.tainted):
+                return (
+                    "this client's document holds a change the room refused: start a new"
+                    " document (reload) to go on",
+                    False,
+                )
+            if self.hot is None and self._nothing_new(update):
+                return None, False  # a joiner's sync step 2, say: the room stays cold
         except BAD_UPDATE as exc:
             return f"not a Yjs update: {exc}", False
-        if carries:
-            return (
-                "this client's document holds a change the room refused: start a new document"
-                " (reload) to go on",
-                False,
-            )
-        if self.hot is None:
-            try:
-                known = self.state_vector()
-                if untrusted(lambda: get_update(update, known)) == EMPTY_UPDATE:
-                    return None, False  # nothing we lack (a joiner's sync step 2): stay cold
-            except BAD_UPDATE as exc:
-                return f"not a Yjs update: {exc}", False
         self.written_here_at = time.monotonic()
         doc = self.heat()
         watch = self.watch
@@ -218,7 +210,7 @@ class DocState:
         before = doc.get_state()
         watch.reset()
         try:
-            untrusted(lambda: doc.apply_update(update))
+            untrusted(partial(doc.apply_update, update))
         except BAD_UPDATE as exc:
             self.rebuild()
             return f"not a Yjs update: {exc}", False
@@ -249,6 +241,10 @@ class DocState:
         author = yjs_wire.first_client(update)
         if author is not None:
             self.tainted.add(author)
+
+    def _nothing_new(self, update: bytes) -> bool:
+        """Whether the committed state already holds all of `update`, read from the bytes."""
+        return untrusted(partial(get_update, update, self.state_vector())) == EMPTY_UPDATE
 
     @staticmethod
     def _carries(update: bytes, clients: set[int]) -> bool:
@@ -297,13 +293,12 @@ class DocState:
                 edit(doc.get("meta", type=Map))
         finally:
             doc.unobserve(subscription)
-        if not updates or updates[0] == EMPTY_UPDATE:
+        if not updates or updates[0] == EMPTY_UPDATE:  # one transaction: at most one update
             if was_cold:
                 self.cool()  # a room opened to be read need not hold a replica
             return None
         self.written_here_at = time.monotonic()
-        for update in updates:
-            self.commit(update)
+        self.commit(updates[0])
         return updates[0]
 
     def snapshot_doc(self) -> Doc[Any]:

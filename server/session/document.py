@@ -34,7 +34,7 @@ class RoomDocument:
         self.documents = documents
         self.id = room_id
         self.content = DocState(room_id)
-        self.fold_jitter = random.uniform(0.75, 1.25)  # where this room's log is compacted
+        self.compact_jitter = random.uniform(0.75, 1.25)  # scales doc_compact_after for this room
         self.last = NO_ENTRY
         self.log_length = 0
         self.connections: dict[str, Connection] = {}

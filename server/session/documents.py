@@ -239,7 +239,7 @@ class Documents:
             # (Each entry is counted in log_length when its announcement comes back to us.)
             # Within +-25 % of the setting, drawn per room: rooms busy since the same moment
             # would otherwise all compact at once and stall this worker together.
-            limit = self.settings.doc_compact_after * document.fold_jitter
+            limit = self.settings.doc_compact_after * document.compact_jitter
             if document.log_length > limit and not document.compacting:
                 self.worker.spawn(self.compact(document), f"compact {document.id}")
 
