@@ -2,7 +2,7 @@
 // create rooms and hand out invite links per role. The admin key stays in this tab
 // (sessionStorage) and goes to the server as Authorization: Bearer.
 import './style.css'
-import { $, formatTime, h, sleep } from './util.js'
+import { $, errorOf, formatTime, h, sleep } from './util.js'
 
 const KEY = 'cocoach-admin-key'
 const CHUNK = 8 * 1024 * 1024
@@ -17,9 +17,8 @@ async function api (path, options = {}) {
     headers: { Authorization: `Bearer ${adminKey}`, ...(options.headers ?? {}) }
   })
   if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`
-    try { message = (await response.json()).error?.message ?? message } catch { /* not JSON */ }
-    const error = new Error(message)
+    const { message } = await errorOf(response)
+    const error = new Error(message || `${response.status} ${response.statusText}`)
     error.status = response.status
     throw error
   }

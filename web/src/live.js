@@ -2,7 +2,7 @@
 // (WHIP to /talkback), the teacher's earpiece (WHEP ?source=talkback) and the classroom
 // device publishing camera and microphone (WHIP to /whip). Each is one RTCPeerConnection whose
 // offer is POSTed after ICE gathering, and which is ended with a DELETE of its Location.
-import { Emitter } from './util.js'
+import { Emitter, errorOf } from './util.js'
 import { gathered, parseIceLinks } from './video.js'
 
 /** A refusal from the server, with its JSON error's code and message. */
@@ -24,13 +24,7 @@ export async function negotiate (pc, endpoint, token) {
     body: pc.localDescription.sdp
   })
   if (response.status !== 201) {
-    let code = ''
-    let message = ''
-    try {
-      const body = await response.json()
-      code = body.error?.code ?? ''
-      message = body.error?.message ?? ''
-    } catch { /* not our JSON */ }
+    const { code, message } = await errorOf(response)
     throw new MediaRefused(response.status, code, message)
   }
   const location = new URL(response.headers.get('Location'), endpoint).href

@@ -84,3 +84,13 @@ export class Emitter {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The JSON error a refusing server sent ({ code, message }; empty strings when it sent none). */
+export async function errorOf (response) {
+  try {
+    const body = await response.json()
+    return { code: body.error?.code ?? '', message: body.error?.message ?? '' }
+  } catch { // not our JSON
+    return { code: '', message: '' }
+  }
+}

@@ -1,7 +1,7 @@
 // The lesson video over WHEP (docs/media.md): a receive-only RTCPeerConnection whose offer is
 // POSTed to /rooms/{room}/whep. The server paces the picture by the room's clock, so this
 // element never pauses or seeks by itself: it shows what arrives.
-import { Emitter, sleep } from './util.js'
+import { Emitter, errorOf, sleep } from './util.js'
 
 export const hasWebRTC = () => typeof window.RTCPeerConnection === 'function'
 
@@ -110,13 +110,7 @@ export class LessonVideo extends Emitter {
   }
 
   async _refused (response) {
-    let code = ''
-    let message = ''
-    try {
-      const body = await response.json()
-      code = body.error?.code ?? ''
-      message = body.error?.message ?? ''
-    } catch { /* not our JSON */ }
+    const { code, message } = await errorOf(response)
     if (response.status === 409 || code === 'consent_missing') {
       // No video yet, still being prepared, or kept until consent is recorded: look again
       // in a while, so it appears by itself.
