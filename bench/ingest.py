@@ -3,10 +3,10 @@
     .venv/bin/python -m bench.ingest [--seconds 60] [--width 1920 --height 1080] [--grain 12]
                                      [--source FILE]
 
-Makes a generated lesson clip (`server/media/clip.py`, phone-style H.264/AAC MP4) unless given
+Makes a generated lesson clip (`server/library/clip.py`, phone-style H.264/AAC MP4) unless given
 a source; `--grain` adds camera-like noise to every picture (a classroom filmed on a phone is
 much harder to compress than the clean test picture, and slower to encode). Then it runs the
-ingest's transcoder (`server/media/transcode.py`) once per rendition in this process, as the
+ingest's transcoder (`server/library/transcode.py`) once per rendition in this process, as the
 ingest's child process does, without its lowered priority. Prints wall time, CPU time (all
 threads), speed (x real time), cores used and the output's bit rate for each rendition.
 """
@@ -26,9 +26,9 @@ from typing import Any
 import av
 import numpy as np
 
-from server.media.clip import ClipSpec, draw, tone, write_clip
-from server.media.library import AUDIO_BITRATE, RENDITIONS, plan_for
-from server.media.transcode import encode, probe
+from server.library.clip import ClipSpec, draw, tone, write_clip
+from server.library.library import AUDIO_BITRATE, RENDITIONS, plan_for
+from server.library.transcode import encode, probe
 
 
 def cpu_seconds() -> float:

@@ -10,7 +10,7 @@ publisher and the viewers are aiortc peer connections in this process, on loopba
 coach's page stays in the room throughout (a room-protocol member): it sees the lesson go live,
 and it keeps the room at its home while no viewer is connected (see `Member`).
 
-The publisher is the classroom: a picture with its frame number drawn in (server/media/clip.py
+The publisher is the classroom: a picture with its frame number drawn in (server/library/clip.py
 `draw`, --size, 30 fps) and Opus audio (silence), encoded by aiortc (VP8 at aiortc's 0.25-1.5
 Mbit/s, as the receiver's REMB steers it). It stamps when it made each numbered frame; a
 decoding viewer reads the number back from each decoded picture (`read_frame_number`), and
@@ -59,7 +59,7 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamT
 
 from bench import infra
 from bench.fanout import percentile
-from server.media.clip import ClipSpec, draw, read_frame_number
+from server.library.clip import ClipSpec, draw, read_frame_number
 from server.media.frames import VIDEO_CAPACITY, EncodedFrame, MarkerJitterBuffer, tap_receiver
 from server.media.ice import offer_host_addresses
 from server.rooms.roles import Role

@@ -7,7 +7,7 @@ time to a first frame and to a seek's frame, and how far apart two viewers of a 
 The server is a real `cocoach serve` in embedded mode, a separate process (its CPU and RSS are
 read from /proc), offering 127.0.0.1 as its only ICE candidate and accepting loopback only.
 Its data directory is seeded before it starts, as ingest would leave it: a 60 s 640x360 30 fps
-VP8/Opus WebM (server/media/clip.py, the frame number drawn into every picture) and its ready
+VP8/Opus WebM (server/library/clip.py, the frame number drawn into every picture) and its ready
 record, and a room watching it. A coach drives playback over the room protocol (MessagePack
 over WebSocket); the viewers are aiortc peer connections in this process (recvonly video and
 audio, the offer POSTed to /rooms/{room}/whep).
@@ -71,7 +71,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench import infra, profiling
 from bench.fanout import percentile
-from server.media.clip import WEBM_VP8, ClipSpec, read_frame_number, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec, read_frame_number, write_clip
 from server.media.ice import offer_host_addresses
 from server.media.pacing import EPSILON
 from server.sync.sqlite_store import SqliteStore

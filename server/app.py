@@ -13,30 +13,18 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.websockets import WebSocket
 
-from server import __version__, api, audit_api, exports, invites, logs, videos_api, web
+from server import logs
 from server.edge.guard import Guard
 from server.edge.origin import parse_origins
 from server.errors import CocoachError, LimitedFor
-from server.media import tus, whep, whip
+from server.http.routes import ROUTES
 from server.orgs import Orgs
-from server.session.room_socket import serve_room_socket
 from server.session.worker import Worker
-from server.session.yjs_socket import serve_yjs_socket
 from server.settings import Settings
 from server.sync.backend import open_backend
 
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
-
-
-async def room_socket(websocket: WebSocket) -> None:
-    await serve_room_socket(websocket, websocket.app.state.worker)
-
-
-async def yjs_socket(websocket: WebSocket) -> None:
-    await serve_yjs_socket(websocket, websocket.app.state.worker)
 
 
 async def error_response(request: Request, exc: Exception) -> Response:
@@ -47,10 +35,6 @@ async def error_response(request: Request, exc: Exception) -> Response:
         status_code=exc.http_status,
         headers=headers,
     )
-
-
-async def index(request: Request) -> Response:
-    return JSONResponse({"service": "cocoach", "version": __version__, "docs": "README.md"})
 
 
 # What a page on an allowed origin may send and read across origins (WHEP, tus, the API).
@@ -122,50 +106,7 @@ def create_app(settings: Settings) -> Starlette:
                 yield
 
     return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/healthz", api.healthz),
-            Route("/readyz", api.readyz),
-            Route("/metrics", api.metrics),
-            Route("/api/rooms", api.create_room, methods=["POST"]),
-            Route("/api/rooms", api.list_rooms, methods=["GET"]),
-            Route("/api/rooms/{room}", api.get_room, methods=["GET"]),
-            Route("/api/rooms/{room}", api.update_room, methods=["PATCH"]),
-            Route("/api/rooms/{room}/invites", invites.create_invites, methods=["POST"]),
-            Route("/api/rooms/{room}/export.{format}", exports.export, methods=["GET"]),
-            Route("/api/rooms/{room}/summary", exports.room_summary, methods=["GET"]),
-            Route("/api/audit", audit_api.read_audit, methods=["GET"]),
-            Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),
-            Route("/api/frameworks/{id}", exports.get_framework, methods=["GET"]),
-            Route("/api/videos", videos_api.create_video, methods=["POST"]),
-            Route("/api/videos", videos_api.list_videos, methods=["GET"]),
-            Route("/api/videos", tus.options, methods=["OPTIONS"]),
-            Route("/api/videos/{video}", videos_api.get_video, methods=["GET"]),
-            Route("/api/videos/{video}", videos_api.delete_video, methods=["DELETE"]),
-            Route("/api/videos/{video}/download", videos_api.download_video, methods=["GET"]),
-            Route("/api/videos/{video}", videos_api.change_video, methods=["PATCH"]),
-            Route("/api/videos/{video}/upload", tus.head, methods=["HEAD"]),
-            Route("/api/videos/{video}/upload", tus.patch, methods=["PATCH"]),
-            Route("/api/videos/{video}/upload", tus.terminate, methods=["DELETE"]),
-            Route("/api/videos/{video}/upload", tus.options, methods=["OPTIONS"]),
-            Route("/r/{room}", web.session_page),
-            Route("/admin", web.admin_page),
-            Mount("/static", app=web.BuiltFiles(), name="static"),
-            Route("/rooms/{room}/whep", whep.watch, methods=["POST"]),
-            Route("/rooms/{room}/whep", whep.options, methods=["OPTIONS"]),
-            Route("/rooms/{room}/whep/{session}", whep.trickle, methods=["PATCH"]),
-            Route("/rooms/{room}/whep/{session}", whep.leave, methods=["DELETE"]),
-            Route("/rooms/{room}/whip", whip.publish, methods=["POST"]),
-            Route("/rooms/{room}/whip", whep.options, methods=["OPTIONS"]),
-            Route("/rooms/{room}/whip/{session}", whep.trickle, methods=["PATCH"]),
-            Route("/rooms/{room}/whip/{session}", whep.leave, methods=["DELETE"]),
-            Route("/rooms/{room}/talkback", whip.talk, methods=["POST"]),
-            Route("/rooms/{room}/talkback", whep.options, methods=["OPTIONS"]),
-            Route("/rooms/{room}/talkback/{session}", whep.trickle, methods=["PATCH"]),
-            Route("/rooms/{room}/talkback/{session}", whep.leave, methods=["DELETE"]),
-            WebSocketRoute("/rooms/{room}/ws", room_socket),
-            WebSocketRoute("/yjs/{room}", yjs_socket),
-        ],
+        routes=ROUTES,
         middleware=middleware_for(settings),
         exception_handlers={CocoachError: error_response},
         lifespan=lifespan,

@@ -16,13 +16,13 @@ from pathlib import Path
 import uvicorn
 
 from server import logs
-from server.api import ROOM_ID, check_room_video, new_room_id
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CocoachError, InvalidField
-from server.media.library import add_generated_video
-from server.media.purge import Purged, purge_expired
+from server.library.library import add_generated_video
+from server.library.purge import Purged, purge_expired
 from server.orgs import Orgs
 from server.rooms.roles import Role
+from server.session.room_records import ROOM_ID, check_room_video, new_room_id
 from server.settings import Settings
 from server.sync.audit import Actor, AuditEvent
 from server.sync.backend import open_audit, open_store

@@ -24,7 +24,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
-from server.media.clip import ClipSpec, draw
+from server.library.clip import ClipSpec, draw
 from tests.support import TIMEOUT
 
 SPEC = ClipSpec(width=320, height=180, fps=30)
@@ -182,7 +182,7 @@ class LiveViewer:
         self.tasks.append(asyncio.create_task(reader))
 
     async def _watch(self, track: MediaStreamTrack) -> None:
-        from server.media.clip import read_frame_number
+        from server.library.clip import read_frame_number
 
         with contextlib.suppress(MediaStreamError):
             while True:

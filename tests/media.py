@@ -1,5 +1,5 @@
 """Media test helpers: real aiortc viewers on loopback that read the frame numbers the test
-clip carries (server/media/clip.py)."""
+clip carries (server/library/clip.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from server.media.clip import read_frame_number
+from server.library.clip import read_frame_number
 from server.media.ice import offer_host_addresses
 from tests.support import TIMEOUT
 

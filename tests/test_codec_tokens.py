@@ -8,15 +8,7 @@ import jwt
 import msgspec
 import pytest
 
-from server.codec import (
-    ForwardLock,
-    ForwardPlayback,
-    ForwardViewer,
-    ToHome,
-    decode_client,
-    decode_forward,
-    encode,
-)
+from server.codec import decode_client, encode
 from server.errors import (
     FrameTooLarge,
     InvalidField,
@@ -30,6 +22,7 @@ from server.errors import (
 )
 from server.messages import Buffering, Lock, Ping, Presence, Ready, Seek, Step, Wait
 from server.tokens import verify
+from server.worker_wire import ForwardLock, ForwardPlayback, ForwardViewer, ToHome, decode_forward
 from tests.support import SECRET, token
 
 pack = msgspec.msgpack.encode

@@ -17,9 +17,9 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
 from server.errors import NotFound
-from server.media.clip import MOV, WEBM_VP8, ClipSpec, draw
-from server.media.library import VideoLibrary, plan_for
-from server.media.transcode import NotAVideo, encode, probe, target_size
+from server.library.clip import MOV, WEBM_VP8, ClipSpec, draw
+from server.library.library import VideoLibrary, plan_for
+from server.library.transcode import NotAVideo, encode, probe, target_size
 from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
 from server.sync.sqlite_store import SqliteStore
@@ -257,6 +257,6 @@ def _transcoders() -> list[int]:
         except OSError:
             continue
         parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if parent == os.getpid() and b"server.media.transcode" in cmdline:
+        if parent == os.getpid() and b"server.library.transcode" in cmdline:
             found.append(int(proc.name))
     return found

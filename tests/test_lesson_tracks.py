@@ -17,7 +17,7 @@ import av
 import msgspec
 import pytest
 
-from server.media.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec, write_clip
 from server.media.clock import PlaybackClock
 from server.media.hold import hold_frame
 from server.media.ice import RemotePolicy

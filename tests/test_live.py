@@ -12,7 +12,7 @@ from typing import Any
 import av
 import pytest
 
-from server.media.clip import read_frame_number
+from server.library.clip import read_frame_number
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
 from tests.live_support import (

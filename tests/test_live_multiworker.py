@@ -15,7 +15,7 @@ import av
 import httpx
 import pytest
 
-from server.media.clip import read_frame_number
+from server.library.clip import read_frame_number
 from tests.live_support import delete, start_publisher, start_viewer
 from tests.support import (
     ADMIN_KEY,

@@ -17,8 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.errors import InvalidField
-from server.media.clip import WEBM_VP8, ClipSpec, write_clip
-from server.media.retention import (
+from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.retention import (
     DAY,
     consent_covers,
     expires_at,
@@ -130,7 +130,7 @@ async def test_the_job_deletes_expired_videos_with_their_files(
     odd = msgspec_replace(video(now - 400 * DAY), id=f"v-odd-{uuid.uuid4().hex[:6]}")
     for record in (old, fresh, odd):
         await store.put_video(record)
-    caplog.set_level(logging.INFO, logger="server.media.purge")
+    caplog.set_level(logging.INFO, logger="server.library.purge")
     async with serve_in_process(settings) as running:
         deadline = time.monotonic() + TIMEOUT
         while await store.get_video(old.id) is not None:

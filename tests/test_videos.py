@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.media.clip import MOV, WEBM_VP8
+from server.library.clip import MOV, WEBM_VP8
 from tests.support import (
     TIMEOUT,
     RedisServer,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import ConsoleMessage, Page, expect
 
-from server.media.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec, write_clip
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
 from tests.support import TIMEOUT, Running, make_settings, serve_in_process, token

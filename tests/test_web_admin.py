@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
-from server.media.clip import ClipSpec, write_clip
+from server.library.clip import ClipSpec, write_clip
 from tests.support import ADMIN_KEY, TIMEOUT, Running
 from tests.web_support import artifact, chromium
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.media.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec, write_clip
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import Rendition, RoomRecord, VideoRecord
 from tests.media import PeerViewer, accept_answer, offer_viewer

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.media.clip import PHONE_MP4, ClipSpec, write_clip
+from server.library.clip import PHONE_MP4, ClipSpec, write_clip
 from tests.media import accept_answer, offer_viewer
 from tests.support import ADMIN_KEY, TIMEOUT, RedisServer, WorkerProcess, join, start_worker, token
 from tests.test_multiworker import lease_holder

@@ -14,7 +14,7 @@ from typing import Any
 import av
 import httpx
 
-from server.media.clip import PHONE_MP4, ClipSpec, Encoding, read_frame_number, write_clip
+from server.library.clip import PHONE_MP4, ClipSpec, Encoding, read_frame_number, write_clip
 from server.settings import Settings
 from tests.support import ADMIN_KEY, TIMEOUT, make_settings
 

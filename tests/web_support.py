@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 
-# server/media/clip.py's read_frame_number, in the page: 16 blocks across the top, a second
+# server/library/clip.py's read_frame_number, in the page: 16 blocks across the top, a second
 # row inverted below, block edges at multiples of width / 18.
 READ_FRAME_JS = """() => {
   const video = document.querySelector('#lesson')

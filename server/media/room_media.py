@@ -2,7 +2,7 @@
 
 Only the home holds peers (DESIGN §1): media flows straight between a peer and the home, and
 every viewer of the room follows one clock (or one live relay) in one process, which is what
-keeps them on the same frame. Other workers reach this through `server/media/signaling.py`.
+keeps them on the same frame. Other workers reach this through `server/session/signaling.py`.
 """
 
 from __future__ import annotations

@@ -15,29 +15,8 @@ from typing import TYPE_CHECKING, assert_never
 
 import msgspec
 
-from server.codec import (
-    Deliver,
-    ForwardAnnounce,
-    ForwardJoin,
-    ForwardLeave,
-    ForwardLock,
-    ForwardMessage,
-    ForwardPlayback,
-    ForwardPresence,
-    ForwardResync,
-    ForwardViewer,
-    FromHome,
-    HomeChanged,
-    HomeLeaving,
-    OutboundMessage,
-    Resend,
-    WorkerLost,
-    decode_as,
-    decode_forward,
-    encode,
-)
+from server.codec import decode_as, encode
 from server.errors import ServiceUnavailable
-from server.media.lessons import find_lesson
 from server.media.room_media import Lesson, RoomMedia
 from server.messages import LiveInfo, ServerMessage, Welcome
 from server.rooms.effects import Broadcast, Effect, Persist, Send
@@ -58,7 +37,27 @@ from server.rooms.events import (
     Tick,
 )
 from server.rooms.room import Room, RoomState
+from server.session.lessons import find_lesson
 from server.sync.keys import out_channel
+from server.worker_wire import (
+    Deliver,
+    ForwardAnnounce,
+    ForwardJoin,
+    ForwardLeave,
+    ForwardLock,
+    ForwardMessage,
+    ForwardPlayback,
+    ForwardPresence,
+    ForwardResync,
+    ForwardViewer,
+    FromHome,
+    HomeChanged,
+    HomeLeaving,
+    OutboundMessage,
+    Resend,
+    WorkerLost,
+    decode_forward,
+)
 
 if TYPE_CHECKING:
     from server.session.worker import Worker

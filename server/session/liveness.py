@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from server.codec import Heartbeat
+from server.worker_wire import Heartbeat
 
 
 class Liveness:

@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, assert_never
 
 import msgspec
 
-from server.codec import (
+from server.codec import encode
+from server.errors import ServiceUnavailable
+from server.rooms.member import Member
+from server.session.connection import Connection
+from server.sync.keys import home_channel, out_channel
+from server.worker_wire import (
     Deliver,
     ForwardAnnounce,
     ForwardJoin,
@@ -23,12 +28,7 @@ from server.codec import (
     ToHome,
     WorkerLost,
     decode_outbound,
-    encode,
 )
-from server.errors import ServiceUnavailable
-from server.rooms.member import Member
-from server.session.connection import Connection
-from server.sync.keys import home_channel, out_channel
 
 if TYPE_CHECKING:
     from server.session.worker import Worker

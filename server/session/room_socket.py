@@ -13,14 +13,7 @@ import msgspec
 from starlette.websockets import WebSocket
 
 from server.audit import actor_of, remote_of
-from server.codec import (
-    ForwardLock,
-    ForwardPlayback,
-    ForwardPresence,
-    ForwardViewer,
-    decode_client,
-    encode,
-)
+from server.codec import decode_client, encode
 from server.errors import ClientError, CloseCode, ServiceUnavailable
 from server.messages import (
     Buffering,
@@ -43,6 +36,7 @@ from server.session.admission import admit, close_with
 from server.session.connection import Connection
 from server.session.rate import TokenBucket
 from server.session.worker import Worker
+from server.worker_wire import ForwardLock, ForwardPlayback, ForwardPresence, ForwardViewer
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,12 @@ import msgspec
 
 from server import logs
 from server.audit import AuditRecorder
-from server.codec import ForwardLeave, Heartbeat, decode_heartbeat, encode
+from server.codec import encode
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.edge.origin import parse_origins
 from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
+from server.library.library import VideoLibrary
 from server.media.ice import offer_host_addresses
-from server.media.library import VideoLibrary
-from server.media.signaling import MediaRouter, media_channel
 from server.messages import Reconnect
 from server.metrics import Metrics, registry_for
 from server.orgs import Orgs
@@ -32,10 +31,12 @@ from server.session.documents import Documents
 from server.session.home import RoomHome
 from server.session.liveness import Liveness
 from server.session.local_room import LocalRoom
+from server.session.signaling import MediaRouter, media_channel
 from server.settings import Settings
 from server.sync.backend import Backend
 from server.sync.keys import WORKERS_CHANNEL, home_channel
 from server.sync.store import RoomRecord
+from server.worker_wire import ForwardLeave, Heartbeat, decode_heartbeat
 
 log = logging.getLogger(__name__)
 

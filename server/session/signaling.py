@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, assert_never
 
 import msgspec
 
-from server.codec import (
+from server.codec import encode
+from server.errors import CocoachError, RelayedError, ServiceUnavailable
+from server.media_wire import (
     LeaveRequest,
     MediaReply,
     MediaRequest,
@@ -24,9 +26,7 @@ from server.codec import (
     WatchRequest,
     decode_media_reply,
     decode_media_request,
-    encode,
 )
-from server.errors import CocoachError, RelayedError, ServiceUnavailable
 from server.sync.audit import Actor
 from server.sync.keys import room_key
 

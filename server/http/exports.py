@@ -20,6 +20,7 @@ from server.documents.export import (
     summary,
 )
 from server.errors import Forbidden, NotFound
+from server.http.request import worker_of
 from server.rooms.roles import Permission, permissions_for
 from server.session.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.session.worker import Worker
@@ -42,7 +43,7 @@ PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 async def _readable_room(request: Request) -> tuple[Worker, RoomRecord, Actor]:
     """The room, if the caller holds the admin key or a token for it that may view; and who
     the caller is, for the audit log."""
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     room_id = request.path_params["room"]
     given = bearer(request.headers)
     if is_admin(worker, given):
@@ -75,10 +76,10 @@ async def room_summary(request: Request) -> Response:
 
 
 async def list_frameworks(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     return JSONResponse({"frameworks": [msgspec.to_builtins(f) for f in worker.frameworks.list()]})
 
 
 async def get_framework(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     return JSONResponse(msgspec.to_builtins(worker.frameworks.get(request.path_params["id"])))

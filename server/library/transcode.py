@@ -1,9 +1,9 @@
 """The ingest's media work, run as a child process so that a crash, a hostile file or a huge one
 cannot take a worker down, and a job can be cancelled by killing it:
 
-    python -m server.media.transcode probe INPUT
-    python -m server.media.transcode encode INPUT OUTPUT --short-side 360 --video-bitrate 700000
-    python -m server.media.transcode clip OUTPUT --seconds 60
+    python -m server.library.transcode probe INPUT
+    python -m server.library.transcode encode INPUT OUTPUT --short-side 360 --video-bitrate 700000
+    python -m server.library.transcode clip OUTPUT --seconds 60
 
 Each prints `done {json}` when it succeeds: `probe` describes the source, `encode` the rendition
 it wrote (after `progress 0.42` lines as it goes), `clip` writes a generated lesson clip (the
@@ -466,7 +466,7 @@ def _say(line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.media.transcode")
+    parser = argparse.ArgumentParser(prog="python -m server.library.transcode")
     parser.add_argument("--parent", type=int, default=0, help="die when this process dies")
     parser.add_argument("--nice", type=int, default=0, help="lower this process's priority")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             _say("done " + json.dumps(asdict(done)))
         elif args.command == "clip":
-            from server.media.clip import ClipSpec, write_clip
+            from server.library.clip import ClipSpec, write_clip
 
             partial = args.output.with_name(args.output.name + ".part")
             write_clip(partial, ClipSpec(seconds=args.seconds))

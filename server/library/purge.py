@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.errors import ServiceUnavailable
-from server.media.retention import Expired, select_expired
+from server.library.retention import Expired, select_expired
 from server.sync.audit import SYSTEM, AuditEvent
 from server.sync.store import VIDEO_ID, Store
 
 if TYPE_CHECKING:
-    from server.media.library import VideoLibrary
+    from server.library.library import VideoLibrary
 
 log = logging.getLogger(__name__)
 

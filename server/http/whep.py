@@ -9,24 +9,19 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api import read_body
 from server.audit import remote_of
-from server.codec import LeaveRequest, MediaReply, TrickleRequest, WatchRequest
 from server.errors import AuthError, Forbidden, UnsupportedMediaType
+from server.http.request import read_body, worker_of
 from server.media.ice import ice_servers_for
-from server.media.signaling import new_request_id
+from server.media_wire import LeaveRequest, MediaReply, TrickleRequest, WatchRequest
 from server.rooms.roles import Permission, permissions_for
 from server.session.admission import claims_for, presented_token, room_for
+from server.session.signaling import new_request_id
 from server.session.worker import Worker
 from server.tokens import Claims
 
 SDP = "application/sdp"
 SDP_FRAGMENT = "application/trickle-ice-sdpfrag"
-
-
-def worker_of(request: Request) -> Worker:
-    worker: Worker = request.app.state.worker
-    return worker
 
 
 _WHAT = {

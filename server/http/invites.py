@@ -23,11 +23,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.api import check_admin, read_json
 from server.audit import remote_of
 from server.errors import InvalidField
+from server.http.request import check_admin, read_json, worker_of
 from server.rooms.roles import Role
-from server.session.worker import Worker
 from server.sync.audit import ADMIN
 from server.tokens import mint
 
@@ -71,7 +70,7 @@ def _check(body: NewInvites, max_ttl: float) -> list[Invite]:
 
 
 async def create_invites(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     check_admin(request, worker)
     body = await read_json(request, NewInvites)
     invites = _check(body, MAX_TTL)

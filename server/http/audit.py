@@ -9,10 +9,9 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.api import check_admin
 from server.audit import remote_of
 from server.errors import InvalidField
-from server.session.worker import Worker
+from server.http.request import check_admin, worker_of
 from server.sync.audit import ACTIONS, ADMIN, AuditEvent, AuditQuery
 
 DEFAULT_LIMIT = 100
@@ -85,7 +84,7 @@ def parse_query(params: dict[str, str]) -> AuditQuery:
 
 
 async def read_audit(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     check_admin(request, worker)
     params = dict(request.query_params)
     query = parse_query(params)

@@ -1,6 +1,6 @@
 """Consent and retention of videos, as pure rules (docs/videos.md#consent-and-retention): what
 an upload may say, when a video expires, which videos are due for deletion. The retention job
-(`server/media/purge.py`) and `cocoach purge` select with the same function."""
+(`server/library/purge.py`) and `cocoach purge` select with the same function."""
 
 from __future__ import annotations
 

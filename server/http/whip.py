@@ -9,10 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.audit import remote_of
-from server.codec import PublishRequest
-from server.media.signaling import new_request_id
-from server.media.whep import SDP, answered, claims_with, sdp_body, worker_of
+from server.http.request import worker_of
+from server.http.whep import SDP, answered, claims_with, sdp_body
+from server.media_wire import PublishRequest
 from server.rooms.roles import Permission, permissions_for
+from server.session.signaling import new_request_id
 
 
 async def publish(request: Request) -> Response:

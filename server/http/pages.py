@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-REPO_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+REPO_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 # The HTML carries no secret itself, but the address it was loaded from does (the invite's
 # token): never send it on as a Referer, never cache the page, never let it be framed.

@@ -1,43 +1,22 @@
-"""REST: rooms (admin key), health, readiness and metrics."""
+"""REST: rooms (admin key; a teacher's room token may change whom a room is shared with)."""
 
 from __future__ import annotations
 
-import asyncio
-import hmac
-import re
-import secrets
-import sqlite3
 import time
-from collections.abc import Awaitable
-from typing import TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.audit import remote_of
-from server.errors import (
-    AuthError,
-    ClientError,
-    Forbidden,
-    FrameTooLarge,
-    InvalidField,
-    NotFound,
-    RoomNotFound,
-    ServiceUnavailable,
-)
-from server.metrics import CONTENT_TYPE, exposition
-from server.orgs import Orgs
+from server.errors import Forbidden, InvalidField, RoomNotFound
+from server.http.request import check_admin, read_json, worker_of
 from server.rooms.roles import Permission, permissions_for
 from server.session.admission import bearer, claims_for, is_admin, presented_token, room_for
+from server.session.room_records import ROOM_ID, check_room_video, new_room_id
 from server.session.worker import Worker
 from server.sync.audit import ADMIN
-from server.sync.store import RoomRecord, Store
-
-ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_BODY_BYTES = 64 * 1024
-READY_TIMEOUT = 2.0  # seconds /readyz waits for the store or the broker to answer
-T = TypeVar("T")
+from server.sync.store import RoomRecord
 
 
 class NewRoom(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -57,40 +36,8 @@ class RoomChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     video: str | None = None
 
 
-def new_room_id() -> str:
-    return secrets.token_urlsafe(8).replace("_", "x").replace("-", "y").lower()
-
-
 def record_json(record: RoomRecord) -> dict[str, object]:
     return msgspec.to_builtins(record)  # type: ignore[no-any-return]
-
-
-def check_admin(request: Request, worker: Worker) -> None:
-    given = bearer(request.headers)
-    if not given:
-        raise AuthError("this endpoint needs the admin key as Authorization: Bearer")
-    if not is_admin(worker, given):
-        raise AuthError("the admin key is wrong")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused as soon as it passes `limit`: a huge one must not fill memory."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise FrameTooLarge(f"the body is over the limit of {limit} bytes")
-    return bytes(body)
-
-
-async def read_json(request: Request, cls: type[T]) -> T:
-    body = await read_body(request, MAX_BODY_BYTES)
-    try:
-        return msgspec.json.decode(body, type=cls)
-    except msgspec.ValidationError as exc:
-        raise InvalidField(f"body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ClientError(f"body is not valid JSON: {exc}") from None
 
 
 def validate_room(room: NewRoom) -> NewRoom:
@@ -104,7 +51,7 @@ def validate_room(room: NewRoom) -> NewRoom:
 
 
 async def create_room(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     check_admin(request, worker)
     room = validate_room(await read_json(request, NewRoom))
     if room.framework is not None:
@@ -133,18 +80,8 @@ async def create_room(request: Request) -> Response:
     return JSONResponse(record_json(record), status_code=201)
 
 
-async def check_room_video(orgs: Orgs, store: Store, record: RoomRecord) -> None:
-    """A room may show only a video of its own organisation (private by default); another
-    school's video answers as if it did not exist."""
-    if record.video is None:
-        return
-    video = await store.get_video(record.video)
-    if video is None or orgs.owning(video.org) != orgs.owning(record.org):
-        raise NotFound(f"video {record.video[:64]!r} does not exist in the room's organisation")
-
-
 async def get_room(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     check_admin(request, worker)
     record = await worker.current_room_record(request.path_params["room"])
     return JSONResponse(record_json(record))
@@ -153,7 +90,7 @@ async def get_room(request: Request) -> Response:
 async def update_room(request: Request) -> Response:
     """Change a room's title, sharing or video. Sharing applies to every request and
     connection that starts afterwards, on every worker; connections already open stay."""
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     given = bearer(request.headers)
     if given is not None and is_admin(worker, given):
         change = await read_json(request, RoomChange)
@@ -193,69 +130,10 @@ async def _teachers_change(request: Request, worker: Worker) -> tuple[RoomChange
 
 
 async def list_rooms(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     check_admin(request, worker)
     rooms = await worker.store.list_rooms()
     wanted_org = request.query_params.get("org")
     if wanted_org is not None:
         rooms = [r for r in rooms if worker.orgs.owning(r.org) == wanted_org]
     return JSONResponse({"rooms": [record_json(r) for r in rooms]})
-
-
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "worker": request.app.state.worker.id})
-
-
-async def _reachable(name: str, ping: Awaitable[None]) -> str | None:
-    """None when `ping` answers in time, else what is wrong with `name`."""
-    try:
-        async with asyncio.timeout(READY_TIMEOUT):
-            await ping
-    except TimeoutError:
-        return f"{name}: no answer within {READY_TIMEOUT} s"
-    except ServiceUnavailable as exc:
-        return f"{name}: {exc.message}"
-    except (OSError, sqlite3.Error) as exc:  # the embedded store's own failures
-        return f"{name}: {exc}"
-    return None
-
-
-async def readyz(request: Request) -> Response:
-    """Ready when the store and the broker both answer: a load balancer sends nothing here
-    otherwise. Both are checked at once, each with a timeout, and the answer names which
-    failed."""
-    worker: Worker = request.app.state.worker
-    problems = [
-        problem
-        for problem in await asyncio.gather(
-            _reachable("store", worker.store.ping()), _reachable("broker", worker.broker.ping())
-        )
-        if problem is not None
-    ]
-    body: dict[str, object] = {"worker": worker.id, "mode": worker.backend.kind}
-    if problems:
-        return JSONResponse(
-            {"status": "unavailable", "failed": problems, **body},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
-    if worker.draining:
-        return JSONResponse({"status": "draining", "failed": ["draining"], **body}, 503)
-    return JSONResponse({"status": "ready", **body})
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus text format, this worker's numbers only (docs/operations.md#metrics)."""
-    worker: Worker = request.app.state.worker
-    expected = worker.settings.metrics_token
-    if expected:
-        given = bearer(request.headers)
-        if not given:
-            raise AuthError("/metrics needs the metrics token as Authorization: Bearer")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise AuthError("the metrics token is wrong")
-    return Response(
-        exposition(worker.metrics_registry),
-        media_type=CONTENT_TYPE,
-        headers={"Cache-Control": "no-store"},
-    )

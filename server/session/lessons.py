@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import Map
 
 from server.errors import ConsentMissing, NotFound, NoVideo
-from server.media.retention import consent_covers
+from server.library.retention import consent_covers
 from server.media.room_media import Lesson
 from server.sync.store import RoomRecord, VideoRecord
 

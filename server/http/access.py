@@ -12,7 +12,6 @@ A video the caller may not see answers 404, exactly like one that does not exist
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import jwt
 from starlette.requests import Request
@@ -26,17 +25,14 @@ from server.errors import (
     TokenInvalid,
     TokenMissing,
 )
-from server.media.lessons import belongs_to_room, lesson_video_id
 from server.rooms.roles import Role
 from server.session.admission import claims_for, is_admin, presented_token, room_for
+from server.session.lessons import belongs_to_room, lesson_video_id
+from server.session.worker import Worker
 from server.sync.audit import ADMIN as ADMIN_ACTOR
 from server.sync.audit import Actor
 from server.sync.store import VideoRecord
 from server.tokens import Claims
-
-if TYPE_CHECKING:
-    from server.session.worker import Worker
-
 
 ADMIN = "admin"
 UPLOAD_ROLES = frozenset({Role.COACH, Role.TEACHER})

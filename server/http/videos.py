@@ -1,6 +1,6 @@
 """REST for the video library (docs/videos.md): list, look at, delete, and the one-shot upload
 for curl users (`curl --data-binary @lesson.mp4 -H 'Content-Type: video/mp4'`). Resumable
-uploads speak tus (server/media/tus.py) on the same `POST /api/videos`."""
+uploads speak tus (server/http/tus.py) on the same `POST /api/videos`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from server.api import check_admin, read_json
 from server.audit import remote_of
 from server.errors import (
     ClientError,
@@ -22,17 +21,18 @@ from server.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
-from server.media import tus
-from server.media.access import caller_of, delete_as_caller, find_video, owns, upload_org
-from server.media.ingest import IngestFailed, probe, with_probe
-from server.media.lessons import RENDITIONS
-from server.media.retention import (
+from server.http import tus
+from server.http.access import caller_of, delete_as_caller, find_video, owns, upload_org
+from server.http.request import check_admin, read_json, worker_of
+from server.library.ingest import IngestFailed, probe, with_probe
+from server.library.retention import (
     check_retention_days,
     consent_covers,
     expires_at,
     parse_consent,
     parse_retention_days,
 )
+from server.session.lessons import RENDITIONS
 from server.session.worker import Worker
 from server.sync.audit import ADMIN, AuditEvent, DetailValue
 from server.sync.store import VideoRecord
@@ -61,7 +61,7 @@ def video_json(record: VideoRecord, default_days: int) -> dict[str, object]:
 
 
 async def list_videos(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     caller = caller_of(request, worker)
     # Private by default: a token lists only its holder's own videos, not even its room's.
     videos = [
@@ -76,7 +76,7 @@ async def list_videos(request: Request) -> Response:
 
 
 async def get_video(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     caller = caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"])
     return JSONResponse(video_json(record, worker.settings.video_retention_days), headers=PRIVATE)
@@ -86,7 +86,7 @@ async def download_video(request: Request) -> Response:
     """`GET /api/videos/{video}/download`: the rendition's WebM, for its owner or the admin,
     only when `COCOACH_ALLOW_DOWNLOAD` is on (off by default: lessons leave the server only
     as WebRTC media). Range requests are answered, so a player can seek in it."""
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     if not worker.settings.allow_download:
         raise DownloadDisabled(
             "downloads are off on this server (COCOACH_ALLOW_DOWNLOAD): watch in a room"
@@ -113,7 +113,7 @@ async def download_video(request: Request) -> Response:
 
 
 async def delete_video(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     await delete_as_caller(request, worker)
     return Response(status_code=204)
 
@@ -121,7 +121,7 @@ async def delete_video(request: Request) -> Response:
 async def change_video(request: Request) -> Response:
     """`PATCH /api/videos/{video}` (admin key): record consent, change the retention period
     or the title."""
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     check_admin(request, worker)
     video_id = request.path_params["video"]
     change = await read_json(request, VideoChange)
@@ -167,7 +167,7 @@ async def create_video(request: Request) -> Response:
 
 
 async def upload_whole(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     caller = caller_of(request, worker)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not (content_type.startswith("video/") or content_type == "application/octet-stream"):

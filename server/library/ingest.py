@@ -1,5 +1,5 @@
 """Ingest: each finished upload is probed and transcoded once, in the background, by a child
-process (`python -m server.media.transcode`), so a crash or a huge file cannot take the worker
+process (`python -m server.library.transcode`), so a crash or a huge file cannot take the worker
 down and a job is cancelled by killing its child.
 
 Each worker runs a bounded queue with `ingest_concurrency` jobs at a time. A video being
@@ -29,12 +29,12 @@ import msgspec
 
 import server
 from server.errors import CocoachError, NotFound, ServiceUnavailable
-from server.media.library import AUDIO_BITRATE, plan_for
-from server.media.transcode import output_fps
+from server.library.library import AUDIO_BITRATE, plan_for
+from server.library.transcode import output_fps
 from server.sync.store import Rendition, SourceInfo, VideoRecord
 
 if TYPE_CHECKING:
-    from server.media.library import VideoLibrary
+    from server.library.library import VideoLibrary
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,13 @@ async def run_child(
     stall: float = STALL_SECONDS,
     on_progress: Callable[[float], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Run `python -m server.media.transcode ARGS`; its `done` result, or IngestFailed."""
+    """Run `python -m server.library.transcode ARGS`; its `done` result, or IngestFailed."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "server.media.transcode",
+        "server.library.transcode",
         "--parent",
         str(os.getpid()),
         "--nice",

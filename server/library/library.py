@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from server.errors import NotFound
-from server.media.purge import RetentionJob
+from server.library.purge import RetentionJob
 from server.sync.store import VIDEO_ID, Consent, Rendition, Store, VideoRecord
 
 if TYPE_CHECKING:
-    from server.media.ingest import Ingest
+    from server.library.ingest import Ingest
     from server.session.worker import Worker
 
 UPLOAD_FILE = "upload"
@@ -94,7 +94,7 @@ def pick_rendition(record: VideoRecord, wanted: str) -> Rendition:
 
 
 async def add_generated_video(store: Store, root: Path, title: str, seconds: float) -> VideoRecord:
-    """A video whose source the ingest generates (`server/media/clip.py`): the demo lesson.
+    """A video whose source the ingest generates (`server/library/clip.py`): the demo lesson.
     It is queued in the store; the first worker whose sweep finds it makes and ingests it."""
     video_id = new_video_id()
 
@@ -123,7 +123,7 @@ class VideoLibrary:
     """`worker.videos`: the records and files of the library, and its ingest queue."""
 
     def __init__(self, worker: Worker) -> None:
-        from server.media.ingest import Ingest  # the queue needs the library, and vice versa
+        from server.library.ingest import Ingest  # the queue needs the library, and vice versa
 
         self.worker = worker
         self.settings = worker.settings

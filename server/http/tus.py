@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal
+from typing import BinaryIO, Literal
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -47,12 +47,11 @@ from server.errors import (
     UnsupportedVersion,
     UploadBusy,
 )
-from server.media.access import Caller, caller_of, delete_as_caller, find_video, upload_org
-from server.media.retention import parse_consent, parse_retention_days
+from server.http.access import Caller, caller_of, delete_as_caller, find_video, upload_org
+from server.http.request import worker_of
+from server.library.retention import parse_consent, parse_retention_days
+from server.session.worker import Worker
 from server.sync.store import VideoRecord
-
-if TYPE_CHECKING:
-    from server.session.worker import Worker
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration"
@@ -105,7 +104,7 @@ def _headers(worker: Worker, record: VideoRecord | None = None, **extra: str) ->
 
 
 async def options(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     return Response(
         status_code=204,
         headers={
@@ -120,7 +119,7 @@ async def options(request: Request) -> Response:
 @tus_endpoint
 async def create(request: Request) -> Response:
     """tus creation (POST /api/videos with Tus-Resumable), with an optional first chunk."""
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     caller = caller_of(request, worker)
     if "upload-defer-length" in request.headers:
         raise ClientError("Upload-Defer-Length is not supported: send Upload-Length")
@@ -150,7 +149,7 @@ async def create(request: Request) -> Response:
 
 @tus_endpoint
 async def head(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     caller = caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"], write=True)
     return Response(
@@ -168,7 +167,7 @@ async def head(request: Request) -> Response:
 
 @tus_endpoint
 async def patch(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     caller = caller_of(request, worker)
     if _content_type(request) != OFFSET_TYPE:
         raise UnsupportedMediaType(f"a tus PATCH needs Content-Type: {OFFSET_TYPE}")
@@ -184,7 +183,7 @@ async def patch(request: Request) -> Response:
 
 @tus_endpoint
 async def terminate(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
+    worker = worker_of(request)
     await delete_as_caller(request, worker)
     return Response(status_code=204, headers=_headers(worker))
 

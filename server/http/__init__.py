@@ -1,0 +1,1 @@
+"""Every HTTP route handler, and the request helpers they share."""

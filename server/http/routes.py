@@ -1,0 +1,82 @@
+"""The route table: every URL the server answers, and the handler that serves it."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from server import __version__
+from server.http import (
+    audit,
+    exports,
+    health,
+    invites,
+    pages,
+    rooms,
+    tus,
+    videos,
+    whep,
+    whip,
+)
+from server.session.room_socket import serve_room_socket
+from server.session.yjs_socket import serve_yjs_socket
+
+
+async def room_socket(websocket: WebSocket) -> None:
+    await serve_room_socket(websocket, websocket.app.state.worker)
+
+
+async def yjs_socket(websocket: WebSocket) -> None:
+    await serve_yjs_socket(websocket, websocket.app.state.worker)
+
+
+async def index(request: Request) -> Response:
+    return JSONResponse({"service": "cocoach", "version": __version__, "docs": "README.md"})
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/", index),
+    Route("/healthz", health.healthz),
+    Route("/readyz", health.readyz),
+    Route("/metrics", health.metrics),
+    Route("/api/rooms", rooms.create_room, methods=["POST"]),
+    Route("/api/rooms", rooms.list_rooms, methods=["GET"]),
+    Route("/api/rooms/{room}", rooms.get_room, methods=["GET"]),
+    Route("/api/rooms/{room}", rooms.update_room, methods=["PATCH"]),
+    Route("/api/rooms/{room}/invites", invites.create_invites, methods=["POST"]),
+    Route("/api/rooms/{room}/export.{format}", exports.export, methods=["GET"]),
+    Route("/api/rooms/{room}/summary", exports.room_summary, methods=["GET"]),
+    Route("/api/audit", audit.read_audit, methods=["GET"]),
+    Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),
+    Route("/api/frameworks/{id}", exports.get_framework, methods=["GET"]),
+    Route("/api/videos", videos.create_video, methods=["POST"]),
+    Route("/api/videos", videos.list_videos, methods=["GET"]),
+    Route("/api/videos", tus.options, methods=["OPTIONS"]),
+    Route("/api/videos/{video}", videos.get_video, methods=["GET"]),
+    Route("/api/videos/{video}", videos.delete_video, methods=["DELETE"]),
+    Route("/api/videos/{video}/download", videos.download_video, methods=["GET"]),
+    Route("/api/videos/{video}", videos.change_video, methods=["PATCH"]),
+    Route("/api/videos/{video}/upload", tus.head, methods=["HEAD"]),
+    Route("/api/videos/{video}/upload", tus.patch, methods=["PATCH"]),
+    Route("/api/videos/{video}/upload", tus.terminate, methods=["DELETE"]),
+    Route("/api/videos/{video}/upload", tus.options, methods=["OPTIONS"]),
+    Route("/r/{room}", pages.session_page),
+    Route("/admin", pages.admin_page),
+    Mount("/static", app=pages.BuiltFiles(), name="static"),
+    Route("/rooms/{room}/whep", whep.watch, methods=["POST"]),
+    Route("/rooms/{room}/whep", whep.options, methods=["OPTIONS"]),
+    Route("/rooms/{room}/whep/{session}", whep.trickle, methods=["PATCH"]),
+    Route("/rooms/{room}/whep/{session}", whep.leave, methods=["DELETE"]),
+    Route("/rooms/{room}/whip", whip.publish, methods=["POST"]),
+    Route("/rooms/{room}/whip", whep.options, methods=["OPTIONS"]),
+    Route("/rooms/{room}/whip/{session}", whep.trickle, methods=["PATCH"]),
+    Route("/rooms/{room}/whip/{session}", whep.leave, methods=["DELETE"]),
+    Route("/rooms/{room}/talkback", whip.talk, methods=["POST"]),
+    Route("/rooms/{room}/talkback", whep.options, methods=["OPTIONS"]),
+    Route("/rooms/{room}/talkback/{session}", whep.trickle, methods=["PATCH"]),
+    Route("/rooms/{room}/talkback/{session}", whep.leave, methods=["DELETE"]),
+    WebSocketRoute("/rooms/{room}/ws", room_socket),
+    WebSocketRoute("/yjs/{room}", yjs_socket),
+]

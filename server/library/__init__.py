@@ -1,0 +1,1 @@
+"""The video library and its jobs: uploads, ingest, retention."""
