@@ -27,7 +27,7 @@ import av
 import numpy as np
 
 from server.library.clip import ClipSpec, draw, tone, write_clip
-from server.library.library import AUDIO_BITRATE, RENDITIONS, plan_for
+from server.library.renditions import AUDIO_BITRATE, RENDITIONS, plan_for
 from server.library.transcode import encode, probe
 
 

@@ -8,8 +8,8 @@ then, so they cost nothing between scrapes."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -19,9 +19,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-
-if TYPE_CHECKING:
-    from server.session.worker import Worker
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FANOUT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -68,38 +65,51 @@ class Metrics:
         self.fanout = LatencyHistogram()
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerCounts:
+    """What a worker holds at one moment, for the gauges of `/metrics`."""
+
+    worker: str
+    rooms: int
+    home_rooms: int
+    members: int
+    document_clients: int
+    media_viewers: int
+    ingest_queue: int
+    redis_reconnects: int
+
+
 class _WorkerCollector(Collector):
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, counts: Callable[[], WorkerCounts], metrics: Metrics) -> None:
+        self.counts = counts
+        self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        worker, metrics = self.worker, self.worker.metrics
+        now, metrics = self.counts(), self.metrics
         info = GaugeMetricFamily("cocoach_worker", "This worker (always 1).", labels=["worker"])
-        info.add_metric([worker.id], 1)
+        info.add_metric([now.worker], 1)
         yield info
         yield GaugeMetricFamily(
-            "cocoach_rooms", "Rooms with room-protocol clients on this worker.", len(worker.rooms)
+            "cocoach_rooms", "Rooms with room-protocol clients on this worker.", now.rooms
         )
         yield GaugeMetricFamily(
-            "cocoach_home_rooms", "Rooms whose home is this worker.", len(worker.homes)
+            "cocoach_home_rooms", "Rooms whose home is this worker.", now.home_rooms
         )
         yield GaugeMetricFamily(
-            "cocoach_members",
-            "Room-protocol clients connected to this worker.",
-            sum(len(local.connections) for local in worker.rooms.values()),
+            "cocoach_members", "Room-protocol clients connected to this worker.", now.members
         )
         yield GaugeMetricFamily(
             "cocoach_document_clients",
             "Yjs clients connected to this worker.",
-            sum(len(doc.connections) for doc in worker.documents.open_rooms.values()),
+            now.document_clients,
         )
         yield GaugeMetricFamily(
-            "cocoach_media_viewers", "WHEP viewers this worker serves.", worker.media_viewers()
+            "cocoach_media_viewers", "WHEP viewers this worker serves.", now.media_viewers
         )
         yield GaugeMetricFamily(
             "cocoach_ingest_queue",
             "Videos waiting in this worker's ingest queue.",
-            worker.videos.ingest.queue.qsize(),
+            now.ingest_queue,
         )
         received = CounterMetricFamily(
             "cocoach_messages_received", "Frames received from clients.", labels=["protocol"]
@@ -115,7 +125,7 @@ class _WorkerCollector(Collector):
         yield CounterMetricFamily(
             "cocoach_redis_reconnects",
             "Times the Redis subscriber connection was lost and re-established.",
-            worker.broker.reconnects,
+            now.redis_reconnects,
         )
         fanout = metrics.fanout
         yield HistogramMetricFamily(
@@ -127,9 +137,9 @@ class _WorkerCollector(Collector):
         )
 
 
-def registry_for(worker: Worker) -> CollectorRegistry:
+def registry_for(counts: Callable[[], WorkerCounts], metrics: Metrics) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_WorkerCollector(worker))
+    registry.register(_WorkerCollector(counts, metrics))
     return registry
 
 

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from pycrdt import Array, Map
 
 from server.library.clip import WEBM_VP8, ClipSpec, write_clip
-from server.sync.redis_audit import AUDIT_STREAM
+from server.sync.keys import AUDIT_STREAM
 from server.sync.sqlite_store import SqliteStore
 from tests.media import accept_answer, offer_viewer
 from tests.support import (

@@ -18,7 +18,8 @@ from starlette.applications import Starlette
 
 from server.errors import NotFound
 from server.library.clip import MOV, WEBM_VP8, ClipSpec, draw
-from server.library.library import VideoLibrary, plan_for
+from server.library.library import VideoLibrary
+from server.library.renditions import plan_for
 from server.library.transcode import NotAVideo, encode, probe, target_size
 from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore

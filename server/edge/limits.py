@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from server.session.rate import TokenBucket
+from server.edge.rate import TokenBucket
 
 
 class AddressBuckets:

@@ -25,9 +25,8 @@ from server.errors import (
     TokenInvalid,
     TokenMissing,
 )
+from server.http.admission import claims_for, is_admin, presented_token, room_for
 from server.rooms.roles import Role
-from server.session.admission import claims_for, is_admin, presented_token, room_for
-from server.session.lessons import belongs_to_room, lesson_video_id
 from server.session.worker import Worker
 from server.sync.audit import ADMIN as ADMIN_ACTOR
 from server.sync.audit import Actor
@@ -96,9 +95,8 @@ async def shows_in_callers_room(worker: Worker, caller: Caller, record: VideoRec
         room = await room_for(worker, caller.claims, caller.room)
     except (OrgForbidden, RoomNotFound):
         return False
-    return await lesson_video_id(worker, room.id) == record.id and belongs_to_room(
-        worker, room, record
-    )
+    lessons = worker.lessons
+    return await lessons.video_id(room.id) == record.id and lessons.belongs_to_room(room, record)
 
 
 async def find_video(

@@ -20,9 +20,9 @@ from server.documents.export import (
     summary,
 )
 from server.errors import Forbidden, NotFound
+from server.http.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.http.request import worker_of
 from server.rooms.roles import Permission, permissions_for
-from server.session.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.session.worker import Worker
 from server.sync.audit import Actor
 from server.sync.store import RoomRecord

@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.errors import AuthError, ServiceUnavailable
+from server.http.admission import bearer
 from server.http.request import worker_of
 from server.metrics import CONTENT_TYPE, exposition
-from server.session.admission import bearer
 
 READY_TIMEOUT = 2.0  # seconds /readyz waits for the store or the broker to answer
 

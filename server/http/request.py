@@ -9,7 +9,7 @@ import msgspec
 from starlette.requests import Request
 
 from server.errors import AuthError, ClientError, FrameTooLarge, InvalidField
-from server.session.admission import bearer, is_admin
+from server.http.admission import bearer, is_admin
 from server.session.worker import Worker
 
 MAX_BODY_BYTES = 64 * 1024

@@ -10,9 +10,9 @@ from starlette.responses import JSONResponse, Response
 
 from server.audit import remote_of
 from server.errors import Forbidden, InvalidField, RoomNotFound
+from server.http.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.http.request import check_admin, read_json, worker_of
 from server.rooms.roles import Permission, permissions_for
-from server.session.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.session.room_records import ROOM_ID, check_room_video, new_room_id
 from server.session.worker import Worker
 from server.sync.audit import ADMIN

@@ -20,8 +20,8 @@ from server.http import (
     whep,
     whip,
 )
-from server.session.room_socket import serve_room_socket
-from server.session.yjs_socket import serve_yjs_socket
+from server.http.room_socket import serve_room_socket
+from server.http.yjs_socket import serve_yjs_socket
 
 
 async def room_socket(websocket: WebSocket) -> None:

@@ -25,6 +25,7 @@ from server.http import tus
 from server.http.access import caller_of, delete_as_caller, find_video, owns, upload_org
 from server.http.request import check_admin, read_json, worker_of
 from server.library.ingest import IngestFailed, probe, with_probe
+from server.library.renditions import RENDITION_NAMES as RENDITIONS
 from server.library.retention import (
     check_retention_days,
     consent_covers,
@@ -32,7 +33,6 @@ from server.library.retention import (
     parse_consent,
     parse_retention_days,
 )
-from server.session.lessons import RENDITIONS
 from server.session.worker import Worker
 from server.sync.audit import ADMIN, AuditEvent, DetailValue
 from server.sync.store import VideoRecord

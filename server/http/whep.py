@@ -11,11 +11,11 @@ from starlette.responses import Response
 
 from server.audit import remote_of
 from server.errors import AuthError, Forbidden, UnsupportedMediaType
+from server.http.admission import claims_for, presented_token, room_for
 from server.http.request import read_body, worker_of
 from server.media.ice import ice_servers_for
 from server.media_wire import LeaveRequest, MediaReply, TrickleRequest, WatchRequest
 from server.rooms.roles import Permission, permissions_for
-from server.session.admission import claims_for, presented_token, room_for
 from server.session.signaling import new_request_id
 from server.session.worker import Worker
 from server.tokens import Claims

@@ -23,18 +23,17 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
 import server
 from server.errors import CocoachError, NotFound, ServiceUnavailable
-from server.library.library import AUDIO_BITRATE, plan_for
+from server.library.renditions import AUDIO_BITRATE, plan_for
 from server.library.transcode import output_fps
-from server.sync.store import Rendition, SourceInfo, VideoRecord
-
-if TYPE_CHECKING:
-    from server.library.library import VideoLibrary
+from server.settings import Settings
+from server.sync.lease import Lease
+from server.sync.store import Rendition, SourceInfo, Store, VideoRecord
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +154,25 @@ def with_probe(record: VideoRecord, probed: dict[str, Any]) -> VideoRecord:
     )
 
 
+class Shelf(Protocol):
+    """What the ingest needs of the library it fills (`VideoLibrary`)."""
+
+    store: Store
+    root: Path
+
+    async def save(self, record: VideoRecord) -> VideoRecord: ...
+    async def delete(self, video_id: str) -> bool: ...
+    def directory(self, video_id: str) -> Path: ...
+    def upload_path(self, video_id: str) -> Path: ...
+    def rendition_file(self, video_id: str, name: str) -> str: ...
+
+
 class Ingest:
-    def __init__(self, library: VideoLibrary) -> None:
+    def __init__(self, library: Shelf, settings: Settings, *, lease: Lease, holder: str) -> None:
         self.library = library
-        self.settings = library.settings
-        self.lease = library.worker.lease
-        self.holder = library.worker.id
+        self.settings = settings
+        self.lease = lease
+        self.holder = holder
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max(1, self.settings.ingest_queue))
         self.held: set[str] = set()  # ingest leases this worker holds: queued or running here
         self.jobs: dict[str, asyncio.Task[None]] = {}
@@ -402,7 +414,7 @@ class Ingest:
 class _Progress:
     """Writes a job's progress to its record, at most once a second."""
 
-    def __init__(self, library: VideoLibrary, record: VideoRecord, index: int, count: int) -> None:
+    def __init__(self, library: Shelf, record: VideoRecord, index: int, count: int) -> None:
         self.library, self.record = library, record
         self.index, self.count = index, count
         self._last = time.monotonic()

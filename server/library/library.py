@@ -8,89 +8,41 @@ On disk, under `<data>/videos` (one directory every worker shares in distributed
     <id>/*.webm.part   a rendition being written; renamed when complete
 
 The records live in the Store (`VideoRecord`), so every worker sees every video. The media
-side asks `worker.videos.get(id)` for a record and `worker.videos.file(record, "360p")` for the
+side asks `videos.get(id)` for a record and `videos.file(record, "360p")` for the
 file to serve. docs/videos.md describes the whole library.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import logging
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from server.errors import NotFound
-from server.library.purge import RetentionJob
-from server.sync.store import VIDEO_ID, Consent, Rendition, Store, VideoRecord
+from server.library.ingest import Ingest
+from server.library.purge import RetentionJob, purge_expired
+from server.library.renditions import pick_rendition
+from server.settings import Settings
+from server.sync.audit import AuditEvent
+from server.sync.broker import Broker
+from server.sync.keys import WITHDRAWN_CHANNEL
+from server.sync.lease import Lease
+from server.sync.store import VIDEO_ID, Consent, Store, VideoRecord
 
-if TYPE_CHECKING:
-    from server.library.ingest import Ingest
-    from server.session.worker import Worker
+log = logging.getLogger(__name__)
 
 UPLOAD_FILE = "upload"
-WITHDRAWN_CHANNEL = "cocoach:videos:withdrawn"  # every worker listens: close viewers of a video
-
-
-@dataclass(frozen=True, slots=True)
-class RenditionPlan:
-    name: str
-    short_side: int  # pixels; the picture is never scaled up past the source
-    video_bitrate: int  # bits per second
-
-
-# The order matters: the first is made first, and the video is ready once it exists.
-RENDITIONS = (
-    RenditionPlan("360p", 360, 700_000),
-    RenditionPlan("720p", 720, 2_000_000),
-)
-RENDITION_NAMES = tuple(plan.name for plan in RENDITIONS)
-AUDIO_BITRATE = 64_000
 
 
 def new_video_id() -> str:
     return "v" + secrets.token_hex(6)
-
-
-def plan_for(width: int, height: int) -> list[RenditionPlan]:
-    """The renditions a source of this size gets: 360p always, and each larger one only when
-    the source is larger than the one before (a 360p source gets no 720p copy of itself)."""
-    short = min(width, height)
-    plans = [RENDITIONS[0]]
-    for smaller, plan in itertools.pairwise(RENDITIONS):
-        if short > smaller.short_side:
-            plans.append(plan)
-    return plans
-
-
-def path_of(root: Path, record: VideoRecord, rendition_name: str) -> Path:
-    """The file of one rendition of a video, exactly that rendition; NotFound if it has none."""
-    for rendition in record.renditions:
-        if rendition.name == rendition_name:
-            return root / rendition.file
-    have = ", ".join(r.name for r in record.renditions) or "none yet"
-    raise NotFound(f"video {record.id!r} has no {rendition_name} rendition (it has: {have})")
-
-
-def pick_rendition(record: VideoRecord, wanted: str) -> Rendition:
-    """`wanted` if the video has it, else the largest one below it (a 720p request for a video
-    whose 720p is still being made, or was never needed, gets the 360p)."""
-    if wanted not in RENDITION_NAMES:
-        raise NotFound(f"there is no rendition {wanted[:20]!r}; choose one of {RENDITION_NAMES}")
-    have = {r.name: r for r in record.renditions}
-    for name in reversed(RENDITION_NAMES[: RENDITION_NAMES.index(wanted) + 1]):
-        if name in have:
-            return have[name]
-    if record.renditions:
-        return record.renditions[0]
-    raise NotFound(f"video {record.id!r} has no rendition yet")
 
 
 async def add_generated_video(store: Store, root: Path, title: str, seconds: float) -> VideoRecord:
@@ -120,23 +72,42 @@ async def add_generated_video(store: Store, root: Path, title: str, seconds: flo
 
 
 class VideoLibrary:
-    """`worker.videos`: the records and files of the library, and its ingest queue."""
+    """The records and files of the library, and its ingest queue."""
 
-    def __init__(self, worker: Worker) -> None:
-        from server.library.ingest import Ingest  # the queue needs the library, and vice versa
-
-        self.worker = worker
-        self.settings = worker.settings
-        self.store = worker.store
-        self.root = worker.settings.library or worker.settings.data / "videos"
-        self.ingest: Ingest = Ingest(self)
-        self.retention = RetentionJob(self)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        broker: Broker,
+        lease: Lease,
+        holder: str,
+        audit: Callable[[AuditEvent], None],
+        on_withdrawn: Callable[[str, str], None],
+    ) -> None:
+        """`holder` names this process in the ingest and retention leases; `audit` records an
+        event; `on_withdrawn(video, reason)` closes this process's viewers of a video."""
+        self.settings = settings
+        self.store = store
+        self.broker = broker
+        self.root = settings.library or settings.data / "videos"
+        self._on_withdrawn_here = on_withdrawn
+        self.ingest = Ingest(self, settings, lease=lease, holder=holder)
+        self.retention = RetentionJob(
+            lease=lease,
+            holder=holder,
+            interval=settings.retention_interval_seconds,
+            purge=lambda noted: purge_expired(
+                store, self.root, settings.video_retention_days, delete=self.delete, noted=noted
+            ),
+            audit=audit,
+        )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[VideoLibrary]:
         """Run the ingest queue (and re-queue what a stopped worker left) while inside."""
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
-        broker = self.worker.broker
+        broker = self.broker
         await broker.subscribe(WITHDRAWN_CHANNEL, self._on_withdrawn)
         try:
             async with self.ingest.running(), asyncio.TaskGroup() as group:
@@ -154,12 +125,11 @@ class VideoLibrary:
         """Stop every viewer of the video at once, on every worker: it was deleted or its
         consent withdrawn (a pupil who must not be seen: DOMAIN.md). New viewers are refused by
         the record itself; this ends the sessions already open."""
-        await self.worker.broker.publish(WITHDRAWN_CHANNEL, f"{video_id}\n{reason}".encode())
+        await self.broker.publish(WITHDRAWN_CHANNEL, f"{video_id}\n{reason}".encode())
 
     def _on_withdrawn(self, data: bytes) -> None:
         video_id, _, reason = data.decode("utf-8", "replace").partition("\n")
-        for home in list(self.worker.homes.values()):
-            self.worker.spawn(home.media.withdraw(video_id, reason), f"withdraw {video_id}")
+        self._on_withdrawn_here(video_id, reason)
 
     # ---- what the media side uses -------------------------------------------------------
 
@@ -241,6 +211,34 @@ class VideoLibrary:
         await asyncio.to_thread(make)
         await self.store.put_video(record)
         return record
+
+    async def start_recording(
+        self, *, room: str, owner: str, org: str | None, title: str
+    ) -> VideoRecord:
+        """A live lesson's recording: a video that is written while the lesson goes on
+        (`recording`), then ingested like an upload (`queue_recording`)."""
+        record = await self.create(
+            owner=owner, org=org, title=title, filename=f"live-{room}.webm", length=0
+        )
+        return await self.save(msgspec.structs.replace(record, status="recording", room=room))
+
+    async def queue_recording(self, video_id: str) -> str | None:
+        """Hand a finished (or orphaned) recording to the ingest, like an upload; an empty one
+        is deleted. Returns the video id if it was kept."""
+        record = await self.get(video_id)
+        if record is None or record.status != "recording":
+            return video_id if record is not None else None
+        path = self.upload_path(video_id)
+        size = await asyncio.to_thread(lambda: path.stat().st_size if path.exists() else 0)
+        if size == 0:
+            await self.delete(video_id)
+            return None
+        record = await self.save(
+            msgspec.structs.replace(record, status="queued", upload_length=size, upload_offset=size)
+        )
+        await self.ingest.submit(record)
+        log.info("recording %s (%d bytes) queued for ingest", video_id, size)
+        return video_id
 
     async def save(self, record: VideoRecord) -> VideoRecord:
         """Write the record back; NotFound if the video was deleted meanwhile (its files are

@@ -17,15 +17,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from server.errors import ServiceUnavailable
 from server.library.retention import Expired, select_expired
 from server.sync.audit import SYSTEM, AuditEvent
+from server.sync.lease import Lease
 from server.sync.store import VIDEO_ID, Store
-
-if TYPE_CHECKING:
-    from server.library.library import VideoLibrary
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +100,27 @@ async def purge_expired(
     return done
 
 
-class RetentionJob:
-    """The worker's round of `purge_expired`, every `retention_interval_seconds`."""
+Noted = Callable[[Purged], Awaitable[None]]
 
-    def __init__(self, library: VideoLibrary) -> None:
-        self.library = library
-        self.worker = library.worker
-        self.interval = max(0.05, library.settings.retention_interval_seconds)
+
+class RetentionJob:
+    """One worker's round of `purge`, every `interval` seconds, while it holds the job's lease
+    (one worker at a time runs it)."""
+
+    def __init__(
+        self,
+        *,
+        lease: Lease,
+        holder: str,
+        interval: float,
+        purge: Callable[[Noted], Awaitable[list[Purged]]],
+        audit: Callable[[AuditEvent], None],
+    ) -> None:
+        self.lease = lease
+        self.holder = holder
+        self.interval = max(0.05, interval)
+        self._purge = purge
+        self._audit = audit
 
     async def run(self) -> None:
         try:
@@ -124,21 +135,14 @@ class RetentionJob:
                 await asyncio.sleep(self.interval)
         finally:
             with contextlib.suppress(ServiceUnavailable):
-                await asyncio.shield(self.worker.lease.release(LEASE, self.worker.id))
+                await asyncio.shield(self.lease.release(LEASE, self.holder))
 
     async def round(self) -> list[Purged]:
         """One round, if this worker holds (or now takes) the job's lease."""
-        if not await self.worker.lease.acquire(LEASE, self.worker.id, 2 * self.interval):
+        if not await self.lease.acquire(LEASE, self.holder, 2 * self.interval):
             return []
-        audit = self.worker.audit
 
         async def noted(purged: Purged) -> None:
-            audit.add(purged.event("retention job"))
+            self._audit(purged.event("retention job"))
 
-        return await purge_expired(
-            self.worker.store,
-            self.library.root,
-            self.library.settings.video_retention_days,
-            delete=self.library.delete,
-            noted=noted,
-        )
+        return await self._purge(noted)

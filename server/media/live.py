@@ -14,11 +14,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from server.errors import CocoachError, NotLive, PublisherBusy
+from server.media.host import MediaHost, Recording
 from server.media.ice import RemotePolicy
 from server.media.peer import offered_kinds, require_codecs
 from server.media.publisher import Publisher
@@ -26,10 +26,6 @@ from server.media.recorder import Recorder
 from server.media.relay import Relay
 from server.messages import LiveInfo, TalkbackInfo
 from server.sync.audit import SYSTEM, Actor
-from server.sync.store import VideoRecord
-
-if TYPE_CHECKING:
-    from server.session.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +37,14 @@ RecordingDone = Callable[[str], None]
 class LiveRoom:
     def __init__(
         self,
-        worker: Worker,
+        host: MediaHost,
         room_id: str,
         *,
         report_live: ReportLive,
         report_talkback: ReportTalkback,
         recording_done: RecordingDone,
     ) -> None:
-        self.worker = worker
+        self.host = host
         self.room_id = room_id
         origin = time.time()
         self.video = Relay("video", 90000, origin)
@@ -58,7 +54,7 @@ class LiveRoom:
         self.talker: Publisher | None = None
         self.info: LiveInfo | None = None
         self.recorder: Recorder | None = None
-        self.recording: VideoRecord | None = None
+        self.recording: Recording | None = None
         self._report_live = report_live
         self._report_talkback = report_talkback
         self._recording_done = recording_done
@@ -77,7 +73,7 @@ class LiveRoom:
         if info is None:
             return
         if info.recording is not None:
-            await self._queue_recording(info.recording)
+            await self.host.recordings.finish(info.recording)
         self.info = msgspec.structs.replace(info, status="interrupted", since=time.time())
         self._report(self.info)
         self._wait_for_return()
@@ -96,7 +92,7 @@ class LiveRoom:
             name=name,
             routes={"video": self.video, "audio": self.audio},
             earpiece=self.talkback if earpiece else None,
-            spawn=self.worker.spawn,
+            spawn=self.host.spawn,
         )
         try:
             answer = await publisher.answer_offer(offer, policy)
@@ -117,7 +113,7 @@ class LiveRoom:
             return
         state = publisher.pc.connectionState
         if state == "connected":
-            self.worker.spawn(self._went_live(publisher), f"live {self.room_id}")
+            self.host.spawn(self._went_live(publisher), f"live {self.room_id}")
         elif state in ("failed", "closed"):
             self._lost(publisher, f"publisher connection {state}")
 
@@ -135,7 +131,7 @@ class LiveRoom:
             publisher=publisher.user,
             name=publisher.name,
             since=time.time(),
-            recording=self.recording.id,
+            recording=self.recording.video,
             part=part,
             recording_started_at=self.recorder.started_at,
         )
@@ -146,7 +142,7 @@ class LiveRoom:
         self.publisher = None
         self.video.end()
         self.audio.end()
-        self.worker.spawn(publisher.close(), f"close publisher {publisher.id}")
+        self.host.spawn(publisher.close(), f"close publisher {publisher.id}")
         if self.info is not None:
             log.info("room %s: live lesson interrupted (%s)", self.room_id, why)
             self.info = msgspec.structs.replace(self.info, status="interrupted", since=time.time())
@@ -158,8 +154,8 @@ class LiveRoom:
             self._grace.cancel()
         loop = asyncio.get_running_loop()
         self._grace = loop.call_later(
-            self.worker.settings.live_resume_seconds,
-            lambda: self.worker.spawn(self.end("the publisher did not come back"), "live end"),
+            self.host.settings.live_resume_seconds,
+            lambda: self.host.spawn(self.end("the publisher did not come back"), "live end"),
         )
 
     async def stop(self, session: str, user: str) -> None:
@@ -181,7 +177,7 @@ class LiveRoom:
         if self.info is not None or recording is not None:
             log.info("room %s: live lesson ended (%s)", self.room_id, reason)
             publisher_sub = self.info.publisher if self.info is not None else None
-            self.worker.audit.record(
+            self.host.audit.record(
                 "live.end",
                 Actor(sub=publisher_sub) if publisher_sub else SYSTEM,
                 room=self.room_id,
@@ -198,24 +194,12 @@ class LiveRoom:
     async def _start_recording(self, publisher: Publisher) -> int:
         """A new recording file; returns its part number (the part after the one the room's
         state names, when an earlier home recorded that one)."""
-        videos = self.worker.videos
         part = self.info.part + 1 if self.info is not None and self.info.recording else 1
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
         title = f"Live lesson, {stamp}" + (f" (part {part})" if part > 1 else "")
-        # A classroom's recording is its school's, whoever in the room published it.
-        room = await self.worker.room_record(self.room_id)
-        record = await videos.create(
-            owner=publisher.user,
-            org=self.worker.orgs.owning(room.org) if self.worker.orgs.configured else None,
-            title=title,
-            filename=f"live-{self.room_id}.webm",
-            length=0,
-        )
-        record = await videos.save(
-            msgspec.structs.replace(record, status="recording", room=self.room_id)
-        )
-        self.recording = record
-        self.recorder = Recorder(videos.upload_path(record.id), self.video.origin, self._started)
+        recording = await self.host.recordings.begin(self.room_id, publisher.user, title)
+        self.recording = recording
+        self.recorder = Recorder(recording.path, self.video.origin, self._started)
         self.video.subscribe(self.recorder.video)
         self.audio.subscribe(self.recorder.audio)
         return part
@@ -227,33 +211,14 @@ class LiveRoom:
             self._report(self.info)
 
     async def _finish_recording(self) -> str | None:
-        recorder, record = self.recorder, self.recording
+        recorder, recording = self.recorder, self.recording
         self.recorder = self.recording = None
-        if recorder is None or record is None:
+        if recorder is None or recording is None:
             return None
         self.video.unsubscribe(recorder.video)
         self.audio.unsubscribe(recorder.audio)
         await asyncio.to_thread(recorder.close)
-        return await self._queue_recording(record.id)
-
-    async def _queue_recording(self, video_id: str) -> str | None:
-        """Hand a finished (or orphaned) part to the ingest, like an upload; an empty one is
-        deleted. Returns the video id if it was kept."""
-        videos = self.worker.videos
-        record = await videos.get(video_id)
-        if record is None or record.status != "recording":
-            return video_id if record is not None else None
-        path = videos.upload_path(video_id)
-        size = await asyncio.to_thread(lambda: path.stat().st_size if path.exists() else 0)
-        if size == 0:
-            await videos.delete(video_id)
-            return None
-        record = await videos.save(
-            msgspec.structs.replace(record, status="queued", upload_length=size, upload_offset=size)
-        )
-        await videos.ingest.submit(record)
-        log.info("room %s: recording %s (%d bytes) queued for ingest", self.room_id, video_id, size)
-        return video_id
+        return await self.host.recordings.finish(recording.video)
 
     # ---- talk-back -------------------------------------------------------------------------
 
@@ -284,7 +249,7 @@ class LiveRoom:
         if state == "connected":
             self._report_talkback(TalkbackInfo(talker.user, talker.name, time.time()))
         elif state in ("failed", "closed"):
-            self.worker.spawn(self.stop_talking(talker.id), f"talkback off {self.room_id}")
+            self.host.spawn(self.stop_talking(talker.id), f"talkback off {self.room_id}")
 
     async def stop_talking(self, session: str) -> None:
         talker = self.talker
@@ -294,7 +259,7 @@ class LiveRoom:
         await talker.close()
         self._report_talkback(None)
         actor = Actor(sub=talker.user, name=talker.name)
-        self.worker.audit.record("talkback.stop", actor, room=self.room_id, session=session)
+        self.host.audit.record("talkback.stop", actor, room=self.room_id, session=session)
 
     # ---- housekeeping ----------------------------------------------------------------------
 
@@ -306,14 +271,14 @@ class LiveRoom:
 
     def check_timeouts(self, now: float) -> None:
         """Close a publisher or speaker whose connection never came up."""
-        timeout = self.worker.settings.media_connect_timeout
+        timeout = self.host.settings.media_connect_timeout
         for peer in (self.publisher, self.talker):
             if peer is not None and not peer.connected and now - peer.created > timeout:
                 if peer is self.talker:
-                    self.worker.spawn(self.stop_talking(peer.id), "talkback timeout")
+                    self.host.spawn(self.stop_talking(peer.id), "talkback timeout")
                 elif self.info is None:  # never went live: nothing to wait for
                     self.publisher = None
-                    self.worker.spawn(peer.close(), "publisher timeout")
+                    self.host.spawn(peer.close(), "publisher timeout")
 
     async def close(self) -> None:
         """The home is stopping: keep what was recorded. The room stays live in its state, so

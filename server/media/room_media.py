@@ -14,19 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from server.errors import Forbidden, MediaFull, NotFound, NotLive
 from server.media.clock import PlaybackClock
+from server.media.host import MediaHost
 from server.media.ice import RemotePolicy
 from server.media.live import LiveRoom, RecordingDone, ReportLive, ReportTalkback
 from server.media.peer import Peer
 from server.media.viewer import Viewer, check_offer, lesson_viewer, relay_viewer
 from server.messages import LiveInfo, PlaybackInfo
 from server.sync.audit import Actor
-
-if TYPE_CHECKING:
-    from server.session.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,7 @@ class LessonFinder(Protocol):
 class RoomMedia:
     def __init__(
         self,
-        worker: Worker,
+        host: MediaHost,
         room_id: str,
         *,
         find_lesson: LessonFinder,
@@ -71,12 +69,12 @@ class RoomMedia:
         report_talkback: ReportTalkback,
         recording_done: RecordingDone,
     ) -> None:
-        self.worker = worker
+        self.host = host
         self.room_id = room_id
         self.clock = PlaybackClock()
         self.viewers: dict[str, Viewer] = {}
         self.live = LiveRoom(
-            worker,
+            host,
             room_id,
             report_live=report_live,
             report_talkback=report_talkback,
@@ -84,7 +82,7 @@ class RoomMedia:
         )
         self._find_lesson = find_lesson
         self._attach = attach
-        self.policy = RemotePolicy.parse(worker.settings.media_remote_networks)
+        self.policy = RemotePolicy.parse(host.settings.media_remote_networks)
         self._wake = asyncio.Event()
         self._watchers: dict[str, Watcher] = {}  # by viewer id: who, for the audit log
 
@@ -114,10 +112,9 @@ class RoomMedia:
         the live lesson while there is one, else the room's video."""
         if source not in SOURCES:
             raise NotFound(f"there is no source {source[:20]!r}; choose one of {SOURCES}")
-        if self.worker.media_viewers() >= self.worker.settings.media_max_viewers:
-            raise MediaFull(
-                f"this server already serves {self.worker.settings.media_max_viewers} viewers"
-            )
+        most = self.host.settings.media_max_viewers
+        if self.host.viewer_count() >= most:
+            raise MediaFull(f"this server already serves {most} viewers")
         if source == "auto":
             source = "live" if self.live.on else "video"
         if source == "live" and not self.live.on:
@@ -147,7 +144,7 @@ class RoomMedia:
         log.info("room %s: viewer %s (%s) watching %s", self.room_id, viewer.id, user, source)
         watcher = Watcher(actor or Actor(sub=user, name=name), video, source, remote)
         self._watchers[viewer.id] = watcher
-        self.worker.audit.record(
+        self.host.audit.record(
             "video.watch",
             watcher.actor,
             room=self.room_id,
@@ -179,7 +176,7 @@ class RoomMedia:
             session, answer = await self.live.publish(
                 user=user, name=name, offer=offer, policy=self.policy, earpiece=earpiece
             )
-        self.worker.audit.record(
+        self.host.audit.record(
             "talkback.start" if talkback else "live.publish",
             actor or Actor(sub=user, name=name),
             room=self.room_id,
@@ -238,7 +235,7 @@ class RoomMedia:
             await self.close()
 
     async def _sweep(self, now: float) -> None:
-        timeout = self.worker.settings.media_connect_timeout
+        timeout = self.host.settings.media_connect_timeout
         for viewer in list(self.viewers.values()):
             state = viewer.pc.connectionState
             if state in ("failed", "closed"):
@@ -252,7 +249,7 @@ class RoomMedia:
             log.info("room %s: viewer %s closed (%s)", self.room_id, viewer.id, reason)
         watcher = self._watchers.pop(viewer.id, None)
         if watcher is not None:
-            self.worker.audit.record(
+            self.host.audit.record(
                 "video.unwatch",
                 watcher.actor,
                 room=self.room_id,

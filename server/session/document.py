@@ -12,17 +12,14 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from server import yjs_wire
 from server.errors import ClientError, ServiceUnavailable
 from server.rooms.roles import Permission
 from server.session.connection import Connection
 from server.session.doc_state import DocState
-from server.sync.doclog import NO_ENTRY, DocEntry, id_key
-
-if TYPE_CHECKING:
-    from server.session.documents import Documents
+from server.sync.doclog import NO_ENTRY, DocEntry, DocLog, id_key
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +27,18 @@ CATCH_UP_SECONDS = 2.0  # at most this long to apply the log's tail before servi
 
 
 class RoomDocument:
-    def __init__(self, documents: Documents, room_id: str) -> None:
-        self.documents = documents
+    def __init__(
+        self,
+        room_id: str,
+        *,
+        doclog: DocLog,
+        writer_id: str,
+        publish_awareness: Callable[[str, bytes], None],
+    ) -> None:
         self.id = room_id
+        self.doclog = doclog
+        self.writer_id = writer_id  # this process's writer: its own entries are not applied twice
+        self._publish_awareness = publish_awareness
         self.content = DocState(room_id)
         self.compact_jitter = random.uniform(0.75, 1.25)  # scales doc_compact_after for this room
         self.last = NO_ENTRY
@@ -54,10 +60,14 @@ class RoomDocument:
 
     # ---- loading ------------------------------------------------------------------------
 
+    async def close(self) -> None:
+        """Stop hearing the log's announcements (the room is unloaded here)."""
+        await self.doclog.unsubscribe(self.id, self._inbox.put_nowait)
+
     async def load(self) -> None:
         # Subscribe first: an entry appended while we read the log is then queued, not lost.
-        await self.documents.doclog.subscribe(self.id, self._inbox.put_nowait)
-        loaded = await self.documents.doclog.load(self.id)
+        await self.doclog.subscribe(self.id, self._inbox.put_nowait)
+        loaded = await self.doclog.load(self.id)
         if loaded.snapshot is not None:
             self.content.encoded = loaded.snapshot
         for entry in loaded.entries:
@@ -82,7 +92,7 @@ class RoomDocument:
         delay = 0.05
         while True:
             try:
-                return await self.documents.doclog.read_after(self.id, after)
+                return await self.doclog.read_after(self.id, after)
             except ServiceUnavailable as exc:
                 log.warning("room %s: cannot read the log (%s); retrying", self.id, exc)
                 await asyncio.sleep(delay)
@@ -98,7 +108,7 @@ class RoomDocument:
     async def catch_up(self) -> None:
         """Apply every entry the log holds now: a reconnecting client's catch-up must be judged
         against everything others wrote, not against a replica that is a moment behind."""
-        tail = await self.documents.doclog.last_id(self.id)
+        tail = await self.doclog.last_id(self.id)
         if id_key(tail) <= id_key(self.last):
             return
         self.check_tail(tail)
@@ -118,7 +128,7 @@ class RoomDocument:
         self.last = entry.id
         self.log_length += 1
         self._advanced.set()
-        if entry.worker == self.documents.writer_id:
+        if entry.worker == self.writer_id:
             return  # our own: committed when our client sent it
         if self.content.take_remote(entry.update, entry.id):
             self._relay(yjs_wire.sync_update(entry.update), exclude=None)
@@ -139,7 +149,7 @@ class RoomDocument:
             if states:
                 message = yjs_wire.awareness(states)
                 self._relay(message, exclude=None)
-                self.documents.publish_awareness(self.id, message)
+                self._publish_awareness(self.id, message)
         if not self.connections:
             self.idle_since = time.monotonic()
 
@@ -171,7 +181,7 @@ class RoomDocument:
         # room hears nothing else, and y-websocket reconnects after 30 s of silence; its own
         # awareness, renewed every 15 s, keeps it connected.
         self._relay(frame, exclude=None)
-        self.documents.publish_awareness(self.id, frame)
+        self._publish_awareness(self.id, frame)
 
     def remote_awareness(self, frame: bytes) -> None:
         try:

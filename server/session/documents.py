@@ -9,22 +9,22 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pycrdt import Doc, merge_updates
 
 from server.documents.frameworks import FrameworkLibrary, as_meta
 from server.documents.rules import declare_roots
 from server.errors import CocoachError, ServiceUnavailable
+from server.metrics import LatencyHistogram
+from server.session.context import Tasks
 from server.session.document import RoomDocument
+from server.settings import Settings
 from server.sync.broker import Broker
 from server.sync.doclog import DocLog
-from server.sync.keys import room_key
+from server.sync.keys import awareness_channel
 from server.sync.lease import Lease
 from server.sync.store import RoomRecord
-
-if TYPE_CHECKING:
-    from server.session.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +36,28 @@ FLUSH_ON_STOP_SECONDS = 3.0  # how long a stopping worker waits for its document
 TAIL_CHECK_AFTER = 0.5  # seconds of quiet before a room's log tail is checked once
 
 
-def awareness_channel(room: str) -> str:
-    return room_key(room, "aw")
-
-
 class Documents:
-    def __init__(self, worker: Worker, doclog: DocLog, frameworks: FrameworkLibrary) -> None:
-        self.worker = worker
-        self.settings = worker.settings
+    def __init__(
+        self,
+        settings: Settings,
+        tasks: Tasks,
+        *,
+        worker_id: str,
+        broker: Broker,
+        lease: Lease,
+        doclog: DocLog,
+        frameworks: FrameworkLibrary,
+        fanout: LatencyHistogram,
+    ) -> None:
+        self.tasks = tasks
+        self.settings = settings
         self.doclog = doclog
-        self.broker: Broker = worker.broker
-        self.lease: Lease = worker.lease
+        self.broker = broker
+        self.lease = lease
         self.frameworks = frameworks
         # Unique per process: a restarted worker with the same id must not mistake the old
         # process's log entries for ones it has already applied.
-        self.writer_id = f"{worker.id}/{secrets.token_hex(4)}"
+        self.writer_id = f"{worker_id}/{secrets.token_hex(4)}"
         self.open_rooms: dict[str, RoomDocument] = {}
         self._opening: dict[str, asyncio.Future[RoomDocument]] = {}
         self._consumers: dict[str, asyncio.Task[None]] = {}
@@ -58,7 +65,7 @@ class Documents:
         self._writes: asyncio.Queue[tuple[RoomDocument, bytes, str | None, float]] = asyncio.Queue(
             maxsize=self.settings.doc_write_queue
         )
-        self._fanout = worker.metrics.fanout
+        self._fanout = fanout
         self._aware_callbacks: dict[str, Any] = {}
 
     # ---- opening and closing ------------------------------------------------------------
@@ -98,7 +105,12 @@ class Documents:
         return doc
 
     async def _load(self, record: RoomRecord) -> RoomDocument:
-        document = RoomDocument(self, record.id)
+        document = RoomDocument(
+            record.id,
+            doclog=self.doclog,
+            writer_id=self.writer_id,
+            publish_awareness=self.publish_awareness,
+        )
         await document.load()
 
         def on_awareness(data: bytes) -> None:
@@ -116,7 +128,7 @@ class Documents:
                 log.warning("room %s: framework not loaded: %s", record.id, exc.message)
         seeded = document.content.seed(record.title, framework, record.video)
         self.open_rooms[record.id] = document
-        self._consumers[record.id] = self.worker.start(document.consume(), f"doc {record.id}")
+        self._consumers[record.id] = self.tasks.start(document.consume(), f"doc {record.id}")
         if seeded is not None:
             await self.write(document, seeded, None)
         return document
@@ -134,7 +146,7 @@ class Documents:
         consumer = self._consumers.pop(document.id, None)
         if consumer is not None:
             consumer.cancel()
-        await self.doclog.unsubscribe(document.id, document._inbox.put_nowait)
+        await document.close()
         callback = self._aware_callbacks.pop(document.id, None)
         if callback is not None:
             await self.broker.unsubscribe(awareness_channel(document.id), callback)
@@ -241,7 +253,7 @@ class Documents:
             # would otherwise all compact at once and stall this worker together.
             limit = self.settings.doc_compact_after * document.compact_jitter
             if document.log_length > limit and not document.compacting:
-                self.worker.spawn(self.compact(document), f"compact {document.id}")
+                self.tasks.spawn(self.compact(document), f"compact {document.id}")
 
     def _relay(self, by_room: dict[RoomDocument, list[Pending]]) -> None:
         for document, items in by_room.items():
@@ -283,7 +295,7 @@ class Documents:
             await self.write(document, document.content.committed(), None, relay=False)
 
     def publish_awareness(self, room: str, frame: bytes) -> None:
-        self.worker.spawn(
+        self.tasks.spawn(
             self.broker.publish(awareness_channel(room), self.writer_id.encode() + b"\n" + frame),
             f"awareness {room}",
         )

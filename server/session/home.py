@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import partial
-from typing import TYPE_CHECKING, assert_never
+from collections.abc import Callable, Coroutine
+from typing import Any, assert_never
 
 import msgspec
 
 from server.codec import decode_as, encode
 from server.errors import ServiceUnavailable
-from server.media.room_media import Lesson, RoomMedia
+from server.media.host import MediaHost
+from server.media.room_media import Lesson, LessonFinder, RoomMedia
 from server.messages import LiveInfo, ServerMessage, Welcome
 from server.rooms.effects import Broadcast, Effect, Persist, Send
 from server.rooms.events import (
@@ -37,7 +38,7 @@ from server.rooms.events import (
     Tick,
 )
 from server.rooms.room import Room, RoomState
-from server.session.lessons import find_lesson
+from server.session.context import WorkerContext
 from server.sync.keys import out_channel
 from server.worker_wire import (
     Deliver,
@@ -58,9 +59,6 @@ from server.worker_wire import (
     WorkerLost,
     decode_forward,
 )
-
-if TYPE_CHECKING:
-    from server.session.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -90,31 +88,40 @@ def to_event(message: ForwardMessage, now: float) -> Event:
 
 
 class RoomHome:
-    def __init__(self, worker: Worker, room_id: str, title: str) -> None:
-        self.worker = worker
+    def __init__(
+        self,
+        context: WorkerContext,
+        room_id: str,
+        title: str,
+        *,
+        media_host: MediaHost,
+        find_lesson: LessonFinder,
+        set_video: Callable[[str, str], Coroutine[Any, Any, None]],
+    ) -> None:
+        """`set_video(room, video)` makes a finished recording the room's video."""
+        self.context = context
         self.id = room_id
         self.title = title
         self.room: Room | None = None
         self.idle_since: float | None = None
         self._inbox: asyncio.Queue[ForwardMessage | Event] = asyncio.Queue(
-            maxsize=worker.settings.home_inbox
+            maxsize=context.settings.home_inbox
         )
         self._lost: set[str] = set()  # workers already declared gone
         # Numbering, to notice lost pub/sub messages both ways (docs/operations.md).
         self._out_seq = 0
         self._published_at = 0.0
         self._in_seq: dict[str, int] = {}
+        self._set_video = set_video
         self.media = RoomMedia(
-            worker,
+            media_host,
             room_id,
-            find_lesson=partial(find_lesson, worker),
+            find_lesson=find_lesson,
             attach=self._attach,
             report_live=self._report_live,
             report_talkback=lambda talkback: self.submit(ChangeTalkback(talkback, time.time())),
             recording_done=self._recording_done,
         )
-        # Subscribed with on_forward, before the lease is taken (Worker._become_home).
-        self.on_media = partial(worker.media.on_request, self.media)
 
     # ---- input --------------------------------------------------------------------------
 
@@ -131,7 +138,7 @@ class RoomHome:
             # An intent from that worker was lost: its announcement repairs membership and
             # presence (a lost playback intent is not repaired: its sender may send it again).
             log.warning("room %s: intents from %s lost, asking again", self.id, envelope.worker)
-            self.worker.spawn(self._publish(Resend(envelope.worker)), f"resend {self.id}")
+            self.context.spawn(self._publish(Resend(envelope.worker)), f"resend {self.id}")
         if envelope.message is not None:
             self.submit(envelope.message)
 
@@ -145,12 +152,12 @@ class RoomHome:
 
     async def run(self) -> None:
         """Serve as the room's home until cancelled or the lease is lost."""
-        data = await self.worker.store.load_room_state(self.id)
+        data = await self.context.store.load_room_state(self.id)
         state = decode_as(data, RoomState) if data is not None else None
         self.room = Room(self.id, self.title, state=state)
         self.media.follow(self.room.state.playback)
-        log.info("worker %s is now home of room %s", self.worker.id, self.id)
-        await self._publish(HomeChanged(self.worker.id))
+        log.info("worker %s is now home of room %s", self.context.id, self.id)
+        await self._publish(HomeChanged(self.context.id))
         async with asyncio.TaskGroup() as group:
             inbox = group.create_task(self._process())
             media = group.create_task(self.media.run(self.room.state.live))
@@ -162,7 +169,7 @@ class RoomHome:
         """Renew until another worker holds the lease. While Redis cannot be reached we stay
         home: nobody else can take the lease then, and our clients are still served. A lease
         that lapsed meanwhile (or that a Redis restart forgot) is taken again if it is free."""
-        settings, lease, me = self.worker.settings, self.worker.lease, self.worker.id
+        settings, lease, me = self.context.settings, self.context.lease, self.context.id
         while True:
             await asyncio.sleep(settings.lease_ttl / 4)
             try:
@@ -200,10 +207,10 @@ class RoomHome:
                 member = self.room.members.get(to)
                 # A member that already left may still be owed its last frame (an error):
                 # deliver here and let every worker look.
-                remote = member is None or member.worker != self.worker.id
+                remote = member is None or member.worker != self.context.id
                 await self._deliver(message, to=to, exclude=None, remote=remote)
             case Broadcast(message=message, exclude=exclude):
-                remote = any(m.worker != self.worker.id for m in self.room.members.values())
+                remote = any(m.worker != self.context.id for m in self.room.members.values())
                 await self._deliver(message, to=None, exclude=exclude, remote=remote)
             case Persist():
                 pass  # done for the whole batch, before anything was delivered
@@ -214,15 +221,13 @@ class RoomHome:
         self, message: ServerMessage, *, to: str | None, exclude: str | None, remote: bool
     ) -> None:
         envelope = Deliver(
-            origin=self.worker.id,
+            origin=self.context.id,
             to=to,
             exclude=exclude,
             frame=encode(message),
             welcome=isinstance(message, Welcome),
         )
-        local = self.worker.rooms.get(self.id)
-        if local is not None:
-            local.deliver(envelope)
+        self.context.deliver_here(self.id, envelope)
         if remote:
             await self._publish(envelope)
 
@@ -230,14 +235,14 @@ class RoomHome:
         if message is not None:
             self._out_seq += 1
             self._published_at = time.monotonic()
-        envelope = FromHome(self.worker.id, self._out_seq, message)
+        envelope = FromHome(self.context.id, self._out_seq, message)
         try:
-            await self.worker.broker.publish(out_channel(self.id), encode(envelope))
+            await self.context.broker.publish(out_channel(self.id), encode(envelope))
         except ServiceUnavailable as exc:
             log.warning("room %s: publish failed: %s", self.id, exc)
 
     async def leaving(self) -> None:
-        await self._publish(HomeLeaving(self.worker.id))
+        await self._publish(HomeLeaving(self.context.id))
 
     async def persist(self) -> None:
         """Write the room's state again (after the store restarted and may have lost it)."""
@@ -246,7 +251,7 @@ class RoomHome:
     async def _persist(self) -> None:
         assert self.room is not None
         try:
-            await self.worker.store.save_room_state(self.id, encode(self.room.state))
+            await self.context.store.save_room_state(self.id, encode(self.room.state))
         except ServiceUnavailable as exc:
             log.warning("room %s: state not persisted: %s", self.id, exc)
 
@@ -265,11 +270,7 @@ class RoomHome:
     def _recording_done(self, video: str) -> None:
         """The live lesson's recording becomes the room's video (meta.video)."""
 
-        async def attach() -> None:
-            record = await self.worker.room_record(self.id)
-            await self.worker.documents.set_meta(record, "video", video)
-
-        self.worker.spawn(attach(), f"recording {self.id}")
+        self.context.spawn(self._set_video(self.id, video), f"recording {self.id}")
 
     # ---- called by the worker's tick -----------------------------------------------------
 
@@ -278,13 +279,13 @@ class RoomHome:
         if self.room is None:
             return
         for worker in self.room.workers():
-            if self.worker.liveness.alive(worker):
+            if self.context.alive(worker):
                 self._lost.discard(worker)
             elif worker not in self._lost:
                 self._lost.add(worker)
                 log.info("room %s: worker %s is gone", self.id, worker)
                 self.submit(LoseWorker(worker, time.time()))
-                self.worker.spawn(self._publish(WorkerLost(worker)), f"worker-lost {self.id}")
+                self.context.spawn(self._publish(WorkerLost(worker)), f"worker-lost {self.id}")
         if self.room.state.playback.status == "waiting":
             self.submit(Tick(time.time()))  # so a wait times out with no message arriving
         if self.room.members:
@@ -293,4 +294,4 @@ class RoomHome:
             self.idle_since = now
         if now - self._published_at < ACTIVE_TICKS_FOR:
             # A tick tells the other workers our last number, so a lost *last* frame shows.
-            self.worker.spawn(self._publish(None), f"tick {self.id}")
+            self.context.spawn(self._publish(None), f"tick {self.id}")

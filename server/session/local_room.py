@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, assert_never
+from typing import assert_never
 
 import msgspec
 
@@ -15,6 +15,7 @@ from server.codec import encode
 from server.errors import ServiceUnavailable
 from server.rooms.member import Member
 from server.session.connection import Connection
+from server.session.context import WorkerContext
 from server.sync.keys import home_channel, out_channel
 from server.worker_wire import (
     Deliver,
@@ -30,9 +31,6 @@ from server.worker_wire import (
     decode_outbound,
 )
 
-if TYPE_CHECKING:
-    from server.session.worker import Worker
-
 log = logging.getLogger(__name__)
 
 MAX_HELD_INTENTS = 1000
@@ -40,8 +38,8 @@ REJOIN_AFTER = 1.0  # seconds without a welcome before a join is sent again
 
 
 class LocalRoom:
-    def __init__(self, worker: Worker, room_id: str) -> None:
-        self.worker = worker
+    def __init__(self, context: WorkerContext, room_id: str) -> None:
+        self.context = context
         self.id = room_id
         self.lock = asyncio.Lock()  # orders attach, detach and home changes
         self.pending = 0  # attaches waiting on the lock: the room must not be dropped under them
@@ -64,13 +62,13 @@ class LocalRoom:
 
     async def subscribe(self) -> None:
         if not self.subscribed:
-            await self.worker.broker.subscribe(out_channel(self.id), self.on_outbound)
+            await self.context.broker.subscribe(out_channel(self.id), self.on_outbound)
             self.subscribed = True
 
     async def unsubscribe(self) -> None:
         if self.subscribed:
             self.subscribed = False
-            await self.worker.broker.unsubscribe(out_channel(self.id), self.on_outbound)
+            await self.context.broker.unsubscribe(out_channel(self.id), self.on_outbound)
 
     def add(self, connection: Connection, member: Member) -> None:
         self.connections[member.id] = connection
@@ -102,27 +100,24 @@ class LocalRoom:
                 self._held.popleft()
             self._held.append(message)
             return
-        if home == self.worker.id:
-            room_home = self.worker.homes.get(self.id)
-            if room_home is not None:
-                room_home.submit(message)
-                return
+        if home == self.context.id and self.context.submit_home(self.id, message):
+            return
         await self._send_to_home(message)
 
     async def _send_to_home(self, message: ForwardMessage | None) -> None:
         if message is not None:
             self._out_seq += 1
             self._forwarded_at = time.monotonic()
-        envelope = ToHome(self.worker.id, self._out_seq, message)
+        envelope = ToHome(self.context.id, self._out_seq, message)
         try:
-            await self.worker.broker.publish(home_channel(self.id), encode(envelope))
+            await self.context.broker.publish(home_channel(self.id), encode(envelope))
         except ServiceUnavailable as exc:
             log.warning("room %s: intent to home %s lost: %s", self.id, self.home, exc)
 
     async def tick(self, now: float) -> None:
         """While active, tell a remote home our last number, so a lost last intent shows."""
         home = self.home
-        if home is not None and home != self.worker.id and now - self._forwarded_at < 2.0:
+        if home is not None and home != self.context.id and now - self._forwarded_at < 2.0:
             await self._send_to_home(None)
         # A join or its welcome can be lost in transit too; joins are idempotent, so ask again.
         for member_id, sent in list(self._join_sent.items()):
@@ -143,24 +138,24 @@ class LocalRoom:
         message = envelope.message
         if isinstance(message, HomeChanged):
             self._home_seq = envelope.seq
-        elif envelope.home == self.home and envelope.home != self.worker.id:
+        elif envelope.home == self.home and envelope.home != self.context.id:
             self._check_sequence(envelope.seq, tick=message is None)
         match message:
             case None:
                 pass
             case Deliver():
-                if message.origin != self.worker.id:  # our own home delivered here directly
+                if message.origin != self.context.id:  # our own home delivered here directly
                     self.deliver(message)
             case HomeChanged(worker=worker):
                 self.home = worker
-                self.worker.spawn(self.announce(worker), f"announce {self.id}")
+                self.context.spawn(self.announce(worker), f"announce {self.id}")
             case WorkerLost(worker=worker) | Resend(worker=worker):
-                if worker == self.worker.id:
-                    self.worker.spawn(self.announce(self.home), f"announce {self.id}")
+                if worker == self.context.id:
+                    self.context.spawn(self.announce(self.home), f"announce {self.id}")
             case HomeLeaving(worker=worker):
                 if self.home == worker:
                     self.home = None
-                    self.worker.spawn(self.worker.rehome(self), f"rehome {self.id}")
+                    self.context.spawn(self.context.rehome(self.id), f"rehome {self.id}")
             case _:
                 assert_never(message)
 
@@ -171,7 +166,7 @@ class LocalRoom:
             self._home_seq = seq
         if last is not None and seq > (last if tick else last + 1):
             log.warning("room %s: frames from home %s lost, resyncing", self.id, self.home)
-            self.worker.spawn(self.forward(ForwardResync(self.worker.id)), f"resync {self.id}")
+            self.context.spawn(self.forward(ForwardResync(self.context.id)), f"resync {self.id}")
 
     def deliver(self, message: Deliver) -> None:
         if message.to is not None:
@@ -199,7 +194,7 @@ class LocalRoom:
                 for member_id, member in self.members.items()
                 if self.connections[member_id].welcomed or self._joined_at.get(member_id) == home
             ]
-            await self.forward(ForwardAnnounce(self.worker.id, known))
+            await self.forward(ForwardAnnounce(self.context.id, known))
             for member_id, member in self.members.items():
                 if (
                     not self.connections[member_id].welcomed

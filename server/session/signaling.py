@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import TYPE_CHECKING, assert_never
+from typing import assert_never
 
 import msgspec
 
 from server.codec import encode
 from server.errors import CocoachError, RelayedError, ServiceUnavailable
+from server.media.room_media import RoomMedia
 from server.media_wire import (
     LeaveRequest,
     MediaReply,
@@ -27,23 +28,11 @@ from server.media_wire import (
     decode_media_reply,
     decode_media_request,
 )
+from server.session.context import WorkerContext
 from server.sync.audit import Actor
-from server.sync.keys import room_key
-
-if TYPE_CHECKING:
-    from server.media.room_media import RoomMedia
-    from server.session.worker import Worker
+from server.sync.keys import media_channel, reply_channel
 
 log = logging.getLogger(__name__)
-
-
-def media_channel(room: str) -> str:
-    """Signaling to the room's home."""
-    return room_key(room, "media")
-
-
-def reply_channel(worker: str) -> str:
-    return f"cocoach:worker:{worker}:media"
 
 
 def _actor(request: WatchRequest | PublishRequest) -> Actor:
@@ -94,30 +83,30 @@ async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
 class MediaRouter:
     """Each worker's end of signaling: sends requests to the home, and serves them as a home."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, context: WorkerContext) -> None:
+        self.context = context
         self._pending: dict[str, asyncio.Future[MediaReply]] = {}
 
     async def start(self) -> None:
-        await self.worker.broker.subscribe(reply_channel(self.worker.id), self._on_reply)
+        await self.context.broker.subscribe(reply_channel(self.context.id), self._on_reply)
 
     async def stop(self) -> None:
-        await self.worker.broker.unsubscribe(reply_channel(self.worker.id), self._on_reply)
+        await self.context.broker.unsubscribe(reply_channel(self.context.id), self._on_reply)
 
     # ---- asking -------------------------------------------------------------------------
 
     async def ask(self, request: MediaRequest) -> MediaReply:
         """Serve `request` here if this worker is the room's home, else forward it there.
         Raises the home's error as it is."""
-        record = await self.worker.room_record(request.room)
-        home = await self.worker.home_of(record)
+        record = await self.context.room_record(request.room)
+        home = await self.context.home_of(record)
         if home is None:
             raise ServiceUnavailable(f"room {request.room!r} has no home yet; try again")
-        if home == self.worker.id:
-            room_home = self.worker.homes.get(request.room)
-            if room_home is None:
+        if home == self.context.id:
+            media = self.context.home_media(request.room)
+            if media is None:
                 raise ServiceUnavailable(f"room {request.room!r} is changing home; try again")
-            reply = await serve(room_home.media, request)
+            reply = await serve(media, request)
         else:
             reply = await self._forward(request)
         if reply.error_code is not None:
@@ -128,8 +117,8 @@ class MediaRouter:
         future: asyncio.Future[MediaReply] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
         try:
-            await self.worker.broker.publish(media_channel(request.room), encode(request))
-            async with asyncio.timeout(self.worker.settings.media_rpc_timeout):
+            await self.context.broker.publish(media_channel(request.room), encode(request))
+            async with asyncio.timeout(self.context.settings.media_rpc_timeout):
                 return await future
         except TimeoutError:
             raise ServiceUnavailable(
@@ -156,11 +145,11 @@ class MediaRouter:
         except msgspec.DecodeError as exc:
             log.error("room %s: undecodable media request: %s", media.room_id, exc)
             return
-        self.worker.spawn(self._answer(media, request), f"media {media.room_id}")
+        self.context.spawn(self._answer(media, request), f"media {media.room_id}")
 
     async def _answer(self, media: RoomMedia, request: MediaRequest) -> None:
         reply = await serve(media, request)
-        await self.worker.broker.publish(reply_channel(request.reply_to), encode(reply))
+        await self.context.broker.publish(reply_channel(request.reply_to), encode(reply))
 
 
 def new_request_id() -> str:

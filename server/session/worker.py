@@ -8,8 +8,9 @@ import contextvars
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -22,21 +23,30 @@ from server.edge.origin import parse_origins
 from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
 from server.library.library import VideoLibrary
 from server.media.ice import offer_host_addresses
+from server.media.room_media import RoomMedia
 from server.messages import Reconnect
-from server.metrics import Metrics, registry_for
+from server.metrics import Metrics, WorkerCounts, registry_for
 from server.orgs import Orgs
 from server.rooms.member import Member
 from server.session.connection import Connection
 from server.session.documents import Documents
 from server.session.home import RoomHome
+from server.session.lessons import Lessons
 from server.session.liveness import Liveness
 from server.session.local_room import LocalRoom
-from server.session.signaling import MediaRouter, media_channel
+from server.session.media_host import LibraryRecordings, WorkerMediaHost
+from server.session.signaling import MediaRouter
 from server.settings import Settings
 from server.sync.backend import Backend
-from server.sync.keys import WORKERS_CHANNEL, home_channel
+from server.sync.keys import WORKERS_CHANNEL, home_channel, media_channel
 from server.sync.store import RoomRecord
-from server.worker_wire import ForwardLeave, Heartbeat, decode_heartbeat
+from server.worker_wire import (
+    Deliver,
+    ForwardLeave,
+    ForwardMessage,
+    Heartbeat,
+    decode_heartbeat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +67,47 @@ class Worker:
         self._group: asyncio.TaskGroup | None = None
         self._store_epoch: str | None = None
         self._home_tasks: dict[str, asyncio.Task[None]] = {}
+        self._media_requests: dict[str, Callable[[bytes], None]] = {}  # by room, as subscribed
         self.metrics = Metrics()
-        self.metrics_registry = registry_for(self)
+        self.metrics_registry = registry_for(self.counts, self.metrics)
         self.draining = False
         self.allowed_origins = parse_origins(settings.allowed_origins, settings.public_url)
         self._ticker: asyncio.Task[None] | None = None
+        # The worker is the composition root: each part is handed what it uses, no more.
         self.frameworks = FrameworkLibrary(BUILTIN_DIR, settings.data / "frameworks")
-        self.documents = Documents(self, backend.doclog, self.frameworks)
+        self.documents = Documents(
+            settings,
+            self,
+            worker_id=self.id,
+            broker=self.broker,
+            lease=self.lease,
+            doclog=backend.doclog,
+            frameworks=self.frameworks,
+            fanout=self.metrics.fanout,
+        )
         self.audit = AuditRecorder(backend.audit, self.id, settings.audit_queue)
-        self.videos = VideoLibrary(self)
+        self.videos = VideoLibrary(
+            settings,
+            store=self.store,
+            broker=self.broker,
+            lease=self.lease,
+            holder=self.id,
+            audit=self.audit.add,
+            on_withdrawn=self._withdraw_here,
+        )
+        self.lessons = Lessons(
+            read_document=self.documents.read,
+            room_record=self.room_record,
+            orgs=self.orgs,
+            videos=self.videos,
+        )
+        self.media_host = WorkerMediaHost(
+            settings,
+            audit=self.audit,
+            recordings=LibraryRecordings(self.videos, self.orgs, self.room_record),
+            spawn=self.spawn,
+            viewer_count=self.media_viewers,
+        )
         self.media = MediaRouter(self)
         addresses = [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
         if addresses:  # process-wide; unset leaves aioice's choice (or what a test chose)
@@ -209,6 +251,50 @@ class Worker:
     def media_viewers(self) -> int:
         return sum(len(home.media.viewers) for home in self.homes.values())
 
+    # ---- what the room shells ask of us (WorkerContext) -------------------------------------
+
+    def alive(self, worker: str) -> bool:
+        return self.liveness.alive(worker)
+
+    def deliver_here(self, room_id: str, envelope: Deliver) -> None:
+        local = self.rooms.get(room_id)
+        if local is not None:
+            local.deliver(envelope)
+
+    def submit_home(self, room_id: str, message: ForwardMessage) -> bool:
+        room_home = self.homes.get(room_id)
+        if room_home is None:
+            return False
+        room_home.submit(message)
+        return True
+
+    def home_media(self, room_id: str) -> RoomMedia | None:
+        room_home = self.homes.get(room_id)
+        return room_home.media if room_home is not None else None
+
+    def _withdraw_here(self, video_id: str, reason: str) -> None:
+        """A video was withdrawn (on some worker): close this worker's viewers of it."""
+        for room_home in list(self.homes.values()):
+            self.spawn(room_home.media.withdraw(video_id, reason), f"withdraw {video_id}")
+
+    async def _set_video(self, room_id: str, video: str) -> None:
+        """A live lesson's recording becomes the room's video (`meta.video`)."""
+        await self.documents.set_meta(await self.room_record(room_id), "video", video)
+
+    def counts(self) -> WorkerCounts:
+        return WorkerCounts(
+            worker=self.id,
+            rooms=len(self.rooms),
+            home_rooms=len(self.homes),
+            members=sum(len(local.connections) for local in self.rooms.values()),
+            document_clients=sum(
+                len(doc.connections) for doc in self.documents.open_rooms.values()
+            ),
+            media_viewers=self.media_viewers(),
+            ingest_queue=self.videos.ingest.queue.qsize(),
+            redis_reconnects=self.broker.reconnects,
+        )
+
     def _home_usable(self, room_id: str, home: str) -> bool:
         if home == self.id:
             return room_id in self.homes
@@ -229,18 +315,27 @@ class Worker:
             return True
         if self.draining:
             return False  # a stopping worker takes no rooms; another worker will
-        home = RoomHome(self, record.id, record.title)
+        home = RoomHome(
+            self,
+            record.id,
+            record.title,
+            media_host=self.media_host,
+            find_lesson=self.lessons.find,
+            set_video=self._set_video,
+        )
+        on_media = self._media_requests[record.id] = partial(self.media.on_request, home.media)
         # Subscribe before taking the lease: once others can see us as home, intents they
         # publish must reach us.
         await self.broker.subscribe(home_channel(record.id), home.on_forward)
-        await self.broker.subscribe(media_channel(record.id), home.on_media)
+        await self.broker.subscribe(media_channel(record.id), on_media)
         try:
             acquired = await self.lease.acquire(record.id, self.id, self.settings.lease_ttl)
         except ServiceUnavailable:
             acquired = False
         if not acquired:
             await self.broker.unsubscribe(home_channel(record.id), home.on_forward)
-            await self.broker.unsubscribe(media_channel(record.id), home.on_media)
+            await self.broker.unsubscribe(media_channel(record.id), on_media)
+            self._media_requests.pop(record.id, None)
             return False
         self.homes[record.id] = home
         assert self._group is not None
@@ -272,14 +367,19 @@ class Worker:
     async def _leave_home(self, home: RoomHome) -> None:
         try:
             await self.broker.unsubscribe(home_channel(home.id), home.on_forward)
-            await self.broker.unsubscribe(media_channel(home.id), home.on_media)
+            on_media = self._media_requests.pop(home.id, None)
+            if on_media is not None:
+                await self.broker.unsubscribe(media_channel(home.id), on_media)
             await self.lease.release(home.id, self.id)
             await home.leaving()
         except ServiceUnavailable as exc:
             log.warning("room %s: could not give up the lease: %s", home.id, exc)
 
-    async def rehome(self, local: LocalRoom) -> None:
+    async def rehome(self, room_id: str) -> None:
         """Find the room's next home (perhaps us) when the last one is gone."""
+        local = self.rooms.get(room_id)
+        if local is None:
+            return
         async with local.lock:
             if local.home is not None and self._home_usable(local.id, local.home):
                 return
@@ -346,7 +446,7 @@ class Worker:
         now = time.monotonic()
         for local in list(self.rooms.values()):
             if local.home is None or not self._home_usable(local.id, local.home):
-                await self.rehome(local)
+                await self.rehome(local.id)
             await local.tick(now)
         await self.documents.tick(now)
         for room_id, room_home in list(self.homes.items()):

@@ -1,11 +1,15 @@
-"""Every Redis key and channel of one room carries the room as a hash tag, so a Redis Cluster
-shards by room and all of a room's keys live on one node (Lua scripts may touch several)."""
+"""Every Redis key and broker channel, in one place (docs/architecture.md lists them).
+
+Every key and channel of one room carries the room as a hash tag, so a Redis Cluster shards by
+room and all of a room's keys live on one node (Lua scripts may touch several)."""
 
 from __future__ import annotations
 
 WORKERS_CHANNEL = "cocoach:workers"
 ROOMS_INDEX = "cocoach:rooms"
 VIDEOS_INDEX = "cocoach:videos"
+AUDIT_STREAM = "cocoach:audit"
+WITHDRAWN_CHANNEL = "cocoach:videos:withdrawn"  # every worker listens: close viewers of a video
 
 
 def room_key(room: str, part: str) -> str:
@@ -29,3 +33,23 @@ def lease_key(room: str) -> str:
 def video_key(video_id: str) -> str:
     """A video's record. Videos belong to no room: each is its own hash tag."""
     return f"cocoach:video:{{{video_id}}}"
+
+
+def media_channel(room: str) -> str:
+    """WHEP and WHIP requests to the room's home."""
+    return room_key(room, "media")
+
+
+def reply_channel(worker: str) -> str:
+    """Answers to the media requests a worker sent."""
+    return f"cocoach:worker:{worker}:media"
+
+
+def awareness_channel(room: str) -> str:
+    """Yjs awareness (cursors, who is here) of the room's document, between workers."""
+    return room_key(room, "aw")
+
+
+def doc_channel(room: str) -> str:
+    """Announcements of the room's document log entries."""
+    return room_key(room, "doc")

@@ -10,9 +10,9 @@ from typing import Any
 import redis.asyncio as redis
 
 from server.sync.audit import AuditEvent, AuditQuery, decode_event, encode_event, matches
+from server.sync.keys import AUDIT_STREAM
 from server.sync.redis_errors import unavailable
 
-AUDIT_STREAM = "cocoach:audit"
 SCAN_PAGE = 500  # entries read per XRANGE while filtering
 
 # Entry ids follow the events' own times (milliseconds), never going below the last id: an

@@ -12,7 +12,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from server.sync.doclog import NO_ENTRY, DocEntry, EntryCallback, Loaded, id_key
-from server.sync.keys import room_key
+from server.sync.keys import doc_channel, room_key
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_errors import unavailable
 
@@ -43,10 +43,6 @@ if ms > current or (ms == current and seq > current_seq) then
 end
 return redis.call('XLEN', KEYS[1])
 """
-
-
-def doc_channel(room: str) -> str:
-    return room_key(room, "doc")
 
 
 def _keys(room: str) -> tuple[str, str, str]:

@@ -12,17 +12,17 @@ from starlette.websockets import WebSocket
 
 from server import yjs_wire
 from server.audit import actor_of, remote_of
+from server.edge.rate import TokenBucket
 from server.errors import (
     ClientError,
     CloseCode,
     ServiceUnavailable,
 )
+from server.http.admission import admit, close_with
 from server.rooms.roles import Permission
-from server.session.admission import admit, close_with
 from server.session.connection import Connection
 from server.session.doc_state import BAD_UPDATE
 from server.session.document import RoomDocument
-from server.session.rate import TokenBucket
 from server.session.worker import Worker
 from server.tokens import Claims
 

@@ -14,7 +14,9 @@ from starlette.websockets import WebSocket
 
 from server.audit import actor_of, remote_of
 from server.codec import decode_client, encode
+from server.edge.rate import TokenBucket
 from server.errors import ClientError, CloseCode, ServiceUnavailable
+from server.http.admission import admit, close_with
 from server.messages import (
     Buffering,
     ClientMessage,
@@ -32,9 +34,7 @@ from server.messages import (
     Wait,
 )
 from server.rooms.member import Member
-from server.session.admission import admit, close_with
 from server.session.connection import Connection
-from server.session.rate import TokenBucket
 from server.session.worker import Worker
 from server.worker_wire import ForwardLock, ForwardPlayback, ForwardPresence, ForwardViewer
 
