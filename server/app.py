@@ -18,7 +18,7 @@ from server import logs
 from server.edge.guard import Guard
 from server.edge.origin import parse_origins
 from server.errors import CocoachError, LimitedFor
-from server.http.routes import ROUTES
+from server.http.routes import routes
 from server.orgs import Orgs
 from server.session.worker import Worker
 from server.settings import Settings
@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> Starlette:
                 yield
 
     return Starlette(
-        routes=ROUTES,
+        routes=routes(),
         middleware=middleware_for(settings),
         exception_handlers={CocoachError: error_response},
         lifespan=lifespan,
