@@ -26,7 +26,15 @@ from server.sync.redis_store import RedisStore
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import VideoRecord
 from tests.support import TIMEOUT, RedisServer, Running, serve_in_process, token
-from tests.video_support import check_rendition, clip, http, library_settings, upload, wait_for
+from tests.video_support import (
+    check_rendition,
+    clip,
+    http,
+    library_settings,
+    transcoders,
+    upload,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -235,29 +243,12 @@ async def test_deleting_a_video_mid_ingest_stops_its_transcoder(
         video_id = await upload(client, data, "long")
         await wait_for(client, video_id, done=("ingesting",), complete=False)
         await asyncio.sleep(0.3)
-        assert _transcoders(), "the transcoder runs in a child process"
+        assert transcoders(), "the transcoder runs in a child process"
         assert (await client.delete(f"/api/videos/{video_id}")).status_code == 204
         deadline = time.monotonic() + TIMEOUT
-        while _transcoders():
+        while transcoders():
             assert time.monotonic() < deadline, "the transcoder was not stopped"
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         assert (await client.get(f"/api/videos/{video_id}")).status_code == 404
         assert not (tmp_path / "videos" / video_id).exists()
-
-
-def _transcoders() -> list[int]:
-    """Our child processes running the transcoder."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if parent == os.getpid() and b"server.library.transcode" in cmdline:
-            found.append(int(proc.name))
-    return found

@@ -18,8 +18,8 @@ import msgspec
 import pytest
 
 from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.holds import HoldFrames
 from server.media.clock import PlaybackClock
-from server.media.hold import hold_frame
 from server.media.ice import RemotePolicy
 from server.media.pacing import display_position, due_at, needs_seek
 from server.media.tracks import LessonVideoTrack
@@ -37,6 +37,12 @@ def lesson(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_clip(path, ClipSpec(seconds=6, fps=FPS, width=320, height=180), WEBM_VP8)
 
 
+@pytest.fixture
+async def hold(lesson: Path) -> bytes:
+    """The lesson's hold frame, made as the server makes it: in a transcode child."""
+    return await HoldFrames(lesson.parent).get(320, 180)
+
+
 def paused(position: float, seq: int) -> PlaybackInfo:
     return PlaybackInfo(status="paused", position=position, at=time.time(), seq=seq)
 
@@ -48,13 +54,18 @@ def playing(position: float, seq: int, lead: float = 0.1, rate: float = 1.0) -> 
 
 
 class Served:
-    def __init__(self, lesson: Path, clock: PlaybackClock) -> None:
-        self.lesson, self.clock = lesson, clock
+    def __init__(self, lesson: Path, hold: bytes, clock: PlaybackClock) -> None:
+        self.lesson, self.hold, self.clock = lesson, hold, clock
         self.viewers: list[Viewer] = []
 
     async def answer(self, offer: str) -> str:
         viewer = lesson_viewer(
-            user="u", name="U", path=self.lesson, clock=self.clock, kinds={"video", "audio"}
+            user="u",
+            name="U",
+            path=self.lesson,
+            hold=self.hold,
+            clock=self.clock,
+            kinds={"video", "audio"},
         )
         self.viewers.append(viewer)
         return await viewer.answer_offer(offer, LOOPBACK)
@@ -65,8 +76,8 @@ class Served:
 
 
 @pytest.fixture
-async def served(lesson: Path) -> AsyncIterator[Served]:
-    served = Served(lesson, PlaybackClock(paused(1.0, 1)))
+async def served(lesson: Path, hold: bytes) -> AsyncIterator[Served]:
+    served = Served(lesson, hold, PlaybackClock(paused(1.0, 1)))
     yield served
     await served.close()
 
@@ -158,7 +169,7 @@ def test_states_compare_by_value() -> None:
     assert paused(1.0, 1) != msgspec.structs.replace(paused(1.0, 1), seq=2)
 
 
-def test_hold_frames_change_nothing(lesson: Path) -> None:
+def test_hold_frames_change_nothing(lesson: Path, hold: bytes) -> None:
     """Decoding the lesson with hold frames inserted anywhere gives the same pictures, and
     each hold frame shows the picture before it again."""
 
@@ -173,7 +184,7 @@ def test_hold_frames_change_nothing(lesson: Path) -> None:
     with av.open(str(lesson)) as container:
         stream = container.streams.video[0]
         packets = [bytes(p) for p in container.demux(stream) if p.size]
-        hold = hold_frame(stream.codec_context.width, stream.codec_context.height)
+        assert (stream.codec_context.width, stream.codec_context.height) == (320, 180)
     plain = pictures(packets)
     mixed: list[bytes] = []
     expected: list[bytes] = []

@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from server.errors import MediaFull, NotFound, NotLive
 from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.holds import HoldFrames
 from server.media.live import LiveRoom
 from server.media.room_media import Lesson, RoomMedia
 from server.messages import LiveInfo, TalkbackInfo
@@ -60,7 +61,8 @@ class Room:
 async def room(tmp_path: Path, lesson_file: Path) -> AsyncIterator[Room]:
     settings = make_settings(tmp_path, media_remote_networks="loopback", live_resume_seconds=0.3)
     host = FakeMediaHost(settings, FakeRecordings(tmp_path))
-    made = Room(host, Lesson(VIDEO, lesson_file, duration=2.0, fps=30.0))
+    hold = await HoldFrames(tmp_path).get(320, 180)
+    made = Room(host, Lesson(VIDEO, lesson_file, duration=2.0, fps=30.0, hold=hold))
     try:
         yield made
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -145,3 +146,20 @@ def check_rendition(path: Path, fps: int = 30) -> list[int]:
         numbers = [read_frame_number(frame) for frame in container.decode(video=0)]
     assert None not in numbers, numbers
     return [n for n in numbers if n is not None]
+
+
+def transcoders() -> list[int]:
+    """Our child processes running the transcoder."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if parent == os.getpid() and b"server.library.transcode" in cmdline:
+            found.append(int(proc.name))
+    return found

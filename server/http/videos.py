@@ -24,7 +24,8 @@ from server.errors import (
 from server.http import tus
 from server.http.access import caller_of, delete_as_caller, find_video, owns, upload_org
 from server.http.request import check_admin, read_json, worker_of
-from server.library.ingest import IngestFailed, probe, with_probe
+from server.library.child import IngestFailed, probe
+from server.library.ingest import with_probe
 from server.library.renditions import RENDITION_NAMES as RENDITIONS
 from server.library.retention import (
     check_retention_days,

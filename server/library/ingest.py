@@ -14,38 +14,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import sys
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 
-import server
 from server.errors import CocoachError, NotFound, ServiceUnavailable
-from server.library.renditions import AUDIO_BITRATE, plan_for
-from server.library.transcode import output_fps
+from server.library.child import PROBE_SECONDS, IngestFailed, run_child
+from server.library.holds import HoldFrames
+from server.library.renditions import AUDIO_BITRATE, output_fps, plan_for
 from server.settings import Settings
 from server.sync.lease import Lease
 from server.sync.store import Rendition, SourceInfo, Store, VideoRecord
 
 log = logging.getLogger(__name__)
 
-PACKAGE_ROOT = Path(server.__file__).resolve().parent.parent
-PROBE_SECONDS = 60.0  # a probe reads the header and one picture
-STALL_SECONDS = 300.0  # an encode that prints no progress for this long is killed
 PROGRESS_WRITE_SECONDS = 1.0  # at most one progress write to the store per second per job
 MAX_ATTEMPTS = 3  # ingests started for one video before it is given up as failed
-
-
-class IngestFailed(Exception):
-    """The child said why (`not a video: ...`), or crashed."""
+CHILD_ATTEMPTS = 3  # runs of one transcode step whose child crashed, before the video fails
+RETRY_SECONDS = 1.0  # after a child crashed, before the step runs again
 
 
 def ingest_lease(video_id: str) -> str:
@@ -57,78 +48,6 @@ def needs_ingest(record: VideoRecord) -> bool:
     if record.status in ("queued", "ingesting"):
         return True
     return record.status == "ready" and record.progress < 1.0 and record.error is None
-
-
-async def run_child(
-    args: list[str],
-    *,
-    nice: int = 0,
-    stall: float = STALL_SECONDS,
-    on_progress: Callable[[float], Awaitable[None]] | None = None,
-) -> dict[str, Any]:
-    """Run `python -m server.library.transcode ARGS`; its `done` result, or IngestFailed."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.library.transcode",
-        "--parent",
-        str(os.getpid()),
-        "--nice",
-        str(nice),
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    assert process.stdout is not None and process.stderr is not None
-    stderr = process.stderr
-    tail: deque[str] = deque(maxlen=5)
-
-    async def read_stderr() -> None:
-        async for line in stderr:
-            tail.append(line.decode(errors="replace").strip())
-
-    errors = asyncio.create_task(read_stderr())
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    try:
-        while True:
-            try:
-                line = await asyncio.wait_for(process.stdout.readline(), stall)
-            except TimeoutError:
-                raise IngestFailed(f"the transcoder made no progress for {stall:.0f} s") from None
-            if not line:
-                break
-            text = line.decode(errors="replace").strip()
-            if text.startswith("progress ") and on_progress is not None:
-                with contextlib.suppress(ValueError):
-                    await on_progress(float(text.split()[1]))
-            elif text.startswith("done "):
-                result = json.loads(text[5:])
-            elif text.startswith("error: "):
-                error = text[7:]
-        code = await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await asyncio.shield(process.wait())
-        errors.cancel()
-        await asyncio.gather(errors, return_exceptions=True)
-    if error is not None:
-        raise IngestFailed(error)
-    if code != 0 or result is None:
-        how = f"signal {-code}" if code < 0 else f"exit status {code}"
-        last = f": {tail[-1]}" if tail else ""
-        raise IngestFailed(f"the transcoder crashed ({how}){last}")
-    return result
-
-
-async def probe(path: Path, nice: int = 0) -> dict[str, Any]:
-    """What the file is (see transcode.Probe); IngestFailed `not a video: ...` if it is not."""
-    return await run_child(["probe", str(path)], nice=nice, stall=PROBE_SECONDS)
 
 
 def source_info(probed: dict[str, Any]) -> SourceInfo:
@@ -168,8 +87,11 @@ class Shelf(Protocol):
 
 
 class Ingest:
-    def __init__(self, library: Shelf, settings: Settings, *, lease: Lease, holder: str) -> None:
+    def __init__(
+        self, library: Shelf, settings: Settings, *, lease: Lease, holder: str, holds: HoldFrames
+    ) -> None:
         self.library = library
+        self.holds = holds
         self.settings = settings
         self.lease = lease
         self.holder = holder
@@ -337,10 +259,13 @@ class Ingest:
         source = library.upload_path(record.id)
         try:
             if record.generate and not await asyncio.to_thread(_has_bytes, source):
-                await run_child(["clip", str(source), "--seconds", str(record.generate)], nice=nice)
+                clip = ["clip", str(source), "--seconds", str(record.generate)]
+                _, record = await self._step(record, None, clip, nice=nice)
                 size = (await asyncio.to_thread(source.stat)).st_size
                 record = msgspec.structs.replace(record, upload_length=size, upload_offset=size)
-            probed = await probe(source, nice)
+            probed, record = await self._step(
+                record, None, ["probe", str(source)], nice=nice, stall=PROBE_SECONDS
+            )
         except IngestFailed as exc:
             await self._fail(record, str(exc))
             return
@@ -353,7 +278,9 @@ class Ingest:
             out = library.root / library.rendition_file(record.id, plan.name)
             progress = _Progress(library, record, index, len(plans))
             try:
-                done = await run_child(
+                done, record = await self._step(
+                    record,
+                    progress,
                     [
                         "encode",
                         str(source),
@@ -379,6 +306,7 @@ class Ingest:
                     )
                 )
                 break
+            await self._make_hold(done["width"], done["height"])  # before any viewer can ask
             made.append(
                 Rendition(
                     name=plan.name,
@@ -402,6 +330,56 @@ class Ingest:
             )
             log.info("video %s: %s ready (%d bytes)", record.id, plan.name, done["bytes"])
         await asyncio.to_thread(source.unlink, missing_ok=True)
+
+    async def _step(
+        self,
+        record: VideoRecord,
+        progress: _Progress | None,
+        args: list[str],
+        **options: Any,
+    ) -> tuple[dict[str, Any], VideoRecord]:
+        """One transcode step in a child process, run again if the child crashed (a signal, a
+        stall): meanwhile the video says `failed` and why, then goes back to `ingesting`. A
+        step that fails for a reason (`not a video`) or crashes CHILD_ATTEMPTS times raises.
+        Returns the child's result and the record as last saved."""
+        for attempt in range(1, CHILD_ATTEMPTS + 1):
+            try:
+                return await run_child(args, **options), record
+            except IngestFailed as exc:
+                if not exc.crashed or attempt == CHILD_ATTEMPTS:
+                    raise
+                log.warning(
+                    "video %s: %s (attempt %d of %d); trying again",
+                    record.id,
+                    exc,
+                    attempt,
+                    CHILD_ATTEMPTS,
+                )
+                current = progress.record if progress is not None else record
+                serving = current.status == "ready"  # a smaller rendition plays meanwhile
+                note = f"{exc}; trying again ({attempt + 1} of {CHILD_ATTEMPTS})"
+                record = await self.library.save(
+                    msgspec.structs.replace(
+                        current, status=current.status if serving else "failed", error=note
+                    )
+                )
+                await asyncio.sleep(RETRY_SECONDS)
+                record = await self.library.save(
+                    msgspec.structs.replace(
+                        record, status="ready" if serving else "ingesting", error=None
+                    )
+                )
+                if progress is not None:
+                    progress.record = record
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _make_hold(self, width: int, height: int) -> None:
+        """The rendition's hold frame, now, so no viewer waits for it (a failure here only
+        means the first viewer's request makes it)."""
+        try:
+            await self.holds.get(width, height)
+        except ServiceUnavailable as exc:
+            log.warning("hold frame %dx%d not made ahead: %s", width, height, exc.message)
 
     async def _fail(self, record: VideoRecord, error: str) -> None:
         log.info("video %s failed: %s", record.id, error)

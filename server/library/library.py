@@ -26,6 +26,7 @@ from pathlib import Path
 import msgspec
 
 from server.errors import NotFound
+from server.library.holds import HoldFrames
 from server.library.ingest import Ingest
 from server.library.purge import RetentionJob, purge_expired
 from server.library.renditions import pick_rendition
@@ -92,7 +93,8 @@ class VideoLibrary:
         self.broker = broker
         self.root = settings.library or settings.data / "videos"
         self._on_withdrawn_here = on_withdrawn
-        self.ingest = Ingest(self, settings, lease=lease, holder=holder)
+        self.holds = HoldFrames(self.root, settings.ingest_nice)
+        self.ingest = Ingest(self, settings, lease=lease, holder=holder, holds=self.holds)
         self.retention = RetentionJob(
             lease=lease,
             holder=holder,

@@ -9,6 +9,13 @@ from pathlib import Path
 from server.errors import NotFound
 from server.sync.store import Rendition, VideoRecord
 
+MAX_FPS = 30
+
+
+def output_fps(source_fps: float) -> int:
+    """The frame rate a rendition of a source with this rate gets."""
+    return max(1, min(MAX_FPS, round(source_fps or MAX_FPS)))
+
 
 @dataclass(frozen=True, slots=True)
 class RenditionPlan:

@@ -4,10 +4,12 @@ cannot take a worker down, and a job can be cancelled by killing it:
     python -m server.library.transcode probe INPUT
     python -m server.library.transcode encode INPUT OUTPUT --short-side 360 --video-bitrate 700000
     python -m server.library.transcode clip OUTPUT --seconds 60
+    python -m server.library.transcode hold DIRECTORY 640x360 [WxH ...]
 
 Each prints `done {json}` when it succeeds: `probe` describes the source, `encode` the rendition
 it wrote (after `progress 0.42` lines as it goes), `clip` writes a generated lesson clip (the
-demo). A failure prints
+demo), `hold` writes the hold frame of each picture size (`DIRECTORY/WxH.vp8`,
+server/library/holdframe.py). A failure prints
 `error: <message>` on stdout and exits 1; an input that is not a video says `not a video: ...`.
 
 `encode` writes one rendition: VP8 + Opus in WebM, constant frame rate (at most 30 fps), a
@@ -39,7 +41,8 @@ from av.audio.frame import AudioFrame
 from av.filter import Graph
 from av.video.frame import PictureType, VideoFrame
 
-MAX_FPS = 30
+from server.library.renditions import output_fps
+
 AUDIO_RATE = 48000
 OPUS_FRAME = 960  # 20 ms at 48 kHz
 PROGRESS_EVERY = 0.5  # seconds of wall time between progress lines
@@ -169,10 +172,6 @@ def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     both dimensions even."""
     scale = min(1.0, short_side / min(width, height))
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
-
-
-def output_fps(source_fps: float) -> int:
-    return max(1, min(MAX_FPS, round(source_fps or MAX_FPS)))
 
 
 def encode(
@@ -460,6 +459,14 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    try:
+        return int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, not {text!r}") from None
+
+
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -481,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     clip_cmd = commands.add_parser("clip")
     clip_cmd.add_argument("output", type=Path)
     clip_cmd.add_argument("--seconds", type=float, default=60.0)
+    hold_cmd = commands.add_parser("hold")
+    hold_cmd.add_argument("directory", type=Path)
+    hold_cmd.add_argument("sizes", nargs="+", type=_size)
     args = parser.parse_args(argv)
     if args.parent:
         _die_with_parent(args.parent)
@@ -506,6 +516,16 @@ def main(argv: list[str] | None = None) -> int:
             write_clip(partial, ClipSpec(seconds=args.seconds))
             partial.replace(args.output)
             _say("done {}")
+        elif args.command == "hold":
+            from server.library.holdframe import hold_frame
+
+            args.directory.mkdir(parents=True, exist_ok=True)
+            for width, height in args.sizes:
+                path = args.directory / f"{width}x{height}.vp8"
+                partial = path.with_name(path.name + f".{os.getpid()}.part")
+                partial.write_bytes(hold_frame(width, height))
+                partial.replace(path)
+            _say("done " + json.dumps({"sizes": [f"{w}x{h}" for w, h in args.sizes]}))
     except NotAVideo as exc:
         _say(f"error: {exc}")
         return 1

@@ -20,6 +20,8 @@ from typing import Any
 import av
 
 from server.media.frames import vp8_size
+from server.media.h264 import NotAnSps
+from server.media.h264 import picture_size as h264_size
 from server.media.relay import RelayedFrame
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ class Recorder:
                 output.mux(packet)
                 self.written += 1
                 self._last_ms = max(self._last_ms, ms)
-        except (av.FFmpegError, OSError) as exc:
+        except (av.FFmpegError, OSError, NotAnSps) as exc:
             log.error("recording %s failed: %s", self.path, exc)
             self._drain()
         finally:
@@ -130,11 +132,10 @@ class Recorder:
 
 
 def picture_size(codec: str, keyframe: bytes) -> tuple[int, int]:
-    """The container's header needs the picture's size: VP8 says it in the key frame's header;
-    for anything else, decode that one frame."""
+    """The container's header needs the picture's size: VP8 says it in the key frame's header,
+    H.264 in its sequence parameter set. Read, never decoded: no codec runs here."""
     if codec == "vp8":
         return vp8_size(keyframe)
-    decoder: Any = av.CodecContext.create(codec, "r")
-    for frame in decoder.decode(av.Packet(keyframe)):
-        return int(frame.width), int(frame.height)
-    raise av.error.InvalidDataError(0, f"the first {codec} key frame does not decode")
+    if codec == "h264":
+        return h264_size(keyframe)
+    raise av.error.InvalidDataError(0, f"no picture size for {codec} without decoding it")

@@ -40,6 +40,7 @@ class Lesson:
     path: Path
     duration: float | None
     fps: float | None
+    hold: bytes  # the file's hold frame, made once in a child process (no codec runs here)
 
 
 @dataclass(slots=True)
@@ -127,7 +128,12 @@ class RoomMedia:
             video = lesson.video
             self._attach(lesson)  # a new lesson resets the clock through the room's rules
             viewer = lesson_viewer(
-                user=user, name=name, path=lesson.path, clock=self.clock, kinds=kinds
+                user=user,
+                name=name,
+                path=lesson.path,
+                hold=lesson.hold,
+                clock=self.clock,
+                kinds=kinds,
             )
         elif source == "live":
             relays = [r for r in (self.live.video, self.live.audio) if r.kind in kinds]

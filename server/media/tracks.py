@@ -21,7 +21,6 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from server.media.clock import PlaybackClock
-from server.media.hold import hold_frame
 from server.media.pacing import EPSILON, RESEEK_LATE, display_position, due_at, needs_seek
 from server.messages import PlaybackInfo
 
@@ -180,8 +179,11 @@ class LessonVideoTrack(LessonTrack):
     kind = "video"
     clock_rate = 90000
 
-    def __init__(self, path: Path, clock: PlaybackClock) -> None:
+    def __init__(self, path: Path, clock: PlaybackClock, hold: bytes) -> None:
+        """`hold` is the file's hold frame (server/library/holdframe.py), made ahead of time
+        in a child process: no codec runs here."""
         super().__init__(path, clock)
+        self._hold_frame = hold
         self._keyframe_wanted = False
         self._keyframe_at = 0.0
 
@@ -209,8 +211,7 @@ class LessonVideoTrack(LessonTrack):
             return None
         held_for = now - self._held_since
         self._hold_at = now + (HOLD_REPEAT_FIRST if held_for < HOLD_REPEAT_SOON else HOLD_REPEAT)
-        codec = self._stream.codec_context
-        return av.Packet(hold_frame(codec.width, codec.height))
+        return av.Packet(self._hold_frame)
 
     def _hold_wait(self, now: float) -> float | None:
         return None if self._held_since is None else max(0.0, self._hold_at - now)

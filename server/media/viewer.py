@@ -54,11 +54,11 @@ class Viewer(Peer):
 
 
 def lesson_viewer(
-    *, user: str, name: str, path: Path, clock: PlaybackClock, kinds: set[str]
+    *, user: str, name: str, path: Path, hold: bytes, clock: PlaybackClock, kinds: set[str]
 ) -> Viewer:
     tracks: list[MediaStreamTrack] = []
     if "video" in kinds:
-        tracks.append(LessonVideoTrack(path, clock))
+        tracks.append(LessonVideoTrack(path, clock, hold))
     if "audio" in kinds and has_audio(path):
         tracks.append(LessonAudioTrack(path, clock))
     return Viewer(user=user, name=name, tracks=tracks)

@@ -11,6 +11,7 @@ from pycrdt import Doc, Map
 from server.errors import ConsentMissing, NotFound, NoVideo
 from server.library.library import VideoLibrary
 from server.library.renditions import RENDITION_NAMES as RENDITIONS
+from server.library.renditions import pick_rendition
 from server.library.retention import consent_covers
 from server.media.room_media import Lesson
 from server.orgs import Orgs
@@ -68,4 +69,6 @@ class Lessons:
                 "(an admin records it with PATCH /api/videos/{video})"
             )
         path = self._videos.file(record, rendition)
-        return Lesson(video=video, path=path, duration=record.duration, fps=record.fps)
+        chosen = pick_rendition(record, rendition)
+        hold = await self._videos.holds.get(chosen.width, chosen.height)
+        return Lesson(video=video, path=path, duration=record.duration, fps=record.fps, hold=hold)

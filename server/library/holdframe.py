@@ -1,4 +1,6 @@
-"""The hold frame: a tiny VP8 inter frame that changes nothing on screen.
+"""The hold frame: a tiny VP8 inter frame that changes nothing on screen. Made only in the
+transcode child (`python -m server.library.transcode hold`): libvpx never runs in a server
+process, so a crash in it cannot take the rooms down (docs/videos.md).
 
 A receiver may keep the last frame of a burst until the next frame's first packet arrives
 (aiortc's jitter buffer does: it knows a frame is complete only when the timestamp changes).
@@ -12,7 +14,6 @@ exactly as without it (tests/test_lesson_tracks.py checks pixel for pixel).
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import cache
 from typing import Any
 
 import av
@@ -26,11 +27,13 @@ HOLD_OPTIONS = {
     "auto-alt-ref": "0",
     "cpu-used": "8",
 }
+MAX_SIDE = 4096  # larger than any rendition the ingest makes
 
 
-@cache
 def hold_frame(width: int, height: int) -> bytes:
     """An all-skip VP8 inter frame for pictures of this size (the size sets the block count)."""
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise ValueError(f"a hold frame for {width}x{height}: each side must be 1-{MAX_SIDE}")
     encoder: Any = av.CodecContext.create("libvpx", "w")
     encoder.width, encoder.height = width, height
     encoder.pix_fmt = "yuv420p"
@@ -41,11 +44,13 @@ def hold_frame(width: int, height: int) -> bytes:
     # with this skip threshold (seen with PyAV 18); a 45-byte frame needs no threads.
     encoder.thread_count = 1
     encoder.options = HOLD_OPTIONS
-    grey = av.VideoFrame.from_ndarray(
-        np.full((height * 3 // 2, width), 128, np.uint8), format="yuv420p"
-    )
+    # yuv420p rounds odd sides up for its chroma planes; the luma plane is what is sized here.
+    frame = av.VideoFrame(width, height, "yuv420p")
+    for plane in frame.planes:
+        plane.update(np.full(plane.buffer_size, 128, np.uint8).tobytes())
     packets: list[bytes] = []
     for pts in range(2):
-        grey.pts = pts
-        packets += [bytes(p) for p in encoder.encode(grey)]
+        frame.pts = pts
+        packets += [bytes(p) for p in encoder.encode(frame)]
+    packets += [bytes(p) for p in encoder.encode(None)]
     return packets[1]  # the first is the keyframe; the second copies it
