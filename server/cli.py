@@ -24,6 +24,7 @@ from server.orgs import Orgs
 from server.rooms.roles import Role
 from server.session.room_records import ROOM_ID, check_room_video, new_room_id
 from server.settings import Settings
+from server.supervisor import Supervisor, die_with_supervisor, inherited_socket, worker_argv
 from server.sync.audit import Actor, AuditEvent
 from server.sync.backend import open_audit, open_store
 from server.sync.store import RoomRecord
@@ -258,7 +259,14 @@ async def _create_demo(settings: Settings) -> bool:
 
 
 def serve(settings: Settings, log_level: str) -> int:
+    """Bind the port, make the demo on a first run, and run the worker under a supervisor
+    that starts it again if it dies (server/supervisor.py); or, in that child, the worker."""
     logs.configure(log_level.upper(), settings.log_format)
+    inherited = inherited_socket()
+    if inherited is not None:
+        die_with_supervisor()
+        settings = replace(settings.with_secrets(), port=inherited.getsockname()[1])
+        return run_worker(settings, inherited)
     first_run = settings.redis is None and not (settings.data / "secret").exists()
     settings = settings.with_secrets()
     sock = _bind(settings.host, settings.port)
@@ -266,7 +274,12 @@ def serve(settings: Settings, log_level: str) -> int:
     settings = replace(settings, port=port)
     if first_run and asyncio.run(_create_demo(settings)):
         _print_first_run(settings)
+    print(f"cocoach listening on http://{_url_host(settings.host)}:{port}", flush=True)
+    return Supervisor(worker_argv(), sock).run()
 
+
+def run_worker(settings: Settings, sock: socket.socket) -> int:
+    """One worker process: the app on uvicorn, on a socket already listening."""
     from server.app import create_app
     from server.drain import DrainingServer
 
@@ -285,7 +298,6 @@ def serve(settings: Settings, log_level: str) -> int:
         # this long again before uvicorn cancels it.
         timeout_graceful_shutdown=max(1, round(settings.drain_seconds)),
     )
-    print(f"cocoach listening on http://{_url_host(settings.host)}:{port}", flush=True)
     DrainingServer(config, app, settings.drain_seconds).run(sockets=[sock])
     return 0
 

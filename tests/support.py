@@ -257,15 +257,36 @@ class WorkerProcess:
     log: Path
 
     def kill(self) -> None:
+        """SIGKILL the process `cocoach serve` started: its supervisor, and so its worker."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(TIMEOUT)
 
+    @property
+    def pid(self) -> int:
+        """The worker process serving now (the supervisor's child)."""
+        return self.worker_pids()[-1]
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes the supervisor started, in order (the last is current)."""
+        prefix = "cocoach worker process "
+        return [
+            int(line.split()[3])
+            for line in self.log.read_text().splitlines()
+            if line.startswith(prefix)
+        ]
+
 
 def start_worker(
-    data: Path, redis_url: str, worker_id: str, *, log_level: str | None = None, **env: str
+    data: Path,
+    redis_url: str | None,
+    worker_id: str,
+    *,
+    log_level: str | None = None,
+    **env: str,
 ) -> WorkerProcess:
-    """`cocoach serve --redis ... --port 0` as a real process; waits until it is ready.
+    """`cocoach serve --redis ... --port 0` as a real process (embedded without `redis_url`);
+    waits until it is ready.
 
     Its output goes to a file (a pipe nobody reads would fill and stall the worker)."""
     environ = {
@@ -288,8 +309,7 @@ def start_worker(
                 "0",
                 "--data",
                 str(data),
-                "--redis",
-                redis_url,
+                *(["--redis", redis_url] if redis_url else []),
                 "--worker-id",
                 worker_id,
                 "--log-level",

@@ -76,7 +76,7 @@ async def test_live_across_workers_and_a_home_that_dies(
         publisher, response = await start_publisher(two.base, room, camera)  # not the home
         assert response.status_code == 201, response.text
         ports = {int(p) for p in re.findall(r" udp \d+ \S+ (\d+) typ", response.text)}
-        assert ports and ports <= udp_ports_of(one.process.pid), "the publisher is not at the home"
+        assert ports and ports <= udp_ports_of(one.pid), "the publisher is not at the home"
         first = (await live_status(tia, "live"))["live"]
         viewer, answer = await start_viewer(two.base, room, token(room, "coach", "Cal"))
         assert answer.status_code == 201, answer.text

@@ -109,8 +109,8 @@ async def test_a_viewer_on_another_worker_is_served_by_the_home(
                 int(p)
                 for p in re.findall(r"a=candidate:\S+ 1 udp \d+ \S+ (\d+) typ", response.text)
             }
-            assert ports and ports <= udp_ports_of(one.process.pid), "media is not at the home"
-            assert not ports & udp_ports_of(two.process.pid)
+            assert ports and ports <= udp_ports_of(one.pid), "media is not at the home"
+            assert not ports & udp_ports_of(two.pid)
             await accept_answer(viewer, response.text)
             await viewer.wait_for(lambda v: v.last == 0, what="the first frame, from the home")
             await coach.expect("playback")  # attached

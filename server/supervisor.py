@@ -1,0 +1,139 @@
+"""`cocoach serve` keeps its worker alive: the worker is a child process on the listening
+socket the supervisor bound, and a worker that dies (a crash in native code, the OOM killer, a
+SIGKILL) is started again at once on that same socket. Connections that arrive meanwhile wait
+in the socket's backlog; clients that were connected reconnect by themselves, and find their
+rooms as the last worker saved them (it writes ahead: docs/operations.md).
+
+SIGTERM and SIGINT are passed on to the worker once, which drains and exits; the supervisor
+then exits with it. The supervisor itself runs no event loop and imports no media code, so
+nothing in it can crash the way a worker can.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+LISTEN_FD = "COCOACH_LISTEN_FD"  # the worker's listening socket, inherited from the supervisor
+SUPERVISOR_PID = "COCOACH_SUPERVISOR_PID"  # the worker dies with its supervisor
+FIRST_DELAY = 0.1  # seconds before a worker that died is started again
+MAX_DELAY = 5.0  # the longest wait between restarts of a worker that keeps dying at start
+STABLE_AFTER = 10.0  # a worker that lived this long died of something new: restart at once
+
+
+def describe(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+class Supervisor:
+    def __init__(self, argv: list[str], sock: socket.socket) -> None:
+        self.argv = argv
+        self.sock = sock
+        self.child: subprocess.Popen[bytes] | None = None
+        self.stopping = False
+        self.restarts = 0
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        delay = FIRST_DELAY
+        while True:
+            started = time.monotonic()
+            self.child = self._start()
+            code = self._wait(self.child)
+            if self.stopping:
+                return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+            lived = time.monotonic() - started
+            delay = FIRST_DELAY if lived > STABLE_AFTER else min(MAX_DELAY, delay * 2)
+            self.restarts += 1
+            log.error(
+                "the worker process %d stopped (%s) after %.1f s; starting it again in %.1f s",
+                self.child.pid,
+                describe(code),
+                lived,
+                delay,
+            )
+            if self._stopped_within(delay):
+                return 0
+
+    def _stopped_within(self, seconds: float) -> bool:
+        """Wait `seconds` before the next start, unless told to stop meanwhile."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.stopping:
+                return True
+            time.sleep(0.05)
+        return self.stopping
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env[LISTEN_FD] = str(self.sock.fileno())
+        env[SUPERVISOR_PID] = str(os.getpid())
+        child = subprocess.Popen(
+            self.argv,
+            pass_fds=(self.sock.fileno(),),
+            env=env,
+            # Its own process group: a Ctrl+C reaches the supervisor, which passes it on once
+            # (twice would make uvicorn skip the drain).
+            start_new_session=True,
+        )
+        print(f"cocoach worker process {child.pid} started", flush=True)
+        return child
+
+    def _wait(self, child: subprocess.Popen[bytes]) -> int:
+        while True:
+            try:
+                return child.wait()
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        child = self.child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+
+
+def die_with_supervisor() -> None:
+    """In the worker: SIGKILL this process when the supervisor dies (Linux), so a supervisor
+    that is killed leaves no worker holding the port."""
+    parent = os.environ.get(SUPERVISOR_PID)
+    if not parent:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # it died before prctl took effect
+        os._exit(1)
+
+
+def inherited_socket() -> socket.socket | None:
+    """The listening socket the supervisor handed this worker, if it is one."""
+    fd = os.environ.get(LISTEN_FD)
+    if fd is None:
+        return None
+    return socket.socket(fileno=int(fd))
+
+
+def worker_argv() -> list[str]:
+    """This same command line, as the worker runs it."""
+    return [sys.executable, "-m", "server.cli", *sys.argv[1:]]
