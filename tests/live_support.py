@@ -22,31 +22,15 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
-from server.library.clip import ClipSpec, draw
+from bench.kit.video import NumberedVideo
+from server.library.clip import ClipSpec
 from tests.support import TIMEOUT
 
 SPEC = ClipSpec(width=320, height=180, fps=30)
 LESSON_HZ = 440.0
 COACH_HZ = 1200.0
-
-
-class NumberedVideo(VideoStreamTrack):
-    """Frames 0, 1, 2, ... with their number drawn in, at 30 fps; when each was made."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.number = 0
-        self.made_at: dict[int, float] = {}  # time.time() each frame was made
-
-    async def recv(self) -> Any:
-        pts, time_base = await self.next_timestamp()
-        frame = av.VideoFrame.from_ndarray(draw(SPEC, self.number), format="rgb24")
-        frame.pts, frame.time_base = pts, time_base
-        self.made_at[self.number] = time.time()
-        self.number += 1
-        return frame
 
 
 class Tone(AudioStreamTrack):
@@ -133,7 +117,8 @@ async def start_publisher(
     """The classroom: numbered video and a lesson tone over WHIP (201 or the refusal).
     `video_codec` ("video/H264") offers only that codec, as OBS Studio does."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    sender = Sender(pc, video=NumberedVideo())
+    # made_at in wall-clock time, as the server stamps a recording's start
+    sender = Sender(pc, video=NumberedVideo(SPEC, clock=time.time))
     video = pc.addTransceiver(sender.video, direction="sendonly")
     if video_codec is not None:
         codecs = RTCRtpSender.getCapabilities("video").codecs

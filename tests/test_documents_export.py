@@ -423,4 +423,5 @@ def test_summary_counts_and_zero_fills() -> None:
 def test_summary_range_counts_where_it_starts_and_empty_doc() -> None:
     doc = make_doc({"r": Map(entry(start=59.9, end=130.0, tags=Array(["t"])))})
     assert summary(doc)["minutes"] == [{"minute": 0, "total": 1, "tags": {"t": 1}}]
-    assert summary(make_doc()) == {"total": 0, "invalid": 0, "tags": {}, "minutes": []}
+    empty = {"video": None, "total": 0, "invalid": 0, "tags": {}, "minutes": []}
+    assert summary(make_doc()) == empty

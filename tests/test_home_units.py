@@ -53,6 +53,9 @@ class Home:
         async def find_lesson(room: str, rendition: str) -> Lesson:
             raise AssertionError("no viewer in these tests")
 
+        async def hold_frame(width: int, height: int) -> bytes:
+            raise AssertionError("no viewer in these tests")
+
         async def set_video(room: str, video: str) -> None:
             self.videos.append((room, video))
 
@@ -62,6 +65,7 @@ class Home:
             "Year 9",
             media_host=self.host,
             find_lesson=find_lesson,
+            hold_frame=hold_frame,
             set_video=set_video,
         )
 

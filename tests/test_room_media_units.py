@@ -36,7 +36,7 @@ def lesson_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Room:
     """A RoomMedia and what it told its room: attached lessons, live and talk-back reports."""
 
-    def __init__(self, host: FakeMediaHost, lesson: Lesson) -> None:
+    def __init__(self, host: FakeMediaHost, lesson: Lesson, holds: HoldFrames) -> None:
         self.host = host
         self.attached: list[Lesson] = []
         self.live: list[tuple[LiveInfo | None, str | None, str | None]] = []
@@ -50,6 +50,7 @@ class Room:
             host,
             "r1",
             find_lesson=find_lesson,
+            hold_frame=holds.get,
             attach=self.attached.append,
             report_live=lambda *report: self.live.append(report),
             report_talkback=self.talkback.append,
@@ -61,8 +62,8 @@ class Room:
 async def room(tmp_path: Path, lesson_file: Path) -> AsyncIterator[Room]:
     settings = make_settings(tmp_path, media_remote_networks="loopback", live_resume_seconds=0.3)
     host = FakeMediaHost(settings, FakeRecordings(tmp_path))
-    hold = await HoldFrames(tmp_path).get(320, 180)
-    made = Room(host, Lesson(VIDEO, lesson_file, duration=2.0, fps=30.0, hold=hold))
+    lesson = Lesson(VIDEO, lesson_file, duration=2.0, fps=30.0, size=(320, 180))
+    made = Room(host, lesson, HoldFrames(tmp_path))
     try:
         yield made
     finally:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import msgspec
 from pycrdt import Array, Doc, Map, Text
 
+from server.documents.lessons import read_lessons
 from server.documents.model import Annotation, read_timeline
 
 DEFAULT_CUE_SECONDS = 5.0
@@ -31,6 +32,8 @@ CSV_HEADER = (
     "created_iso",
     "text",
     "replies",
+    "video",
+    "author_name",
 )
 # OWASP CSV injection: spreadsheets treat cells starting with these as formulas.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -40,13 +43,28 @@ _MEDIA_FRAGMENTS = "http://www.w3.org/TR/media-frags/"
 _MAX_META_DEPTH = 32
 
 
-def export_json(doc: Doc[Any], room_id: str, *, title: str | None = None) -> bytes:
+def notes_of(doc: Doc[Any], video: str | None) -> tuple[list[Annotation], list[tuple[str, str]]]:
+    """The valid notes, each with its lesson (`video`; a note from before notes named theirs
+    gets the room's), only those of lesson `video` if given; and the invalid entries."""
     annotations, invalid = read_timeline(doc)
+    current = _Meta.read(doc).video
+    bound = [a if a.video else msgspec.structs.replace(a, video=current) for a in annotations]
+    return [a for a in bound if video is None or a.video == video], invalid
+
+
+def export_json(
+    doc: Doc[Any], room_id: str, *, title: str | None = None, video: str | None = None
+) -> bytes:
+    annotations, invalid = notes_of(doc, video)
     meta = _Meta.read(doc)
     body = {
         "room": room_id,
         "title": meta.title if title is None else title,
         "video": meta.video,
+        "lessons": [
+            {"video": lesson.video, "added": lesson.added, "kind": lesson.kind}
+            for lesson in read_lessons(doc.get("lessons", type=Map))
+        ],
         "framework": meta.framework,
         "plan": str(doc.get("plan", type=Text)),
         "timeline": annotations,
@@ -55,8 +73,8 @@ def export_json(doc: Doc[Any], room_id: str, *, title: str | None = None) -> byt
     return msgspec.json.format(msgspec.json.encode(body), indent=2)
 
 
-def export_csv(doc: Doc[Any]) -> bytes:
-    annotations, _ = read_timeline(doc)
+def export_csv(doc: Doc[Any], video: str | None = None) -> bytes:
+    annotations, _ = notes_of(doc, video)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
@@ -72,15 +90,20 @@ def export_csv(doc: Doc[Any]) -> bytes:
             _iso(a.created) or "",
             a.text,
             "\n".join(f"{r.author}: {r.text}" for r in a.replies),
+            a.video or "",
+            a.author_name or "",
         )
         writer.writerow([_csv_cell(cell) for cell in row])
     # The BOM is what makes Excel read the file as UTF-8 instead of the local code page.
     return out.getvalue().encode("utf-8-sig")
 
 
-def export_vtt(doc: Doc[Any]) -> bytes:
-    annotations, _ = read_timeline(doc)
-    labels = _Meta.read(doc).tag_labels()
+def export_vtt(doc: Doc[Any], video: str | None = None) -> bytes:
+    """Captions of one lesson: `video`, else the one the room shows (cues of two lessons in one
+    track would sit over the wrong pictures)."""
+    meta = _Meta.read(doc)
+    annotations, _ = notes_of(doc, video or meta.video)
+    labels = meta.tag_labels()
     blocks = ["WEBVTT"]
     for a in annotations:
         start_ms = round(a.start * 1000)
@@ -98,23 +121,31 @@ def export_vtt(doc: Doc[Any]) -> bytes:
 
 
 def export_web_annotation(
-    doc: Doc[Any], room_id: str, base_url: str, *, title: str | None = None
+    doc: Doc[Any],
+    room_id: str,
+    base_url: str,
+    *,
+    title: str | None = None,
+    video: str | None = None,
 ) -> bytes:
-    annotations, _ = read_timeline(doc)
+    annotations, _ = notes_of(doc, video)
     meta = _Meta.read(doc)
     base = base_url.rstrip("/")
     room = quote(room_id, safe="")
     collection_id = f"{base}/api/rooms/{room}/annotations"
-    if meta.video is None:
-        source = f"{base}/rooms/{room}"
-    elif meta.video.startswith(("http://", "https://")):
-        source = meta.video
-    else:
-        source = f"{base}/api/videos/{quote(meta.video, safe='')}"
+
+    def source_of(lesson: str | None) -> str:
+        """Each note targets its own lesson."""
+        if lesson is None:
+            return f"{base}/rooms/{room}"
+        if lesson.startswith(("http://", "https://")):
+            return lesson
+        return f"{base}/api/videos/{quote(lesson, safe='')}"
+
     items: list[dict[str, object]] = []
     for a in annotations:
         annotation_id = f"{collection_id}/{quote(a.id, safe='')}"
-        items.append(_web_annotation(a, annotation_id, source))
+        items.append(_web_annotation(a, annotation_id, source_of(a.video)))
         items.extend(
             _web_item(
                 f"{annotation_id}/replies/{i}",
@@ -142,9 +173,11 @@ def export_web_annotation(
     return msgspec.json.format(msgspec.json.encode(collection), indent=2)
 
 
-def summary(doc: Doc[Any]) -> dict[str, Any]:
-    """Counts per tag overall and per minute of video, zero-filled so a bar chart needs no gaps."""
-    annotations, invalid = read_timeline(doc)
+def summary(doc: Doc[Any], video: str | None = None) -> dict[str, Any]:
+    """Counts per tag overall and per minute of one lesson (`video`, else the one the room
+    shows), zero-filled so a bar chart needs no gaps."""
+    lesson = video or _Meta.read(doc).video
+    annotations, invalid = notes_of(doc, lesson)
     per_minute: dict[int, tuple[int, Counter[str]]] = {}
     overall: Counter[str] = Counter()
     for a in annotations:
@@ -161,6 +194,7 @@ def summary(doc: Doc[Any]) -> dict[str, Any]:
         count, minute_tags = per_minute.get(minute, (0, Counter()))
         minutes.append({"minute": minute, "total": count, "tags": dict(minute_tags)})
     return {
+        "video": lesson,
         "total": len(annotations),
         "invalid": len(invalid),
         "tags": dict(overall),
@@ -226,7 +260,8 @@ def _web_annotation(a: Annotation, annotation_id: str, source: str) -> dict[str,
         "source": source,
         "selector": {"type": "FragmentSelector", "conformsTo": _MEDIA_FRAGMENTS, "value": fragment},
     }
-    return _web_item(annotation_id, "commenting", a.author, a.created, body, target)
+    author = a.author_name or a.author  # the name people knew, when the note kept it
+    return _web_item(annotation_id, "commenting", author, a.created, body, target)
 
 
 def _web_item(

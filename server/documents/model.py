@@ -17,6 +17,7 @@ from pycrdt import Array, Doc, Map, Text
 # Bounds media times so a hostile start of 1e12 cannot make the per-minute summary allocate
 # billions of buckets; a day is far beyond any lesson recording.
 MAX_SECONDS = 24 * 3600.0
+MAX_ID_CHARS = 200  # a note's `video` and `authorName`
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -34,6 +35,10 @@ class Annotation(msgspec.Struct, frozen=True):
     author: str
     created: float
     replies: list[Reply]
+    # The lesson (library video id) the note was made on; None only in a note written before
+    # notes carried it and not yet migrated (server/documents/lessons.py).
+    video: str | None = None
+    author_name: str | None = None  # the author's display name when writing (`authorName`)
 
 
 class _Problem(Exception):
@@ -91,6 +96,8 @@ def _annotation(key: str, value: object) -> Annotation:
         author=_string(fields, "author", ""),
         created=created,
         replies=_replies(fields.get("replies")),
+        video=_optional_string(fields, "video"),
+        author_name=_optional_string(fields, "authorName"),
     )
 
 
@@ -168,6 +175,17 @@ def _string(fields: Mapping[Any, object], name: str, prefix: str) -> str:
     if not isinstance(raw, str):
         raise _Problem(f"{prefix}{name} is not a string (got {_kind(raw)})")
     return raw
+
+
+def _optional_string(fields: Mapping[Any, object], name: str) -> str | None:
+    raw = fields.get(name)
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise _Problem(f"{name} is not a string (got {_kind(raw)})")
+    if len(raw) > MAX_ID_CHARS:
+        raise _Problem(f"{name} is over {MAX_ID_CHARS} characters")
+    return raw or None
 
 
 def _kind(value: object) -> str:

@@ -17,7 +17,8 @@ from pycrdt import Doc, Map, Text
 from server.documents.model import Annotation, read_annotation
 from server.rooms.roles import Permission
 
-ROOTS = frozenset({"plan", "timeline", "meta"})
+ROOTS = frozenset({"plan", "timeline", "meta", "lessons"})
+SERVER_META = frozenset({"schema"})  # meta keys only the server writes
 MAX_PLAN_CHARS = 200_000
 MAX_NOTES = 5_000
 MAX_NOTE_CHARS = 10_000
@@ -44,7 +45,9 @@ class Verdict:
 
 
 def declare_roots(doc: Doc[Any]) -> tuple[Text, Map[Any], Map[Any]]:
-    """Give the roots their types before any update arrives, as every client does."""
+    """Give the roots their types before any update arrives, as every client does: the plan,
+    timeline and meta it returns, and `lessons` (server/documents/lessons.py)."""
+    doc.get("lessons", type=Map)
     return (
         doc.get("plan", type=Text),
         doc.get("timeline", type=Map),
@@ -58,6 +61,7 @@ class ChangeWatch:
     def __init__(self, doc: Doc[Any]) -> None:
         self.doc = doc
         self.plan, self.timeline, self.meta = declare_roots(doc)
+        self.lessons: Map[Any] = doc.get("lessons", type=Map)
         # Kept from the events: in Yrs a map's length walks every key it ever had, deleted
         # ones too, so asking on each update would cost the whole history each time.
         self.note_count = len(self.timeline)
@@ -68,6 +72,7 @@ class ChangeWatch:
             self.plan.integrated.observe(lambda _event: self._touch_plan()),
             self.timeline.integrated.observe_deep(self._on_timeline),
             self.meta.integrated.observe_deep(self._on_meta),
+            self.lessons.integrated.observe_deep(lambda _events: self._touch_lessons()),
         ]
         self.reset()
 
@@ -81,6 +86,7 @@ class ChangeWatch:
 
     def reset(self) -> None:
         self.plan_touched = False
+        self.lessons_touched = False
         self.meta_keys: set[str] = set()
         self.notes: set[str] = set()  # notes added, changed or deleted
         self.added: set[str] = set()  # notes whose key the timeline did not have before
@@ -88,6 +94,9 @@ class ChangeWatch:
 
     def _touch_plan(self) -> None:
         self.plan_touched = True
+
+    def _touch_lessons(self) -> None:
+        self.lessons_touched = True
 
     def _on_timeline(self, events: Iterable[Any]) -> None:
         for event in events:
@@ -128,8 +137,12 @@ def judge(
     unknown = set(watch.doc.keys()) - ROOTS
     if unknown:
         verdict.problem = (
-            f"unknown shared type {sorted(unknown)[0]!r}: the document has plan, timeline, meta"
+            f"unknown shared type {sorted(unknown)[0]!r}: the document has plan, timeline,"
+            " meta, lessons"
         )
+        return verdict
+    if watch.lessons_touched:
+        verdict.problem = "the room's lessons are kept by the server"
         return verdict
     if watch.plan_touched:
         if Permission.EDIT not in permissions:
@@ -212,6 +225,8 @@ def note_facts(timeline: Map[Any], note: str) -> NoteFacts | None:
 
 
 def _meta_problem(meta: Map[Any], keys: set[str]) -> str | None:
+    if keys & SERVER_META:
+        return f"meta.{sorted(keys & SERVER_META)[0]} is kept by the server"
     for key in sorted(keys):
         if key not in meta:
             continue

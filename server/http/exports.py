@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from pycrdt import Doc
+from pycrdt import Doc, Map
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -19,7 +19,8 @@ from server.documents.export import (
     export_web_annotation,
     summary,
 )
-from server.errors import Forbidden, NotFound
+from server.documents.lessons import NOTES_BOUND, unbound_notes
+from server.errors import Forbidden, InvalidField, NotFound
 from server.http.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.http.request import worker_of
 from server.rooms.roles import Permission, permissions_for
@@ -27,17 +28,38 @@ from server.session.worker import Worker
 from server.sync.audit import Actor
 from server.sync.store import RoomRecord
 
-# format -> (media type, how to make it)
-FORMATS: dict[str, tuple[str, Callable[[Doc[Any], RoomRecord, str], bytes]]] = {
-    "json": ("application/json", lambda d, r, _b: export_json(d, r.id, title=r.title)),
-    "csv": ("text/csv; charset=utf-8", lambda d, _r, _b: export_csv(d)),
-    "vtt": ("text/vtt; charset=utf-8", lambda d, _r, _b: export_vtt(d)),
+Make = Callable[[Doc[Any], RoomRecord, str, str | None], bytes]
+# format -> (media type, how to make it from the document, the room, the base URL, a lesson)
+FORMATS: dict[str, tuple[str, Make]] = {
+    "json": ("application/json", lambda d, r, _b, v: export_json(d, r.id, title=r.title, video=v)),
+    "csv": ("text/csv; charset=utf-8", lambda d, _r, _b, v: export_csv(d, v)),
+    "vtt": ("text/vtt; charset=utf-8", lambda d, _r, _b, v: export_vtt(d, v)),
     "jsonld": (
         "application/ld+json",
-        lambda d, r, b: export_web_annotation(d, r.id, b, title=r.title),
+        lambda d, r, b, v: export_web_annotation(d, r.id, b, title=r.title, video=v),
     ),
 }
+MAX_VIDEO_CHARS = 200
 PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def lesson_of(request: Request) -> str | None:
+    """`?video=`: the notes of one lesson only (the room may have several)."""
+    video = request.query_params.get("video")
+    if video is not None and not 1 <= len(video) <= MAX_VIDEO_CHARS:
+        raise InvalidField(f"video must be 1-{MAX_VIDEO_CHARS} characters")
+    return video
+
+
+async def bound_document(worker: Worker, record: RoomRecord) -> Doc[Any]:
+    """The room's document with every note bound to its lesson. Read without loading the room,
+    unless it is a room from before notes named their lesson: opening it migrates them."""
+    doc = await worker.documents.read(record.id)
+    meta = doc.get("meta", type=Map)
+    if meta.get("schema") == NOTES_BOUND or not unbound_notes(doc.get("timeline", type=Map)):
+        return doc
+    await worker.documents.open(record)
+    return await worker.documents.read(record.id)
 
 
 async def _readable_room(request: Request) -> tuple[Worker, RoomRecord, Actor]:
@@ -60,8 +82,9 @@ async def export(request: Request) -> Response:
         raise NotFound(f"no export format {fmt[:20]!r}; try one of {sorted(FORMATS)}")
     worker, record, actor = await _readable_room(request)
     media_type, make = FORMATS[fmt]
-    doc = await worker.documents.read(record.id)
-    body = make(doc, record, worker.settings.base_url)
+    video = lesson_of(request)
+    doc = await bound_document(worker, record)
+    body = make(doc, record, worker.settings.base_url, video)
     filename = f"cocoach-{record.id}.{fmt}"
     worker.audit.record("export.read", actor, room=record.id, remote=remote_of(request), format=fmt)
     headers = {**PRIVATE, "Content-Disposition": f'attachment; filename="{filename}"'}
@@ -70,9 +93,10 @@ async def export(request: Request) -> Response:
 
 async def room_summary(request: Request) -> Response:
     worker, record, actor = await _readable_room(request)
-    doc = await worker.documents.read(record.id)
+    video = lesson_of(request)
+    doc = await bound_document(worker, record)
     worker.audit.record("summary.read", actor, room=record.id, remote=remote_of(request))
-    return JSONResponse(summary(doc), headers=PRIVATE)
+    return JSONResponse(summary(doc, video), headers=PRIVATE)
 
 
 async def list_frameworks(request: Request) -> Response:

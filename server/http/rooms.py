@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.audit import remote_of
+from server.documents.lessons import Lesson
 from server.errors import Forbidden, InvalidField, RoomNotFound
 from server.http.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.http.request import check_admin, read_json, worker_of
@@ -109,6 +110,13 @@ async def update_room(request: Request) -> Response:
         await check_room_video(worker.orgs, worker.store, record)
     if not await worker.store.update_room(record):
         raise RoomNotFound(f"room {record.id!r} does not exist")
+    if change.video is not None:
+        # The document says what the pages play: without this the record changed and
+        # nothing else did (meta.video wins).
+        video = await worker.store.get_video(change.video)
+        recorded = video is not None and video.room is not None
+        lesson = Lesson(change.video, time.time(), "recording" if recorded else "upload")
+        await worker.show_lesson(record.id, lesson)
     return JSONResponse(record_json(await worker.current_room_record(record.id)))
 
 

@@ -132,6 +132,9 @@ async def _dispatch(
                 await worker.documents.write(
                     document, update, connection.member_id, received=arrived
                 )
+                bound = document.content.bind_added()  # notes added without their lesson
+                if bound is not None:
+                    await worker.documents.write(document, bound, None)
         case yjs_wire.AwarenessUpdate():
             document.local_awareness(connection.member_id, message)
         case yjs_wire.QueryAwareness():

@@ -40,7 +40,7 @@ class Lesson:
     path: Path
     duration: float | None
     fps: float | None
-    hold: bytes  # the file's hold frame, made once in a child process (no codec runs here)
+    size: tuple[int, int]  # the file's picture, whose hold frame its video track sends
 
 
 @dataclass(slots=True)
@@ -58,6 +58,12 @@ class LessonFinder(Protocol):
     async def __call__(self, room: str, rendition: str) -> Lesson: ...
 
 
+class HoldFrames(Protocol):
+    async def __call__(self, width: int, height: int) -> bytes:
+        """The hold frame for pictures of this size, made once in a child process (no codec
+        runs here)."""
+
+
 class RoomMedia:
     def __init__(
         self,
@@ -65,6 +71,7 @@ class RoomMedia:
         room_id: str,
         *,
         find_lesson: LessonFinder,
+        hold_frame: HoldFrames,
         attach: Callable[[Lesson], None],
         report_live: ReportLive,
         report_talkback: ReportTalkback,
@@ -82,6 +89,7 @@ class RoomMedia:
             recording_done=recording_done,
         )
         self._find_lesson = find_lesson
+        self._hold_frame = hold_frame
         self._attach = attach
         self.policy = RemotePolicy.parse(host.settings.media_remote_networks)
         self._wake = asyncio.Event()
@@ -127,11 +135,14 @@ class RoomMedia:
             lesson = await self._find_lesson(self.room_id, rendition)
             video = lesson.video
             self._attach(lesson)  # a new lesson resets the clock through the room's rules
+            # After the attach: a first viewer that waits for a hold frame to be made must not
+            # hold the room's playback back.
+            hold = await self._hold_frame(*lesson.size)
             viewer = lesson_viewer(
                 user=user,
                 name=name,
                 path=lesson.path,
-                hold=lesson.hold,
+                hold=hold,
                 clock=self.clock,
                 kinds=kinds,
             )

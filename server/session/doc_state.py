@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pycrdt import Doc, Map, get_state, get_update, merge_updates
 
 from server import yjs_wire
+from server.documents.lessons import NOTES_BOUND, Lesson, unbound_notes
 from server.documents.rules import ChangeWatch, NoteFacts, declare_roots, judge, note_facts
 from server.rooms.roles import Permission
 
@@ -76,6 +77,7 @@ class DocState:
         # leave a gap that Yjs clients hold back and pycrdt does not. Refusing those too keeps
         # every other client in agreement until that client starts a new document.
         self.tainted: set[int] = set()
+        self._added: list[str] = []  # notes the last accepted client update added
 
     def take_remote(self, update: bytes, entry_id: str) -> bool:
         """Another worker's entry: committed, and applied to the replica if hot. False for a
@@ -191,7 +193,9 @@ class DocState:
     def apply_client_update(
         self, update: bytes, user: str, permissions: frozenset[Permission]
     ) -> tuple[str | None, bool]:
-        """Judge and apply one client's update: (why it was refused, whether it must be stored)."""
+        """Judge and apply one client's update: (why it was refused, whether it must be stored).
+        After an accepted update that added notes without a `video`, `bind_added()` gives them
+        the room's lesson."""
         try:
             if self.tainted and self._carries(update, self.tainted):
                 return (
@@ -229,7 +233,64 @@ class DocState:
             return problem, False
         self.facts.update(verdict.after)
         self.commit(update)
+        self._added = [n for n in watch.added if n in watch.timeline]
         return None, True
+
+    def bind_added(self) -> bytes | None:
+        """The notes the last accepted update added without a `video` get the room's lesson
+        (`meta.video`, what was on screen): a server edit, stored and relayed like any update.
+        Clients set it themselves; this covers one that does not (an older page, a script)."""
+        added, self._added = self._added, []
+        if not added or self.hot is None:
+            return None
+        timeline = self.hot.get("timeline", type=Map)
+        video = self.hot.get("meta", type=Map).get("video")
+        unbound = [
+            note
+            for note in added
+            if isinstance(value := timeline.get(note), Map) and not value.get("video")
+        ]
+        if not unbound or not isinstance(video, str) or not video:
+            return None
+        return self.bind_notes({note: video for note in unbound})
+
+    def bind_notes(
+        self, bound: dict[str, str], history: list[Lesson] | None = None
+    ) -> bytes | None:
+        """Give notes their lesson (`video`), and with `history` (a migration) record the
+        room's lessons and that its notes are bound now (`meta.schema`)."""
+
+        def bind(doc: Doc[Any]) -> None:
+            timeline = doc.get("timeline", type=Map)
+            for note, video in bound.items():
+                value = timeline.get(note)
+                if isinstance(value, Map) and not value.get("video"):
+                    value["video"] = video
+            if history is not None:
+                lessons = doc.get("lessons", type=Map)
+                for lesson in history:
+                    if lesson.video not in lessons:
+                        lessons[lesson.video] = lesson.entry()
+                doc.get("meta", type=Map)["schema"] = NOTES_BOUND
+
+        update = self._server_edit(bind)
+        for note in bound:
+            self.facts.pop(note, None)  # learnt again, with the video, when next needed
+        return update
+
+    def attach_lesson(self, lesson: Lesson) -> bytes | None:
+        """The room shows `lesson` now (a live lesson's recording, or one an admin chose): it
+        becomes `meta.video`, and one of the room's lessons if it was not already."""
+
+        def attach(doc: Doc[Any]) -> None:
+            meta = doc.get("meta", type=Map)
+            if meta.get("video") != lesson.video:
+                meta["video"] = lesson.video
+            lessons = doc.get("lessons", type=Map)
+            if lesson.video not in lessons:
+                lessons[lesson.video] = lesson.entry()
+
+        return self._server_edit(attach)
 
     def _taint(self, update: bytes, before: bytes) -> None:
         # The clients whose changes were refused: the update's author, and any client whose
@@ -256,41 +317,56 @@ class DocState:
         )
 
     def seed(
-        self, title: str, framework: dict[str, Any] | None, video: str | None = None
-    ) -> bytes | None:
+        self,
+        title: str,
+        framework: dict[str, Any] | None,
+        video: Lesson | None = None,
+    ) -> tuple[bytes | None, list[tuple[str, float]]]:
         """Fill in the room's details once, as map keys: concurrent seeding by two workers
-        resolves to one value and never duplicates content."""
+        resolves to one value and never duplicates content. Also (notes, created) of the notes
+        a room from before notes carried their lesson still has without one, to migrate."""
+        unbound: list[tuple[str, float]] = []
 
-        def fill(meta: Map[Any]) -> None:
+        def fill(doc: Doc[Any]) -> None:
+            meta = doc.get("meta", type=Map)
             if "title" not in meta:
                 meta["title"] = title
             if framework is not None and "framework" not in meta:
                 meta["framework"] = framework
-            if video is not None and "video" not in meta:
-                meta["video"] = video
+            if video is not None:
+                if "video" not in meta:
+                    meta["video"] = video.video
+                lessons = doc.get("lessons", type=Map)
+                if not lessons and meta.get("video") == video.video:
+                    lessons[video.video] = video.entry()
+            if meta.get("schema") != NOTES_BOUND:
+                unbound.extend(unbound_notes(doc.get("timeline", type=Map)))
+                if not unbound:
+                    meta["schema"] = NOTES_BOUND
 
-        return self._server_edit(fill)
+        return self._server_edit(fill), unbound
 
     def set_meta(self, key: str, value: str) -> bytes | None:
-        """A server-side edit of one `meta` key (a finished live recording becomes the room's
-        video): an ordinary CRDT update, stored and relayed like a client's."""
+        """A server-side edit of one `meta` key: an ordinary CRDT update, stored and relayed
+        like a client's."""
 
-        def change(meta: Map[Any]) -> None:
+        def change(doc: Doc[Any]) -> None:
+            meta = doc.get("meta", type=Map)
             if meta.get(key) != value:
                 meta[key] = value
 
         return self._server_edit(change)
 
-    def _server_edit(self, edit: Callable[[Map[Any]], None]) -> bytes | None:
-        """Make an edit of `meta` on the replica and commit it; the update, or None if the edit
-        changed nothing."""
+    def _server_edit(self, edit: Callable[[Doc[Any]], None]) -> bytes | None:
+        """Make an edit on the replica and commit it; the update, or None if the edit changed
+        nothing."""
         was_cold = self.hot is None
         doc = self.heat()
         updates: list[bytes] = []
         subscription = doc.observe(lambda event: updates.append(event.update))
         try:
             with doc.transaction():
-                edit(doc.get("meta", type=Map))
+                edit(doc)
         finally:
             doc.unobserve(subscription)
         if not updates or updates[0] == EMPTY_UPDATE:  # one transaction: at most one update

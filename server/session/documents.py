@@ -8,12 +8,14 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pycrdt import Doc, merge_updates
 
 from server.documents.frameworks import FrameworkLibrary, as_meta
+from server.documents.lessons import Lesson, bindings
 from server.documents.rules import declare_roots
 from server.errors import CocoachError, ServiceUnavailable
 from server.metrics import LatencyHistogram
@@ -48,7 +50,10 @@ class Documents:
         doclog: DocLog,
         frameworks: FrameworkLibrary,
         fanout: LatencyHistogram,
+        lesson_history: Callable[[RoomRecord], Awaitable[list[Lesson]]],
     ) -> None:
+        """`lesson_history(room)`: the lessons the room has shown, for migrating old notes."""
+        self._lesson_history = lesson_history
         self.tasks = tasks
         self.settings = settings
         self.doclog = doclog
@@ -126,12 +131,43 @@ class Documents:
                 framework = as_meta(self.frameworks.get(record.framework))
             except CocoachError as exc:
                 log.warning("room %s: framework not loaded: %s", record.id, exc.message)
-        seeded = document.content.seed(record.title, framework, record.video)
+        first = Lesson(record.video, record.created) if record.video else None
+        seeded, unbound = document.content.seed(record.title, framework, first)
         self.open_rooms[record.id] = document
         self._consumers[record.id] = self.tasks.start(document.consume(), f"doc {record.id}")
         if seeded is not None:
             await self.write(document, seeded, None)
+        if unbound:
+            await self._bind_old_notes(document, record, unbound)
         return document
+
+    async def _bind_old_notes(
+        self, document: RoomDocument, record: RoomRecord, unbound: list[tuple[str, float]]
+    ) -> None:
+        """A room from before notes carried their lesson: each note without one goes to the
+        lesson the room showed when it was written, else to the room's first (migration,
+        once per room: `meta.schema` records it)."""
+        history = await self._lesson_history(record)
+        bound = bindings(unbound, history)
+        update = document.content.bind_notes(bound, history)
+        if update is not None:
+            await self.write(document, update, None)
+        counts = Counter(bound.values())
+        log.warning(
+            "room %s: migrated %d of %d notes without a lesson to their lesson (%s)",
+            record.id,
+            len(bound),
+            len(unbound),
+            ", ".join(f"{video}: {n}" for video, n in sorted(counts.items())) or "no lesson known",
+        )
+
+    async def attach_lesson(self, record: RoomRecord, lesson: Lesson) -> None:
+        """The room shows `lesson` from now on (meta.video), on every worker: a recording
+        that finished, or a lesson an admin chose again."""
+        document = await self.open(record)
+        update = document.content.attach_lesson(lesson)
+        if update is not None:
+            await self.write(document, update, None)
 
     async def unload(self, document: RoomDocument) -> None:
         """Drop an unused replica. Its writes are flushed first; a long log is compacted so the

@@ -18,7 +18,7 @@ import msgspec
 from server.codec import decode_as, encode
 from server.errors import ServiceUnavailable
 from server.media.host import MediaHost
-from server.media.room_media import Lesson, LessonFinder, RoomMedia
+from server.media.room_media import HoldFrames, Lesson, LessonFinder, RoomMedia
 from server.messages import LiveInfo, ServerMessage, Welcome
 from server.rooms.effects import Broadcast, Effect, Persist, Send
 from server.rooms.events import (
@@ -96,6 +96,7 @@ class RoomHome:
         *,
         media_host: MediaHost,
         find_lesson: LessonFinder,
+        hold_frame: HoldFrames,
         set_video: Callable[[str, str], Coroutine[Any, Any, None]],
     ) -> None:
         """`set_video(room, video)` makes a finished recording the room's video."""
@@ -117,6 +118,7 @@ class RoomHome:
             media_host,
             room_id,
             find_lesson=find_lesson,
+            hold_frame=hold_frame,
             attach=self._attach,
             report_live=self._report_live,
             report_talkback=lambda talkback: self.submit(ChangeTalkback(talkback, time.time())),

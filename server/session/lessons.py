@@ -70,5 +70,5 @@ class Lessons:
             )
         path = self._videos.file(record, rendition)
         chosen = pick_rendition(record, rendition)
-        hold = await self._videos.holds.get(chosen.width, chosen.height)
-        return Lesson(video=video, path=path, duration=record.duration, fps=record.fps, hold=hold)
+        size = (chosen.width, chosen.height)
+        return Lesson(video=video, path=path, duration=record.duration, fps=record.fps, size=size)

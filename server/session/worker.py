@@ -14,11 +14,13 @@ from functools import partial
 from typing import Any
 
 import msgspec
+from pycrdt import Map
 
 from server import logs
 from server.audit import AuditRecorder
 from server.codec import encode
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
+from server.documents.lessons import Lesson, read_lessons
 from server.edge.origin import parse_origins
 from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
 from server.library.library import VideoLibrary
@@ -84,6 +86,7 @@ class Worker:
             doclog=backend.doclog,
             frameworks=self.frameworks,
             fanout=self.metrics.fanout,
+            lesson_history=self._lesson_history,
         )
         self.audit = AuditRecorder(backend.audit, self.id, settings.audit_queue)
         self.videos = VideoLibrary(
@@ -278,8 +281,36 @@ class Worker:
             self.spawn(room_home.media.withdraw(video_id, reason), f"withdraw {video_id}")
 
     async def _set_video(self, room_id: str, video: str) -> None:
-        """A live lesson's recording becomes the room's video (`meta.video`)."""
-        await self.documents.set_meta(await self.room_record(room_id), "video", video)
+        """A live lesson's recording becomes the room's lesson (`meta.video`, one of its
+        `lessons`); the notes made on the lesson before stay on that lesson."""
+        await self.show_lesson(room_id, Lesson(video, time.time(), "recording"))
+
+    async def show_lesson(self, room_id: str, lesson: Lesson) -> RoomRecord:
+        """The room shows `lesson` from now on, for everyone on every worker: its record (what
+        the admin page lists) and its document (what the pages play) say so."""
+        record = await self.current_room_record(room_id)
+        if record.video != lesson.video:
+            record = msgspec.structs.replace(record, video=lesson.video)
+            if not await self.store.update_room(record):
+                raise RoomNotFound(f"room {room_id!r} does not exist")
+            self._records[room_id] = record
+        await self.documents.attach_lesson(record, lesson)
+        return record
+
+    async def _lesson_history(self, record: RoomRecord) -> list[Lesson]:
+        """The lessons a room has shown, for notes written before they named theirs: the
+        document's own list, the room's video since its creation, and its live recordings."""
+        document = self.documents.open_rooms.get(record.id)
+        known = {}
+        if document is not None:
+            doc = document.content.snapshot_doc()
+            known = {lesson.video: lesson for lesson in read_lessons(doc.get("lessons", type=Map))}
+        if record.video and record.video not in known:
+            known[record.video] = Lesson(record.video, record.created)
+        for video in await self.store.list_videos():
+            if video.room == record.id and video.id not in known and video.status != "failed":
+                known[video.id] = Lesson(video.id, video.created, "recording")
+        return sorted(known.values(), key=lambda lesson: (lesson.added, lesson.video))
 
     def counts(self) -> WorkerCounts:
         return WorkerCounts(
@@ -321,6 +352,7 @@ class Worker:
             record.title,
             media_host=self.media_host,
             find_lesson=self.lessons.find,
+            hold_frame=self.videos.holds.get,
             set_video=self._set_video,
         )
         on_media = self._media_requests[record.id] = partial(self.media.on_request, home.media)
