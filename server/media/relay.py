@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 
 TRACK_QUEUE_FRAMES = 90  # per viewer: 3 s of video; past that the viewer is too slow to keep up
 KEYFRAME_REQUEST_INTERVAL = 0.3  # seconds between picture-loss reports sent upstream
+# A browser publisher ignores a picture-loss report that comes within 300 ms of the last key
+# frame it sent (libwebrtc's minimum key frame interval): a viewer that joined just after
+# another one's key frame waited for the next natural one, 12 s and more. So a request waits
+# until this long after the last key frame arrived.
+KEYFRAME_AFTER_KEYFRAME = 0.35
+# A follower still waiting for a key frame this long after the last request asks again: a
+# request can be lost, or ignored by an encoder for reasons of its own.
+KEYFRAME_RETRY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,7 @@ class Relay:
         self._sinks: list[Sink] = []
         self._ask_keyframe: Callable[[], None] | None = None
         self._asked_at = -1e9
+        self._keyframe_at = -1e9  # monotonic time the last key frame arrived
         self._deferred: asyncio.TimerHandle | None = None
         self.frames = 0
 
@@ -62,6 +71,8 @@ class Relay:
             self._deferred = None
 
     def push(self, frame: EncodedFrame) -> None:
+        if frame.keyframe:
+            self._keyframe_at = time.monotonic()
         now = time.time()
         if self._anchor is None:
             self._anchor = round((now - self.origin) * self.clock_rate) - frame.timestamp
@@ -88,18 +99,28 @@ class Relay:
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a key frame: a viewer joined or lost the picture. Requests
-        closer together than KEYFRAME_REQUEST_INTERVAL are one request."""
+        closer together than KEYFRAME_REQUEST_INTERVAL are one request, and none goes out
+        within KEYFRAME_AFTER_KEYFRAME of the last key frame (the publisher would drop it)."""
         if self.kind != "video" or self._ask_keyframe is None:
             return
         now = time.monotonic()
-        wait = self._asked_at + KEYFRAME_REQUEST_INTERVAL - now
+        earliest = max(
+            self._asked_at + KEYFRAME_REQUEST_INTERVAL, self._keyframe_at + KEYFRAME_AFTER_KEYFRAME
+        )
+        wait = earliest - now
         if wait <= 0:
             self._asked_at = now
             self._ask_keyframe()
         elif self._deferred is None:
-            # A key frame is on its way, but maybe from before this request's viewer was
-            # ready: ask once more when the interval is over.
+            # A key frame is on its way, or just went by, maybe before this request's viewer
+            # was ready: ask once more when the publisher will listen.
             self._deferred = asyncio.get_running_loop().call_later(wait, self._ask_deferred)
+
+    def still_waiting(self) -> None:
+        """A follower is still waiting for a key frame: ask again if the last request is more
+        than KEYFRAME_RETRY old (it was lost, or ignored)."""
+        if self._deferred is None and time.monotonic() - self._asked_at > KEYFRAME_RETRY:
+            self.request_keyframe()
 
     def _ask_deferred(self) -> None:
         self._deferred = None
@@ -131,6 +152,7 @@ class RelayTrack(MediaStreamTrack):
             return
         if self._need_keyframe:
             if not relayed.frame.keyframe:
+                self._relay.still_waiting()
                 return
             self._need_keyframe = False
         try:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server.errors import CloseCode
 from server.metrics import FrameCounts
@@ -86,7 +86,10 @@ class Connection:
                 code, reason = self.closing or (CloseCode.NORMAL, "")
                 await self.close(code, reason)
                 return
-            await self.websocket.send_bytes(frame)
+            try:
+                await self.websocket.send_bytes(frame)
+            except WebSocketDisconnect:
+                return  # the client went away mid-send: nothing more to write, no error
             self.counts.sent += 1
 
     async def close(self, code: int, reason: str) -> None:
