@@ -28,7 +28,7 @@ from server.supervisor import Supervisor, die_with_supervisor, inherited_socket,
 from server.sync.audit import Actor, AuditEvent
 from server.sync.backend import open_audit, open_store
 from server.sync.store import RoomRecord
-from server.tokens import mint
+from server.tokens import mint, new_sub
 
 WS_MAX_BYTES = (
     2 * 1024 * 1024
@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--room", required=True)
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--name", required=True)
-    token.add_argument("--sub", help="stable user id (default: derived from the name)")
+    token.add_argument(
+        "--sub", help="the person's stable id (default: a new unique one, never the name)"
+    )
     token.add_argument("--org", help="organisation (school or trust)")
     token.add_argument("--ttl", type=parse_duration, default=8 * 3600.0, help="e.g. 8h (default)")
     token.add_argument(
@@ -159,7 +161,7 @@ def token(settings: Settings, args: argparse.Namespace) -> str:
         room=args.room,
         role=Role(args.role),
         name=args.name,
-        sub=args.sub or f"user:{args.name.strip().lower()}",
+        sub=args.sub or new_sub(),
         ttl=args.ttl,
         org=args.org,
         grants=grants or None,

@@ -6,6 +6,7 @@ them with any JWT library; `cocoach token` mints them from the command line.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Mapping
 
@@ -34,6 +35,12 @@ class Claims(msgspec.Struct, frozen=True):
     exp: float
     org: str | None = None
     grants: dict[str, bool] | None = None
+
+
+def new_sub() -> str:
+    """A new person's id: unique, and never made from a name (two coaches called Cora Coach
+    are two people; a name can change)."""
+    return "u-" + secrets.token_hex(8)
 
 
 def mint(

@@ -12,7 +12,7 @@ from pathlib import Path
 import redis as sync_redis
 
 from server.tokens import verify
-from tests.support import TIMEOUT, RedisServer, connect
+from tests.support import SECRET, TIMEOUT, RedisServer, connect
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -113,3 +113,21 @@ def test_short_secret_is_refused(tmp_path: Path) -> None:
         env={"COCOACH_SECRET": "short"},
     )
     assert done.returncode == 1 and "at least 32 bytes" in done.stderr
+
+
+def test_two_people_of_one_name_are_two_people(tmp_path: Path) -> None:
+    """A person's id is never made from the name: authorship, edit rights and video ownership
+    follow `sub`, and two coaches called Cora Coach must not share them."""
+    env = {"COCOACH_SECRET": SECRET}
+    made = [
+        run_cli("token", "--room", "r", "--role", "coach", "--name", "Cora Coach", env=env)
+        for _ in range(2)
+    ]
+    claims = [verify(SECRET, m.stdout.strip().splitlines()[-1], room="r") for m in made]
+    assert claims[0].name == claims[1].name == "Cora Coach"
+    assert claims[0].sub != claims[1].sub
+    assert all("cora" not in c.sub.lower() for c in claims)
+    given = run_cli(
+        "token", "--room", "r", "--role", "coach", "--name", "Cora", "--sub", "staff-1", env=env
+    )
+    assert verify(SECRET, given.stdout.strip().splitlines()[-1], room="r").sub == "staff-1"
