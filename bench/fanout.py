@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -41,11 +39,12 @@ from typing import Any
 from pycrdt import Array, Doc, Map
 
 from bench import infra, profiling
+from bench.kit import cli
+from bench.kit.cpu import quiet
+from bench.kit.stamps import note_text, split, stamped, stamps
+from bench.kit.stats import percentile
 from bench.yproto import ADAPTERS, Adapter, YClient, connect, sync_message
 
-MARK = b"sent@"
-STAMP_WIDTH = 17  # f"{perf_counter():017.6f}": 10 digits of seconds, '.', microseconds
-PLACEHOLDER = b"0" * STAMP_WIDTH
 RAMP_STEPS = (500, 1000, 1500, 2000, 3000, 4000, 6000, 8000)
 P99_LIMIT = 0.100  # a ramp step passes with p99 <= 100 ms, nothing lost and the rate reached
 CONNECT_CONCURRENCY = 20
@@ -127,15 +126,13 @@ def build_notes(adapter: Adapter, room: str, author: str, count: int) -> list[tu
         timeline[f"{author[-1]}{seq:06d}-{secrets.token_hex(3)}"] = Map(
             {
                 "start": 0.5 * seq,
-                "text": f"bench note {MARK.decode()}{PLACEHOLDER.decode()}#{seq:08d}",
+                "text": note_text("bench note", seq),
                 "tags": Array(["bench"]),
                 "author": author,
                 "created": created,
             }
         )
-        frame = prefix + sync_message(2, updates[-1])
-        at = frame.index(MARK + PLACEHOLDER) + len(MARK)
-        frames.append((frame[:at], frame[at + STAMP_WIDTH :]))
+        frames.append(split(prefix + sync_message(2, updates[-1])))
     doc.unobserve(subscription)
     return frames
 
@@ -151,17 +148,9 @@ class Room:
     send_error: str | None = None
 
     def on_b_update(self, now: float, update: bytes) -> None:
-        # Markers are plain UTF-8 in a v1 update (a map value is one ContentAny string), so
-        # this finds every note in a frame, however the server merged or re-encoded them.
-        find = update.find
-        pos = find(MARK)
-        while pos != -1:
-            start = pos + len(MARK)
-            stamp = float(update[start : start + STAMP_WIDTH])
-            seq = int(update[start + STAMP_WIDTH + 1 : start + STAMP_WIDTH + 9])
+        for seq, stamp in stamps(update):
             if seq not in self.latency:
                 self.latency[seq] = now - stamp
-            pos = find(MARK, start)
 
     async def drive(self, start: float, interval: float, end: float) -> None:
         assert self.a is not None
@@ -176,7 +165,7 @@ class Room:
                 await asyncio.sleep(delay)
             now = clock()
             try:
-                await send(head + b"%017.6f" % now + tail)
+                await send(stamped(head, tail, now))
             except Exception as exc:  # the socket closed under us: say so in the result
                 self.send_error = f"{type(exc).__name__}: {exc}"
                 return
@@ -211,14 +200,6 @@ class StepResult:
     passed: bool = False
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of sorted `values`."""
-    if not values:
-        return math.inf
-    rank = max(1, math.ceil(q * len(values)))
-    return values[min(rank, len(values)) - 1]
-
-
 async def gather_limited(coroutines: list[Any], limit: int) -> list[Any]:
     semaphore = asyncio.Semaphore(limit)
 
@@ -250,7 +231,7 @@ async def run_step(
     log_marks = {p.name: len(p.log_lines("")) for p in target.servers}
     if quiet_wait > 0:
         procs = [*target.servers, target.redis]
-        other = await asyncio.to_thread(infra.wait_for_quiet, procs, QUIET_CORES, quiet_wait)
+        other = await quiet(procs, quiet_wait, QUIET_CORES)
         if other >= QUIET_CORES:
             print(f"    other load still {other:.2f} cores; measuring anyway", file=sys.stderr)
 
@@ -482,13 +463,8 @@ def targets_of(choice: str) -> list[str]:
 
 @contextlib.contextmanager
 def started(name: str, keep: bool, redis_pool: int | None) -> Iterator[Target]:
-    stack = infra.Stack(keep=keep)
-    try:
+    with cli.stack(keep) as stack:
         yield TARGETS[name](stack, redis_pool)
-    finally:
-        stack.close()
-        if keep:
-            print(f"kept logs in {stack.directory}", file=sys.stderr)
 
 
 async def measured_step(target: Target, rate: int, args: argparse.Namespace) -> StepResult:
@@ -573,7 +549,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__)
+    parser = cli.parser("python -m bench.fanout", __doc__)
     parser.add_argument("--target", choices=["cocoach", "hocuspocus", "both"], default="both")
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--rate", type=int, default=1000, help="updates/s over all rooms")
@@ -602,25 +578,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retries", type=int, default=1, help="repeats of a failed step measured under load"
     )
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
-    parser.add_argument(
-        "--max-seconds", type=float, default=900.0, help="hard limit for the whole run"
-    )
+    cli.output_options(parser, max_seconds=900.0)
     args = parser.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    # Stopped by a signal: unwind, so the servers we started are stopped too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-    async def bounded() -> dict[str, Any]:
-        async with asyncio.timeout(args.max_seconds):
-            return await main_async(args)
-
-    report = asyncio.run(bounded())
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(report, out, indent=2, default=str)
+    cli.write_json(args.json, cli.run(main_async, args))
     return 0
 
 

@@ -62,6 +62,16 @@ class Proc:
         """Resident set size now (/proc/PID/statm, in pages)."""
         return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE
 
+    def fds(self) -> int:
+        """Open file descriptors now."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def threads(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+        return 0
+
     def alive(self) -> bool:
         return self.popen.poll() is None
 

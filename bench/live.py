@@ -40,26 +40,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
-import signal
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import msgspec
 import websockets
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
 from bench import infra
-from bench.fanout import percentile
-from server.library.clip import ClipSpec, draw, read_frame_number
+from bench.kit import BenchError, cli, stats
+from bench.kit.cpu import Meter, quiet
+from bench.kit.video import NumberedVideo
+from bench.kit.whep import WAIT, WhepViewer, gather_limited, new_pc, start_server
+from server.library.clip import ClipSpec, read_frame_number
 from server.media.frames import VIDEO_CAPACITY, EncodedFrame, MarkerJitterBuffer, tap_receiver
 from server.media.ice import offer_host_addresses
 from server.rooms.roles import Role
@@ -67,43 +66,14 @@ from server.tokens import mint
 
 ROOM = "live"
 HTTP_TIMEOUT = 15.0
-WAIT = 10.0  # the longest any single expected event may take before the phase fails
 WARM_UP = 3.0
 JOIN_GAP = 0.5
-JOIN_CONCURRENCY = 8
 
 # Every peer connection in this process offers loopback only (DESIGN §3).
 offer_host_addresses(["127.0.0.1"])
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-def new_pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-
 # ---- the classroom --------------------------------------------------------------------------
-
-
-class NumberedVideo(VideoStreamTrack):
-    """Frames 0, 1, 2, ... with their number drawn in, at 30 fps; when each was made
-    (tests/live_support.py has the same track; bench code does not import the tests)."""
-
-    def __init__(self, spec: ClipSpec) -> None:
-        super().__init__()
-        self.spec = spec
-        self.number = 0
-        self.made_at: dict[int, float] = {}  # perf_counter when each frame was made
-
-    async def recv(self) -> Any:
-        pts, time_base = await self.next_timestamp()
-        frame = av.VideoFrame.from_ndarray(draw(self.spec, self.number), format="rgb24")
-        frame.pts, frame.time_base = pts, time_base
-        self.made_at[self.number] = time.perf_counter()
-        self.number += 1
-        return frame
 
 
 @dataclass(eq=False)
@@ -135,29 +105,19 @@ class Classroom:
 
 
 @dataclass(eq=False)
-class Watcher:
+class Watcher(WhepViewer):
     """A receive-only peer. `made_at` given: decodes video, reads each frame's number and its
-    latency; else counts the encoded frames and bytes it receives, decoding nothing."""
+    latency (its `first_frame` is the first decoded frame whose number reads); else counts the
+    encoded frames and bytes it receives, decoding nothing."""
 
-    sub: str
+    room = ROOM
+    source = "live"
+
     made_at: dict[int, float] | None
-    pc: RTCPeerConnection = field(default_factory=new_pc)
-    video_frames: int = 0
     video_bytes: int = 0
-    audio_frames: int = 0
     latencies: list[tuple[float, float]] = field(default_factory=list)  # (seen, seconds)
     unread: int = 0  # decoded frames whose number did not read clean
-    posted: float = 0.0  # perf_counter times
-    answered: float | None = None
-    connected: float | None = None
-    first_frame: float | None = None  # the first decoded frame whose number reads
-    first_age: float | None = None  # how old that frame was (seen - made)
-    location: str = ""
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_state)
+    first_age: float | None = None  # how old the first frame was (seen - made)
 
     @property
     def decodes(self) -> bool:
@@ -177,22 +137,13 @@ class Watcher:
             else:
                 tap_receiver(receiver, "audio", self._count_audio)
 
-    def _on_state(self) -> None:
-        if self.pc.connectionState == "connected" and self.connected is None:
-            self.connected = time.perf_counter()
-
     def _on_track(self, track: Any) -> None:
         if track.kind == "video" and self.decodes:
             self._tasks.append(asyncio.create_task(self._read_video(track)))
 
     def _count_video(self, frame: EncodedFrame) -> None:
-        if self.first_frame is None:
-            self.first_frame = time.perf_counter()
-        self.video_frames += 1
+        super()._count_video(frame)
         self.video_bytes += len(frame.data)
-
-    def _count_audio(self, _frame: EncodedFrame) -> None:
-        self.audio_frames += 1
 
     async def _read_video(self, track: Any) -> None:
         assert self.made_at is not None
@@ -213,16 +164,9 @@ class Watcher:
     def latencies_since(self, t0: float) -> list[float]:
         return sorted(latency for seen, latency in self.latencies if seen >= t0)
 
-    async def wait_frames(self, count: int, timeout: float = WAIT) -> None:
-        deadline = time.monotonic() + timeout
-        while self.video_frames < count or (self.decodes and not self.latencies):
-            if time.monotonic() > deadline:
-                raise BenchError(
-                    f"viewer {self.sub}: {self.video_frames} video and {self.audio_frames} audio "
-                    f"frames after {timeout} s "
-                    f"(connection {self.pc.connectionState})"
-                )
-            await asyncio.sleep(0.01)
+    def has_frames(self, count: int) -> bool:
+        # A decoding viewer has read the number of one frame at least.
+        return super().has_frames(count) and (not self.decodes or bool(self.latencies))
 
     # ---- direct, peer to peer (no server) ---------------------------------------------------
 
@@ -233,42 +177,6 @@ class Watcher:
         self.prepare()
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await classroom.pc.setRemoteDescription(self.pc.localDescription)
-
-    # ---- WHEP -------------------------------------------------------------------------------
-
-    async def join(self, http: httpx.AsyncClient, base: str) -> None:
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
-        self.prepare()
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        self.posted = time.perf_counter()
-        response = await http.post(
-            f"{base}/rooms/{ROOM}/whep?source=live",
-            content=self.pc.localDescription.sdp,
-            headers={
-                "authorization": f"Bearer {token(self.sub)}",
-                "content-type": "application/sdp",
-            },
-        )
-        self.answered = time.perf_counter()
-        if response.status_code != 201:
-            await self.pc.close()
-            raise BenchError(f"WHEP POST: HTTP {response.status_code} {response.text[:300]}")
-        self.location = response.headers["location"]
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
-
-    async def leave(self, http: httpx.AsyncClient | None = None, base: str = "") -> None:
-        try:
-            if http is not None and self.location:
-                response = await http.delete(
-                    base + self.location, headers={"authorization": f"Bearer {token(self.sub)}"}
-                )
-                if response.status_code != 200:
-                    raise BenchError(f"WHEP DELETE: HTTP {response.status_code} {response.text}")
-        finally:
-            for task in self._tasks:
-                task.cancel()
-            await self.pc.close()
 
 
 class Member:
@@ -325,50 +233,6 @@ async def publish(http: httpx.AsyncClient, base: str, classroom: Classroom) -> N
     await classroom.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
 
 
-async def gather_limited(coroutines: list[Any], limit: int = JOIN_CONCURRENCY) -> None:
-    """Run `coroutines`, `limit` at a time, all to the end; raise the first error, if any."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(coroutine: Any) -> Any:
-        async with semaphore:
-            return await coroutine
-
-    results = await asyncio.gather(*(one(c) for c in coroutines), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-
-
-class Meter:
-    """CPU over a window: the server's (utime + stime from /proc/PID/stat), this process's
-    (all its threads), and everyone else's on the machine (/proc/stat minus both)."""
-
-    def __init__(self, proc: infra.Proc) -> None:
-        self.proc = proc
-        self.t0 = time.perf_counter()
-        self.busy0 = infra.machine_busy_seconds()
-        self.server0 = proc.cpu_seconds()
-        self.own0 = time.process_time()
-
-    def read(self) -> dict[str, float]:
-        wall = time.perf_counter() - self.t0
-        server = self.proc.cpu_seconds() - self.server0
-        own = time.process_time() - self.own0
-        other = infra.machine_busy_seconds() - self.busy0 - server - own
-        return {
-            "seconds": wall,
-            "server_cores": server / wall,
-            "bench_cores": own / wall,
-            "other_cores": max(0.0, other / wall),
-        }
-
-
-async def quiet(proc: infra.Proc, max_wait: float) -> float:
-    """Wait (at most `max_wait` s) for the machine's other work to use < 0.3 cores; the outside
-    load of the last second (infra.wait_for_quiet, off the event loop: the peers keep going)."""
-    return await asyncio.to_thread(infra.wait_for_quiet, [proc], 0.3, max_wait)
-
-
 def paired_difference(a: Watcher, b: Watcher, t0: float) -> float:
     """The median over 1 s buckets of p50(b) - p50(a): what the server adds, robust to outside
     load that comes and goes during the window (both pipelines see the same bucket)."""
@@ -389,14 +253,7 @@ def paired_difference(a: Watcher, b: Watcher, t0: float) -> float:
 
 
 def summary(values_s: list[float]) -> dict[str, float]:
-    ordered = sorted(values_s)
-    return {
-        "n": len(ordered),
-        "p50_ms": 1000 * percentile(ordered, 0.5),
-        "p95_ms": 1000 * percentile(ordered, 0.95),
-        "p99_ms": 1000 * percentile(ordered, 0.99),
-        "max_ms": 1000 * ordered[-1] if ordered else math.inf,
-    }
+    return stats.summary(values_s, (0.5, 0.95, 0.99))
 
 
 @dataclass
@@ -450,13 +307,7 @@ class Bench:
         return f"bench:{kind}{self.serial}"
 
     async def start(self) -> None:
-        self.proc = await asyncio.to_thread(
-            self.stack.cocoach,
-            "live",
-            None,
-            COCOACH_MEDIA_HOST_ADDRESSES="127.0.0.1",
-            COCOACH_MEDIA_REMOTE_NETWORKS="loopback",
-        )
+        self.proc = await start_server(self.stack, "live")
         self.base = self.proc.base
         await asyncio.to_thread(infra.create_room, self.base, ROOM)
         self.member = await Member.connect(self.base)
@@ -494,7 +345,7 @@ class Bench:
             await direct.wait_frames(10)
             await self.watcher.wait_frames(10)
             await asyncio.sleep(WARM_UP)
-            outside = await quiet(self.proc, 20.0)
+            outside = await quiet([self.proc], 20.0)
             self.log(f"latency: measuring {self.args.seconds:.0f} s, direct and through the server")
             t0 = time.perf_counter()
             meter = Meter(self.proc)
@@ -522,7 +373,7 @@ class Bench:
 
     async def joins(self) -> None:
         await asyncio.sleep(1.0)  # the lesson live for a while, past its first key frame
-        outside = await quiet(self.proc, 10.0)
+        outside = await quiet([self.proc], 10.0)
         meter = Meter(self.proc)
         totals, answers, connects, firsts, ages = [], [], [], [], []
         for i in range(self.args.joins):
@@ -579,7 +430,7 @@ class Bench:
 
     async def measure(self, n: int, counted: list[Watcher]) -> Step:
         viewers = [self.watcher, *counted] if n > 0 else []
-        outside = await quiet(self.proc, 5.0)
+        outside = await quiet([self.proc], 5.0)
         frames0 = [v.video_frames for v in viewers]
         bytes0 = [v.video_bytes for v in counted]
         audio0 = sum(v.audio_frames for v in viewers)
@@ -701,8 +552,7 @@ def report(r: Results) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> Results:
-    stack = infra.Stack(keep=args.keep_logs)
-    try:
+    with cli.stack(args.keep_logs) as stack:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
             bench = Bench(args, stack, http)
             try:
@@ -712,19 +562,11 @@ async def main_async(args: argparse.Namespace) -> Results:
                 await bench.cpu()
             finally:
                 await bench.stop()
-        if args.keep_logs:
-            print(f"logs kept in {stack.directory}", file=sys.stderr)
         return bench.results
-    finally:
-        stack.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.live",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m bench.live", __doc__)
     parser.add_argument(
         "--viewers",
         type=lambda s: [int(n) for n in s.split(",")],
@@ -735,20 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=8.0, help="seconds of CPU per step")
     parser.add_argument("--joins", type=int, default=20, help="mid-lesson joins timed")
     parser.add_argument("--size", default="640x360", help="the classroom's picture, WxH")
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--keep-logs", action="store_true")
-    parser.add_argument("--max-seconds", type=float, default=240.0)
+    cli.output_options(parser, max_seconds=240.0)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-    async def bounded() -> Results:
-        async with asyncio.timeout(args.max_seconds):
-            return await main_async(args)
-
-    results = asyncio.run(bounded())
+    results = cli.run(main_async, args)
     print(report(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(asdict(results), indent=2))
+    cli.write_json(args.json, asdict(results))
     return 0
 
 

@@ -47,12 +47,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
-import os
 import random
 import shutil
-import signal
 import statistics
 import sys
 import time
@@ -66,11 +63,14 @@ from typing import Any
 import httpx
 import msgspec
 import websockets
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, rtcrtpreceiver
+from aiortc import rtcrtpreceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench import infra, profiling
-from bench.fanout import percentile
+from bench.kit import BenchError, cli
+from bench.kit.cpu import Meter, quiet
+from bench.kit.stats import percentile, summary
+from bench.kit.whep import WAIT, WhepViewer, gather_limited, start_server
 from server.library.clip import WEBM_VP8, ClipSpec, read_frame_number, write_clip
 from server.media.ice import offer_host_addresses
 from server.media.pacing import EPSILON
@@ -83,15 +83,9 @@ SECONDS = 60
 ROOM = "lesson"
 VIDEO = "vbench"
 HTTP_TIMEOUT = 15.0
-WAIT = 10.0  # the longest any single expected event may take before the phase fails
-JOIN_CONCURRENCY = 8
 
 # Every peer connection in this process offers loopback only (DESIGN §3).
 offer_host_addresses(["127.0.0.1"])
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 # ---- counting instead of decoding ---------------------------------------------------------------
@@ -120,38 +114,17 @@ rtcrtpreceiver.decoder_worker = _decoder_worker
 
 
 @dataclass(eq=False)
-class Viewer:
+class Viewer(WhepViewer):
     """A receive-only WHEP viewer. `decode=False`: counts encoded frames, decodes nothing."""
 
-    sub: str
+    room = ROOM
+
     decode: bool
-    pc: RTCPeerConnection = field(
-        default_factory=lambda: RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    )
-    video_frames: int = 0
-    audio_frames: int = 0
     last: int | None = None  # the last frame number decoded (decoding viewers)
-    posted: float = 0.0  # perf_counter times
-    answered: float | None = None
-    connected: float | None = None
-    first_frame: float | None = None
-    location: str = ""
     _target: tuple[Callable[[int], bool], asyncio.Future[tuple[float, int]]] | None = None
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_state)
-
-    @property
-    def token(self) -> str:
-        return infra.coach_token(ROOM, self.sub)
-
-    def _on_state(self) -> None:
-        if self.pc.connectionState == "connected" and self.connected is None:
-            self.connected = time.perf_counter()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
+        # The counting sinks run in aiortc's receiver threads; only they write the counters.
         queue = track._queue  # type: ignore[attr-defined]
         if track.kind == "audio":
             _SINKS[queue] = self._count_audio
@@ -159,15 +132,6 @@ class Viewer:
             self._tasks.append(asyncio.create_task(self._read_video(track)))
         else:
             _SINKS[queue] = self._count_video
-
-    # These two run in aiortc's receiver threads; only they write their counters.
-    def _count_audio(self, _frame: Any) -> None:
-        self.audio_frames += 1
-
-    def _count_video(self, _frame: Any) -> None:
-        if self.first_frame is None:
-            self.first_frame = time.perf_counter()
-        self.video_frames += 1
 
     async def _read_video(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -191,61 +155,6 @@ class Viewer:
         future: asyncio.Future[tuple[float, int]] = asyncio.get_running_loop().create_future()
         self._target = (check, future)
         return future
-
-    async def join(self, http: httpx.AsyncClient, base: str) -> None:
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        self.posted = time.perf_counter()
-        response = await http.post(
-            f"{base}/rooms/{ROOM}/whep",
-            content=self.pc.localDescription.sdp,
-            headers={"authorization": f"Bearer {self.token}", "content-type": "application/sdp"},
-        )
-        self.answered = time.perf_counter()
-        if response.status_code != 201:
-            await self.pc.close()
-            raise BenchError(f"WHEP POST: HTTP {response.status_code} {response.text[:300]}")
-        self.location = response.headers["location"]
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
-
-    async def wait_frames(self, count: int, timeout: float = WAIT) -> None:
-        deadline = time.monotonic() + timeout
-        while self.video_frames < count:
-            if time.monotonic() > deadline:
-                raise BenchError(
-                    f"viewer {self.sub}: {self.video_frames} frames after {timeout} s "
-                    f"(connection {self.pc.connectionState})"
-                )
-            await asyncio.sleep(0.01)
-
-    async def leave(self, http: httpx.AsyncClient, base: str) -> None:
-        try:
-            if self.location:
-                response = await http.delete(
-                    base + self.location, headers={"authorization": f"Bearer {self.token}"}
-                )
-                if response.status_code != 200:
-                    raise BenchError(f"WHEP DELETE: HTTP {response.status_code} {response.text}")
-        finally:
-            for task in self._tasks:
-                task.cancel()
-            await self.pc.close()
-
-
-async def gather_limited(coroutines: list[Any], limit: int = JOIN_CONCURRENCY) -> list[Any]:
-    """Run `coroutines`, `limit` at a time, all to the end; raise the first error, if any."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(coroutine: Any) -> Any:
-        async with semaphore:
-            return await coroutine
-
-    results = await asyncio.gather(*(one(c) for c in coroutines), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
 
 
 async def join_viewers(
@@ -433,17 +342,6 @@ async def seed(data: Path, clip: Path) -> None:
         await store.close()
 
 
-def fds(proc: infra.Proc) -> int:
-    return len(os.listdir(f"/proc/{proc.pid}/fd"))
-
-
-def threads(proc: infra.Proc) -> int:
-    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    return 0
-
-
 @dataclass
 class Window:
     seconds: float
@@ -457,23 +355,20 @@ class Window:
 
 
 async def measure(proc: infra.Proc, seconds: float, viewers: list[Viewer]) -> Window:
-    busy0, cpu0, own0 = infra.machine_busy_seconds(), proc.cpu_seconds(), time.process_time()
     video0 = [v.video_frames for v in viewers]
     audio0 = [v.audio_frames for v in viewers]
-    t0 = time.perf_counter()
+    meter = Meter(proc)
     rss = []
-    while (left := t0 + seconds - time.perf_counter()) > 0:
+    while (left := meter.t0 + seconds - time.perf_counter()) > 0:
         await asyncio.sleep(min(0.5, left))
         rss.append(proc.rss_bytes())
-    wall = time.perf_counter() - t0
-    server = proc.cpu_seconds() - cpu0
-    own = time.process_time() - own0
-    other = infra.machine_busy_seconds() - busy0 - server - own
+    cpu = meter.read()
+    wall = cpu["seconds"]
     return Window(
         seconds=wall,
-        server_cores=server / wall,
-        bench_cores=own / wall,
-        other_cores=max(0.0, other / wall),
+        server_cores=cpu["server_cores"],
+        bench_cores=cpu["bench_cores"],
+        other_cores=cpu["other_cores"],
         fps=[(v.video_frames - n) / wall for v, n in zip(viewers, video0, strict=True)],
         audio_pps=[(v.audio_frames - n) / wall for v, n in zip(viewers, audio0, strict=True)],
         rss_median=int(statistics.median(rss)),
@@ -570,16 +465,6 @@ class Results:
     coach_errors: list[Any] = field(default_factory=list)
 
 
-def summary(values_s: list[float]) -> dict[str, float]:
-    ordered = sorted(values_s)
-    return {
-        "n": len(ordered),
-        "p50_ms": 1000 * percentile(ordered, 0.5),
-        "p95_ms": 1000 * percentile(ordered, 0.95),
-        "max_ms": 1000 * ordered[-1] if ordered else math.inf,
-    }
-
-
 class Bench:
     def __init__(
         self, args: argparse.Namespace, stack: infra.Stack, http: httpx.AsyncClient, clip: Path
@@ -601,13 +486,7 @@ class Bench:
         self.servers += 1
         name = f"media{self.servers}"
         await seed(self.stack.directory / f"data-{name}", self.clip)
-        self.proc = await asyncio.to_thread(
-            self.stack.cocoach,
-            name,
-            None,
-            COCOACH_MEDIA_HOST_ADDRESSES="127.0.0.1",
-            COCOACH_MEDIA_REMOTE_NETWORKS="loopback",
-        )
+        self.proc = await start_server(self.stack, name)
         self.base = self.proc.base
         self.coach = await Coach.connect(self.base)
         await self.warm_up()
@@ -654,8 +533,8 @@ class Bench:
             row = {
                 "cycle": cycle,
                 "rss_mib": rss / 2**20,
-                "fds": fds(self.proc),
-                "threads": threads(self.proc),
+                "fds": self.proc.fds(),
+                "threads": self.proc.threads(),
             }
             self.results.cycles.append(row)
             self.log(f"cycles: {row}")
@@ -685,7 +564,7 @@ class Bench:
     async def step(self, n: int) -> None:
         await self.coach.restart(2.0)
         await self.coach.steady()
-        await asyncio.to_thread(infra.wait_for_quiet, [self.proc], 0.3, 10.0)
+        await quiet([self.proc], 10.0)
         idle = await measure(self.proc, 5.0, [])
         idle_rss = await infra.settled_rss(self.proc)
         t0 = time.perf_counter()
@@ -1022,8 +901,7 @@ PHASES = ("cycles", "viewers", "join", "seek", "skew")
 
 
 async def main_async(args: argparse.Namespace) -> Results:
-    stack = infra.Stack(keep=args.keep_logs)
-    try:
+    with cli.stack(args.keep_logs) as stack:
         clip = Path(args.clip) if args.clip else stack.directory / "lesson.webm"
         if not clip.is_file():
             started = time.perf_counter()
@@ -1044,19 +922,11 @@ async def main_async(args: argparse.Namespace) -> Results:
                     await bench.viewers()
             finally:
                 await bench.stop_server()
-        if args.keep_logs:
-            print(f"logs kept in {stack.directory}", file=sys.stderr)
         return bench.results
-    finally:
-        stack.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.media",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("python -m bench.media", __doc__)
     parser.add_argument(
         "--viewers",
         type=lambda s: [int(n) for n in s.split(",")],
@@ -1074,25 +944,16 @@ def main(argv: list[str] | None = None) -> int:
         "--only", type=lambda s: s.split(","), default=list(PHASES), help=",".join(PHASES)
     )
     parser.add_argument("--clip", help="cache the generated lesson in this file and reuse it")
-    parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument(
         "--profile", help="py-spy the server during the largest viewers step, into this directory"
     )
-    parser.add_argument("--keep-logs", action="store_true")
-    parser.add_argument("--max-seconds", type=float, default=480.0)
+    cli.output_options(parser, max_seconds=480.0)
     args = parser.parse_args(argv)
     if unknown := set(args.only) - set(PHASES):
         parser.error(f"unknown phases {sorted(unknown)}")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-    async def bounded() -> Results:
-        async with asyncio.timeout(args.max_seconds):
-            return await main_async(args)
-
-    results = asyncio.run(bounded())
+    results = cli.run(main_async, args)
     print(report(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(asdict(results), indent=2))
+    cli.write_json(args.json, asdict(results))
     return 0
 
 

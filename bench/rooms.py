@@ -33,8 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +46,9 @@ import redis.asyncio as aioredis
 from pycrdt import Array, Doc, Map, Text, get_update
 
 from bench import infra
+from bench.kit import cli
+from bench.kit.cpu import Meter
+from bench.kit.stats import summary
 from bench.yproto import ADAPTERS, YClient, connect
 from server.documents.rules import ChangeWatch, declare_roots
 from server.sync.doclog import Loaded
@@ -189,20 +190,6 @@ class ModeResult:
     errors: list[str] = field(default_factory=list)
 
 
-def stats(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def rank(q: float) -> float:
-        return ordered[max(1, math.ceil(q * len(ordered))) - 1]
-
-    return {
-        "n": len(ordered),
-        "p50_ms": 1000 * rank(0.5),
-        "p95_ms": 1000 * rank(0.95),
-        "max_ms": 1000 * ordered[-1],
-    }
-
-
 async def timed_join(base: str, room: str, sub: str) -> tuple[float, YClient]:
     started = time.perf_counter()
     client = await connect(ADAPTER, base, room, infra.coach_token(room, sub))
@@ -253,25 +240,20 @@ async def run_mode(mode: str, per_kind: int) -> ModeResult:
             elapsed, client = await timed_join(fresh.base, log_ids[0], "bench:again")
             handshakes.append(elapsed)
             await client.close()
-        result.handshake_ms = stats(handshakes)
+        result.handshake_ms = summary(handshakes)
         baseline = await infra.settled_rss(fresh)
         result.rss_baseline_mib = baseline / 2**20
 
         loads: dict[str, list[float]] = {"log": [], "snap": []}
-        busy0, own0, wall0 = (
-            infra.machine_busy_seconds(),
-            infra.own_cpu_seconds(stack.procs),
-            time.perf_counter(),
-        )
+        meter = Meter(*stack.procs)
         for log_room, snap_room in zip(log_ids[WARM_ROOMS:], snap_ids, strict=True):
             for kind, room in (("log", log_room), ("snap", snap_room)):
                 elapsed, client = await timed_join(fresh.base, room, "bench:first")
                 loads[kind].append(elapsed)
                 clients.append(client)
-        other = (infra.machine_busy_seconds() - busy0) - (infra.own_cpu_seconds(stack.procs) - own0)
-        result.other_cores = max(0.0, other / (time.perf_counter() - wall0))
-        result.log_rooms.update(stats(loads["log"]))
-        result.snapshot_rooms.update(stats(loads["snap"]))
+        result.other_cores = meter.read()["other_cores"]
+        result.log_rooms.update(summary(loads["log"]))
+        result.snapshot_rooms.update(summary(loads["snap"]))
         loaded = await infra.settled_rss(fresh)
         measured = log_ids[WARM_ROOMS:] + snap_ids
         for room in measured:  # one at a time: the RSS step is per connection, not per burst
@@ -503,24 +485,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.rooms", description=__doc__)
+    parser = cli.parser("python -m bench.rooms", __doc__)
     parser.add_argument("--mode", choices=["embedded", "redis", "both"], default="both")
     parser.add_argument("--rooms", type=int, default=20, help="rooms of each kind (log, snapshot)")
     parser.add_argument(
         "--copies", type=int, default=50, help="rooms for the replicas-alone figure"
     )
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--max-seconds", type=float, default=600.0)
+    cli.output_options(parser, max_seconds=600.0, keep_logs=False)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-    async def bounded() -> dict[str, Any]:
-        async with asyncio.timeout(args.max_seconds):
-            return await main_async(args)
-
-    data = asyncio.run(bounded())
-    if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=2))
+    cli.write_json(args.json, cli.run(main_async, args))
     return 0
 
 

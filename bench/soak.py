@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ import websockets
 from pycrdt import Array, Doc, Map
 
 from bench import infra
-from bench.fanout import MARK, PLACEHOLDER, STAMP_WIDTH, percentile
+from bench.kit.stamps import note_text, split, stamped, stamps
+from bench.kit.stats import percentile
 from bench.yproto import YClient, YWebsocket, connect, sync_message
 from server.rooms.roles import Role
 from server.tokens import mint
@@ -38,7 +38,7 @@ KEEP = 20  # notes a writer keeps: it deletes the one from KEEP steps ago, so co
 
 def build_frames(room: str, author: str, count: int) -> list[tuple[bytes, bytes]]:
     """Update frames that each add a note and delete the one from KEEP steps earlier, split
-    around the send-time placeholder (see bench/fanout.py)."""
+    around the send-time placeholder (bench/kit/stamps.py)."""
     doc: Doc[Any] = Doc()
     timeline = doc.get("timeline", type=Map)
     updates: list[bytes] = []
@@ -49,7 +49,7 @@ def build_frames(room: str, author: str, count: int) -> list[tuple[bytes, bytes]
             timeline[f"n{seq:06d}"] = Map(
                 {
                     "start": float(seq % 3600),
-                    "text": f"soak {MARK.decode()}{PLACEHOLDER.decode()}#{seq:08d}",
+                    "text": note_text("soak", seq),
                     "tags": Array(["soak"]),
                     "author": author,
                     "created": time.time(),
@@ -57,9 +57,7 @@ def build_frames(room: str, author: str, count: int) -> list[tuple[bytes, bytes]
             )
             if seq >= KEEP:
                 del timeline[f"n{seq - KEEP:06d}"]
-        frame = ADAPTER.prefix(room) + sync_message(2, updates[-1])
-        at = frame.index(MARK + PLACEHOLDER) + len(MARK)
-        frames.append((frame[:at], frame[at + STAMP_WIDTH :]))
+        frames.append(split(ADAPTER.prefix(room) + sync_message(2, updates[-1])))
     return frames
 
 
@@ -73,15 +71,10 @@ class SoakRoom:
     seen: set[int] = field(default_factory=set)
 
     def on_update(self, now: float, update: bytes, minute: list[float]) -> None:
-        pos = update.find(MARK)
-        while pos != -1:
-            start = pos + len(MARK)
-            stamp = float(update[start : start + STAMP_WIDTH])
-            seq = int(update[start + STAMP_WIDTH + 1 : start + STAMP_WIDTH + 9])
+        for seq, stamp in stamps(update):
             if seq not in self.seen and stamp >= self.reader_since:
                 self.seen.add(seq)
                 minute.append(now - stamp)
-            pos = update.find(MARK, start)
 
 
 @dataclass
@@ -95,18 +88,6 @@ class Sample:
     threads: list[int]
     redis_mb: float
     errors: int
-
-
-def fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def threads(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Soak:
@@ -150,7 +131,7 @@ class Soak:
                 return
             assert room.writer is not None
             try:
-                await room.writer.send_frame(head + b"%017.6f" % time.perf_counter() + tail)
+                await room.writer.send_frame(stamped(head, tail, time.perf_counter()))
             except websockets.ConnectionClosed:
                 self.errors += 1
                 return
@@ -192,8 +173,8 @@ class Soak:
                 p50_ms=1000 * percentile(window, 0.50),
                 p99_ms=1000 * percentile(window, 0.99),
                 rss_mb=[w.rss_bytes() / 2**20 for w in self.workers],
-                fds=[fds(w.pid) for w in self.workers],
-                threads=[threads(w.pid) for w in self.workers],
+                fds=[w.fds() for w in self.workers],
+                threads=[w.threads() for w in self.workers],
                 redis_mb=memory["used_memory"] / 2**20,
                 errors=self.errors,
             )

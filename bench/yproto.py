@@ -25,32 +25,12 @@ from typing import Any, ClassVar
 import websockets
 from pycrdt import Doc
 
-from server import yjs_wire
+# The load generator shares the server's codec (tests/yclient.py deliberately does not).
+from server.yjs_wire import MessageType, Reader, SyncType, var_bytes
 
-SYNC, AWARENESS, AUTH, QUERY_AWARENESS = 0, 1, 2, 3
+SYNC, AUTH = MessageType.SYNC, MessageType.AUTH
 HP_SYNC_STATUS = 8  # Hocuspocus only: the server's ack of each update
-STEP1, STEP2, UPDATE = 0, 1, 2
-
-
-# The load generator may share the server's encoder (tests/yclient.py deliberately does not).
-var_uint = yjs_wire.var_uint
-var_bytes = yjs_wire.var_bytes
-
-
-def read_uint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
-    length, pos = read_uint(data, pos)
-    return data[pos : pos + length], pos + length
+STEP1, STEP2, UPDATE = SyncType.STEP1, SyncType.STEP2, SyncType.UPDATE
 
 
 def sync_message(kind: int, payload: bytes) -> bytes:
@@ -73,8 +53,9 @@ class Adapter:
         """Messages the client sends before its step1."""
         return []
 
-    def auth(self, body: bytes, pos: int) -> str | None:
-        """An auth message's meaning: None if it is a success, else why we were refused."""
+    def auth(self, body: Reader) -> str | None:
+        """An auth message's meaning (`body` read past its type): None if it is a success, else
+        why we were refused."""
         raise NotImplementedError
 
 
@@ -84,11 +65,10 @@ class YWebsocket(Adapter):
     def url(self, base: str, room: str, token: str) -> str:
         return f"{base.replace('http', 'ws', 1)}/yjs/{room}?token={token}"
 
-    def auth(self, body: bytes, pos: int) -> str | None:
+    def auth(self, body: Reader) -> str | None:
         # y-protocols auth: the only message is 0 = permission denied, with a reason.
-        _kind, pos = read_uint(body, pos)
-        reason, _ = read_bytes(body, pos)
-        return reason.decode(errors="replace")
+        body.var_uint("auth message type")
+        return body.var_bytes("auth reason").decode(errors="replace")
 
 
 class Hocuspocus(Adapter):
@@ -104,13 +84,12 @@ class Hocuspocus(Adapter):
     def opening(self, room: str, token: str) -> list[bytes]:
         return [self.prefix(room) + bytes([AUTH, 0]) + var_bytes(token.encode())]
 
-    def auth(self, body: bytes, pos: int) -> str | None:
-        kind, pos = read_uint(body, pos)
+    def auth(self, body: Reader) -> str | None:
+        kind = body.var_uint("auth message type")
         if kind == 2:  # authenticated (scope follows)
             return None
         if kind == 1:
-            reason, _ = read_bytes(body, pos)
-            return reason.decode(errors="replace")
+            return body.var_bytes("auth reason").decode(errors="replace")
         return f"unexpected auth message {kind}"
 
 
@@ -171,11 +150,12 @@ class YClient:
             self.closed = (self.ws.close_code, self.ws.close_reason or "")
 
     def _handle(self, now: float, frame: bytes) -> None:
-        pos = len(self.prefix)
-        kind, pos = read_uint(frame, pos)
+        reader = Reader(frame)
+        reader.pos = len(self.prefix)
+        kind = reader.var_uint("message type")
         if kind == SYNC:
-            sync, pos = read_uint(frame, pos)
-            payload, _ = read_bytes(frame, pos)
+            sync = reader.var_uint("sync message type")
+            payload = reader.var_bytes("sync payload")
             if sync == STEP1:
                 reply = self.prefix + sync_message(STEP2, self.doc.get_update(payload))
                 task = asyncio.create_task(self.ws.send(reply))
@@ -189,7 +169,7 @@ class YClient:
                 self.synced_at = now
                 self.synced.set()
         elif kind == AUTH:
-            problem = self.adapter.auth(frame, pos)
+            problem = self.adapter.auth(reader)
             if problem is not None:
                 self.denied.append(problem)
         elif kind == HP_SYNC_STATUS:
