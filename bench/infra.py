@@ -40,6 +40,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+WORKER_STARTED = "cocoach worker process "  # server/supervisor.py says so
+
+
 @dataclass
 class Proc:
     name: str
@@ -49,6 +52,11 @@ class Proc:
 
     @property
     def pid(self) -> int:
+        """The process doing the work: for `cocoach serve`, the worker its supervisor started
+        (the latest, should it have been restarted), not the supervisor itself."""
+        started = self.log_lines(WORKER_STARTED)
+        if started:
+            return int(started[-1].split(WORKER_STARTED, 1)[1].split()[0])
         return self.popen.pid
 
     def cpu_seconds(self) -> float:
