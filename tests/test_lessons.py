@@ -14,14 +14,26 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from pycrdt import Array, Doc, Map, Text
 
 from server.documents.lessons import Lesson, bindings, lesson_at, read_lessons
 from server.documents.rules import declare_roots
+from server.sync.redis_store import RedisStore
 from server.sync.sqlite_doclog import SqliteDocLog
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord, VideoRecord
-from tests.support import ADMIN_KEY, TIMEOUT, Running, make_settings, serve_in_process, token
+from tests.support import (
+    ADMIN_KEY,
+    TIMEOUT,
+    RedisServer,
+    Running,
+    WorkerProcess,
+    make_settings,
+    serve_in_process,
+    token,
+)
+from tests.test_multiworker import create_room, workers  # noqa: F401  (fixture)
 from tests.yclient import ydoc
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -229,3 +241,31 @@ async def test_an_old_rooms_notes_are_migrated_to_their_lessons(
         async with ydoc(server.base, "r1", token("r1", "observer", "Obi")) as obi:
             assert obi.meta["schema"] == 2
             assert set(obi.doc.get("lessons", type=Map).keys()) == {UPLOAD, RECORDING}
+
+
+async def test_an_admin_brings_a_lesson_back_on_every_worker(
+    workers: list[WorkerProcess],  # noqa: F811
+    redis: RedisServer,
+) -> None:
+    one, two = workers
+    room = create_room(one.base)
+    client = aioredis.Redis.from_url(redis.url)
+    try:
+        store = RedisStore(client)
+        for record in (video(UPLOAD, 9000.0), video(RECORDING, 9500.0, room=room)):
+            await store.put_video(record)
+    finally:
+        await client.aclose()
+    async with (
+        ydoc(one.base, room, token(room, "teacher", "Tess")) as tess,
+        httpx.AsyncClient(base_url=two.base, timeout=TIMEOUT) as http,
+    ):
+        for shown in (RECORDING, UPLOAD):
+            answer = await http.patch(f"/api/rooms/{room}", json={"video": shown}, headers=ADMIN)
+            assert answer.status_code == 200, answer.text
+            await until(lambda shown=shown: tess.meta.get("video") == shown, shown)
+        lessons = tess.doc.get("lessons", type=Map)
+        assert dict(lessons)[RECORDING]["kind"] == "recording"
+        assert set(lessons.keys()) == {UPLOAD, RECORDING}
+        listed = (await http.get(f"/api/rooms/{room}", headers=ADMIN)).json()
+        assert listed["video"] == UPLOAD

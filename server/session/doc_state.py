@@ -287,7 +287,9 @@ class DocState:
             if meta.get("video") != lesson.video:
                 meta["video"] = lesson.video
             lessons = doc.get("lessons", type=Map)
-            if lesson.video not in lessons:
+            known = lessons.get(lesson.video)
+            # Seeding may have listed it from the room record, which cannot tell a recording.
+            if not isinstance(known, dict) or known.get("kind") != lesson.kind:
                 lessons[lesson.video] = lesson.entry()
 
         return self._server_edit(attach)
