@@ -28,7 +28,17 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     (
         "wire formats and foundations",
         frozenset(
-            {"codec", "media_wire", "yjs_wire", "messages", "errors", "settings", "logs", ""}
+            {
+                "codec",
+                "media_wire",
+                "yjs_wire",
+                "messages",
+                "errors",
+                "settings",
+                "logs",
+                "once",
+                "",
+            }
         ),
     ),
 ]

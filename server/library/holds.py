@@ -15,6 +15,7 @@ from pathlib import Path
 
 from server.errors import ServiceUnavailable
 from server.library.child import IngestFailed, run_child
+from server.once import Once
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class HoldFrames:
         self.directory = root / "holds"
         self.nice = nice
         self._made: dict[tuple[int, int], bytes] = {}
-        self._making: dict[tuple[int, int], asyncio.Future[bytes]] = {}
+        self._making: Once[tuple[int, int], bytes] = Once()
 
     async def get(self, width: int, height: int) -> bytes:
         """The hold frame for pictures of this size: from memory, from disk, or made now."""
@@ -39,22 +40,9 @@ class HoldFrames:
         found = self._made.get(key)
         if found is not None:
             return found
-        making = self._making.get(key)
-        if making is not None:
-            return await asyncio.shield(making)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._making[key] = future
-        try:
-            frame = await self._load_or_make(width, height)
-            self._made[key] = frame
-            future.set_result(frame)
-            return frame
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # the waiters re-raise it; this one must not warn
-            raise
-        finally:
-            del self._making[key]
+        frame = await self._making.run(key, lambda: self._load_or_make(width, height))
+        self._made[key] = frame
+        return frame
 
     async def make(self, sizes: list[tuple[int, int]]) -> None:
         """Make (once) the hold frames of these sizes, ahead of any viewer: the missing ones in

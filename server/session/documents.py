@@ -19,6 +19,7 @@ from server.documents.lessons import Lesson, bindings
 from server.documents.rules import declare_roots
 from server.errors import CocoachError, ServiceUnavailable
 from server.metrics import LatencyHistogram
+from server.once import Once
 from server.session.context import Tasks
 from server.session.document import RoomDocument
 from server.settings import Settings
@@ -64,7 +65,7 @@ class Documents:
         # process's log entries for ones it has already applied.
         self.writer_id = f"{worker_id}/{secrets.token_hex(4)}"
         self.open_rooms: dict[str, RoomDocument] = {}
-        self._opening: dict[str, asyncio.Future[RoomDocument]] = {}
+        self._opening: Once[str, RoomDocument] = Once()  # two joiners load a room once
         self._consumers: dict[str, asyncio.Task[None]] = {}
         # Each write carries when its update arrived (perf_counter), for the fan-out metric.
         self._writes: asyncio.Queue[tuple[RoomDocument, bytes, str | None, float]] = asyncio.Queue(
@@ -79,21 +80,7 @@ class Documents:
         document = self.open_rooms.get(record.id)
         if document is not None:
             return document
-        opening = self._opening.get(record.id)
-        if opening is not None:
-            return await asyncio.shield(opening)
-        future: asyncio.Future[RoomDocument] = asyncio.get_running_loop().create_future()
-        self._opening[record.id] = future
-        try:
-            document = await self._load(record)
-            future.set_result(document)
-            return document
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # the waiters re-raise it; this one must not warn
-            raise
-        finally:
-            del self._opening[record.id]
+        return await self._opening.run(record.id, lambda: self._load(record))
 
     async def read(self, room_id: str) -> Doc[Any]:
         """A copy of the room's document for readers (exports): from the replica if this worker
