@@ -106,11 +106,12 @@ async def update_room(request: Request) -> Response:
         shared = worker.orgs.check_shared(worker.orgs.owning(record.org), change.shared)
         record = msgspec.structs.replace(record, shared=shared)
     if change.video is not None:
-        record = msgspec.structs.replace(record, video=change.video)
-        await check_room_video(worker.orgs, worker.store, record)
+        await check_room_video(
+            worker.orgs, worker.store, msgspec.structs.replace(record, video=change.video)
+        )
     if not await worker.store.update_room(record):
         raise RoomNotFound(f"room {record.id!r} does not exist")
-    if change.video is not None:
+    if change.video is not None:  # after: the lesson shown so far is listed first
         # The document says what the pages play: without this the record changed and
         # nothing else did (meta.video wins).
         video = await worker.store.get_video(change.video)

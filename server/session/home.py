@@ -98,8 +98,11 @@ class RoomHome:
         find_lesson: LessonFinder,
         hold_frame: HoldFrames,
         set_video: Callable[[str, str], Coroutine[Any, Any, None]],
+        lesson_attached: Callable[[str, str], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
-        """`set_video(room, video)` makes a finished recording the room's video."""
+        """`set_video(room, video)` makes a finished recording the room's video;
+        `lesson_attached(room, video)` hears that viewers now watch another lesson."""
+        self._lesson_attached = lesson_attached
         self.context = context
         self.id = room_id
         self.title = title
@@ -263,6 +266,9 @@ class RoomHome:
         # the room's own video again changes nothing.
         if self.room is None or self.room.state.video != lesson.video:
             self.submit(AttachVideo(lesson.video, lesson.duration, lesson.fps, time.time()))
+            if self._lesson_attached is not None and self.room is not None:
+                name = f"lesson {self.id}"
+                self.context.spawn(self._lesson_attached(self.id, lesson.video), name)
 
     def _report_live(
         self, live: LiveInfo | None, reason: str | None, recording: str | None

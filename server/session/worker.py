@@ -289,6 +289,9 @@ class Worker:
         """The room shows `lesson` from now on, for everyone on every worker: its record (what
         the admin page lists) and its document (what the pages play) say so."""
         record = await self.current_room_record(room_id)
+        # Opened before the record changes: a room whose document was never loaded lists the
+        # video it showed so far as its first lesson, not the new one.
+        await self.documents.open(record)
         if record.video != lesson.video:
             record = msgspec.structs.replace(record, video=lesson.video)
             if not await self.store.update_room(record):
@@ -296,6 +299,15 @@ class Worker:
             self._records[room_id] = record
         await self.documents.attach_lesson(record, lesson)
         return record
+
+    async def lesson_attached(self, room_id: str, video: str) -> None:
+        """The room's home attached another lesson (a member switched `meta.video`): the room
+        record, which the admin page lists, follows."""
+        record = await self.current_room_record(room_id)
+        if record.video != video:
+            changed = msgspec.structs.replace(record, video=video)
+            if await self.store.update_room(changed):
+                self._records[room_id] = changed
 
     async def _lesson_history(self, record: RoomRecord) -> list[Lesson]:
         """The lessons a room has shown, for notes written before they named theirs: the
@@ -354,6 +366,7 @@ class Worker:
             find_lesson=self.lessons.find,
             hold_frame=self.videos.holds.get,
             set_video=self._set_video,
+            lesson_attached=self.lesson_attached,
         )
         on_media = self._media_requests[record.id] = partial(self.media.on_request, home.media)
         # Subscribe before taking the lease: once others can see us as home, intents they

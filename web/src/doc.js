@@ -32,6 +32,8 @@ export class SharedDoc extends Emitter {
   get plan () { return this.doc.getText('plan') }
   get timeline () { return this.doc.getMap('timeline') }
   get meta () { return this.doc.getMap('meta') }
+  /** The room's lessons (video id -> {added, kind}): kept by the server, only read here. */
+  get lessons () { return this.doc.getMap('lessons') }
   get awareness () { return this.provider.awareness }
 
   open () {

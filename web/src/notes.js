@@ -2,6 +2,7 @@
 import * as Y from 'yjs'
 
 const MAX_NOTE_CHARS = 10_000
+const MAX_NAME_CHARS = 200 // the server refuses a longer `authorName`
 
 /** The notes of a timeline as plain objects, sorted by start (then id), skipping broken ones. */
 export function readNotes (timeline) {
@@ -14,6 +15,8 @@ export function readNotes (timeline) {
     const text = get('text')
     const tags = get('tags')
     const replies = get('replies')
+    const video = get('video')
+    const authorName = get('authorName')
     notes.push({
       id,
       map: value instanceof Y.Map ? value : null,
@@ -22,6 +25,10 @@ export function readNotes (timeline) {
       text: text instanceof Y.Text ? text.toString() : typeof text === 'string' ? text : '',
       tags: tags instanceof Y.Array ? tags.toArray().filter((t) => typeof t === 'string') : Array.isArray(tags) ? tags : [],
       author: String(get('author') ?? ''),
+      // The author's name as written: still right after they left the room.
+      authorName: typeof authorName === 'string' && authorName ? authorName : null,
+      // The lesson (video id) it was made on; null in a note from before notes named theirs.
+      video: typeof video === 'string' && video ? video : null,
       created: Number(get('created') ?? 0),
       replies: (replies instanceof Y.Array ? replies.toArray() : Array.isArray(replies) ? replies : [])
         .map((r) => (r instanceof Y.Map ? r.toJSON() : r))
@@ -34,11 +41,20 @@ export function readNotes (timeline) {
 
 const seconds = (t) => Math.round(t * 1000) / 1000
 
+/** The notes of one lesson: those made on it, and any that name none (written before notes
+ * carried their lesson). Without a lesson (a room with no video yet) every note. */
+export function notesOfLesson (notes, lesson) {
+  if (!lesson) return notes
+  return notes.filter((note) => !note.video || note.video === lesson)
+}
+
 /**
- * A new note by `author` at `start` (a range when `end` is given); its id. `extra` keys are
- * set too (the model allows them): a note made during a live lesson names its recording.
+ * A new note by `author` at `start` (a range when `end` is given); its id. It names the lesson
+ * it was made on (`video`: the one on screen, or a live lesson's recording) and the author's
+ * display name (`authorName`), so it stays on its lesson and reads right after they leave.
+ * `extra` keys are set too (the model allows them).
  */
-export function addNote (doc, { start, end = null, tags = [], author, text = '', extra = {} }) {
+export function addNote (doc, { start, end = null, tags = [], author, authorName = null, video = null, text = '', extra = {} }) {
   const id = (crypto.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`)
   const timeline = doc.getMap('timeline')
   doc.transact(() => {
@@ -51,6 +67,8 @@ export function addNote (doc, { start, end = null, tags = [], author, text = '',
     note.set('author', author)
     note.set('created', Date.now() / 1000)
     note.set('replies', new Y.Array())
+    if (video) note.set('video', video)
+    if (authorName) note.set('authorName', authorName.slice(0, MAX_NAME_CHARS))
     for (const [key, value] of Object.entries(extra)) {
       if (value !== null && value !== undefined) note.set(key, value)
     }
@@ -96,14 +114,16 @@ export function toggleTag (doc, map, tag) {
   })
 }
 
-export function addReply (doc, map, author, text) {
+export function addReply (doc, map, author, text, authorName = null) {
   doc.transact(() => {
     let replies = map.get('replies')
     if (!(replies instanceof Y.Array)) {
       replies = new Y.Array()
       map.set('replies', replies)
     }
-    replies.push([{ author, text: text.slice(0, MAX_NOTE_CHARS), created: Date.now() / 1000 }])
+    const reply = { author, text: text.slice(0, MAX_NOTE_CHARS), created: Date.now() / 1000 }
+    if (authorName) reply.authorName = authorName.slice(0, MAX_NAME_CHARS) // as a note's
+    replies.push([reply])
   })
 }
 

@@ -5,6 +5,7 @@ import { playheadAt } from './clock.js'
 import { SharedDoc } from './doc.js'
 import { renderMembers } from './members.js'
 import { PlanEditor } from './plan.js'
+import { LessonSwitcher, readLessons } from './lessons.js'
 import { Earpiece, TalkBack } from './live.js'
 import { startPublishPage } from './publish.js'
 import { FATAL_CLOSES, RoomConnection } from './room.js'
@@ -43,6 +44,7 @@ class Session {
     this.live = null // the live lesson while there is one (docs/live.md)
     this.ended = null // {recording}: a live lesson ended; its recording is being prepared
     this.talkbackHeld = null // {at, wasOn} while the talk-back button or key is down
+    this.shownLesson = null // the lesson the page last showed notes of, to say when it changes
   }
 
   start () {
@@ -62,7 +64,7 @@ class Session {
 
     const colours = colourFor(this.sub)
     this.shared = new SharedDoc(this.base, this.roomId, this.token, {
-      name: String(this.claims.name ?? 'Someone'),
+      name: this.displayName() ?? 'Someone',
       sub: this.sub,
       role: String(this.claims.role ?? ''),
       color: colours.color,
@@ -120,15 +122,16 @@ class Session {
         shared: this.shared,
         canAnnotate: this.canAnnotate,
         sub: this.sub,
-        nameOf: (sub) => this.nameOf(sub),
+        authorName: this.displayName(),
+        nameOf: (sub, written) => this.nameOf(sub, written),
         currentTime: () => this.currentTime(),
         seek: (t) => this.seek(t),
         duration: () => this.duration(),
         announce: (text) => this.announce(text),
         returnFocus: () => this.returnFocus(),
         onNotes: (notes) => this.renderScrubMarks(notes),
-        // A note made during a live lesson names the recording its time belongs to.
-        noteExtras: () => (this.live?.recording ? { video: this.live.recording } : {})
+        // The notes shown, and the lesson a new note is made on: the one on screen.
+        lesson: () => this.currentLesson()
       }, {
         list: $('#timeline-list'),
         composer: $('#composer'),
@@ -138,7 +141,15 @@ class Session {
       this.plan = new PlanEditor($('#plan-editor'), {
         editable: this.canEdit,
         onEscape: () => this.returnFocus(),
-        insertTime: () => formatTime(this.currentTime())
+        insertTime: () => formatTime(this.currentTime()),
+        seek: (t) => this.seek(t) // a moment link: as a note's time does
+      })
+      this.lessons = new LessonSwitcher($('#lessons'), {
+        token: this.token,
+        canChoose: this.canEdit,
+        current: () => this.currentLesson(),
+        live: () => Boolean(this.live),
+        choose: (video) => this.showLesson(video)
       })
       this.bindDocument()
       this.video.source = room.live ? 'live' : null
@@ -155,12 +166,15 @@ class Session {
     if (!this.timeline) return
     this.timeline.bind()
     this.plan.bind(this.shared)
-    // A live lesson's recording becomes meta.video when it ends: watch it when it is ready.
+    // meta.video changes when a live lesson's recording takes over, or when someone chooses
+    // another lesson: watch that one, with its notes.
     this.shared.meta.observe((event) => {
-      if (!event.keysChanged.has('video') || this.live) return
-      const video = this.shared.meta.get('video')
-      if (video && video !== this.videoId && this.video.status !== 'idle' && this.video.status !== 'unsupported') this.video.connect()
+      if (event.keysChanged.has('video')) this.onLessonChanged()
     })
+    const lessons = this.shared.lessons
+    lessons.observe(() => this.lessons.update(readLessons(lessons)))
+    this.lessons.update(readLessons(lessons))
+    this.onLessonChanged()
     const awareness = this.shared.awareness
     awareness.on('change', () => {
       for (const state of awareness.getStates().values()) {
@@ -176,15 +190,68 @@ class Session {
     this.timeline?.schedule()
   }
 
-  nameOf (sub) {
-    if (sub === this.sub) return `${this.names.get(sub) ?? this.claims.name ?? 'You'} (you)`
-    return this.names.get(sub) ?? String(sub).replace(/^user:/, '')
+  /** Our name from the token, what our notes carry as `authorName`. */
+  displayName () {
+    const name = this.claims.name
+    return typeof name === 'string' && name.trim() ? name.trim() : null
+  }
+
+  /** A person's name: the one `written` with their note (right after they left, too), else
+   * the name they go by here (members, cursors), else their id. */
+  nameOf (sub, written = null) {
+    const name = written || this.names.get(sub)
+    if (sub === this.sub) return `${name ?? this.displayName() ?? 'You'} (you)`
+    return name ?? String(sub).replace(/^user:/, '')
   }
 
   memberName (id) {
     if (!id) return null
     if (id === this.room.you?.id) return 'you'
     return this.room.memberName(id) ?? 'someone who has left'
+  }
+
+  // ---- lessons ------------------------------------------------------------------------
+
+  /** The lesson on screen, whose notes the page shows and a new note is made on: during a live
+   * lesson its recording; just after one, the recording until the room names it; else
+   * meta.video. Null in a room with no video (then every note is shown). */
+  currentLesson () {
+    const meta = this.shared?.meta.get('video')
+    return this.live?.recording ?? this.ended?.recording ?? (typeof meta === 'string' && meta ? meta : null)
+  }
+
+  /** Show `video` (one of the room's lessons) to everyone: the room's rules attach it when the
+   * pages ask for it, and every page reconnects to it (onLessonChanged). Needs `edit`. */
+  showLesson (video) {
+    if (!this.canEdit || this.live || !video) return
+    if (this.shared.meta.get('video') !== video) this.shared.meta.set('video', video)
+  }
+
+  onLessonChanged () {
+    const video = this.shared.meta.get('video')
+    // Someone chose another lesson while a recording was being prepared: that one is shown now.
+    if (this.ended && video && video !== this.ended.recording) {
+      this.ended = null
+      this.renderStageMessage()
+    }
+    this.renderLessons()
+    if (!this.live && video && video !== this.videoId && this.video.status !== 'idle' && this.video.status !== 'unsupported') {
+      this.video.connect()
+    }
+  }
+
+  /** Everything that depends on the lesson on screen: its notes, the switcher, the exports. */
+  renderLessons () {
+    const lesson = this.currentLesson()
+    this.timeline?.schedule()
+    this.lessons?.render()
+    this.renderExports()
+    if (lesson !== this.shownLesson) {
+      if (this.shownLesson && lesson && this.lessons?.lessons.length >= 2 && !this.live) {
+        this.toast(`The room shows “${this.lessons.label(lesson)}” now, with its own notes.`)
+      }
+      this.shownLesson = lesson
+    }
   }
 
   // ---- playback -----------------------------------------------------------------------
@@ -247,6 +314,7 @@ class Session {
     if (this.ended && playback.video === this.ended.recording) {
       this.ended = null // the recording is the room's video now: the recorded-lesson view
       this.renderStageMessage()
+      this.renderLessons()
     }
     const cue = $('#cue-text')
     cue.textContent = playback.status === 'waiting'
@@ -263,6 +331,7 @@ class Session {
       const record = await response.json()
       if (videoId !== this.videoId) return
       this.videoInfo = { duration: record.duration, fps: record.fps, title: record.title }
+      this.lessons?.setTitle(videoId, record.title)
       $('#time-total').textContent = record.duration ? formatTime(record.duration) : '–'
       this.timeline?.schedule()
     } catch { /* shown without a length */ }
@@ -310,7 +379,7 @@ class Session {
   }
 
   seek (position) {
-    if (!this.canControl) return
+    if (!this.canControl) return this.toast(`The coach or the teacher moves the lesson; ask them to go to ${formatTime(position)}.`)
     if (this.live) return this.toast('During a live lesson everyone sees the classroom as it happens; the recording can be gone through afterwards.')
     this.intent({ type: 'seek', position: Math.max(0, Math.min(position, this.videoInfo?.duration ?? Infinity)) })
   }
@@ -451,6 +520,7 @@ class Session {
     this.renderLiveControls()
     this.renderOnAir()
     if (this.room.playback) this.onPlayback(this.room.playback)
+    if (this.bound) this.renderLessons() // live, its recording's notes; after, the lesson's
   }
 
   /** "Cora is talking to the teacher", for everyone in the room while talk-back is on air. */
@@ -568,12 +638,23 @@ class Session {
 
   announce (text) { this.toast(text) }
 
+  /** Captions and the summary are of one lesson: the one on screen. The spreadsheet, JSON and
+   * Web Annotations hold the whole room, every note naming its lesson. */
   renderExports () {
     const q = `?token=${encodeURIComponent(this.token)}`
-    const base = `/api/rooms/${encodeURIComponent(this.roomId)}/export`
+    const lesson = this.currentLesson()
+    const one = lesson ? `${q}&video=${encodeURIComponent(lesson)}` : q
+    const room = `/api/rooms/${encodeURIComponent(this.roomId)}`
+    const base = `${room}/export`
+    const key = `${lesson}`
+    if (this._exportsKey === key) return
+    this._exportsKey = key
     $('#exports').replaceChildren(
+      h('p', { class: 'export-heading', text: 'This lesson' }),
+      h('a', { href: `${base}.vtt${one}`, download: '', text: 'Notes as captions (WebVTT)' }),
+      h('a', { href: `${room}/summary${one}`, download: `cocoach-${this.roomId}-summary.json`, text: 'Notes per tag and minute (JSON)' }),
+      h('p', { class: 'export-heading', text: 'The whole room, every lesson' }),
       h('a', { href: `${base}.csv${q}`, download: '', text: 'Notes as a spreadsheet (CSV)' }),
-      h('a', { href: `${base}.vtt${q}`, download: '', text: 'Notes as captions (WebVTT)' }),
       h('a', { href: `${base}.json${q}`, download: '', text: 'Plan and notes (JSON)' }),
       h('a', { href: `${base}.jsonld${q}`, download: '', text: 'Web Annotations (JSON-LD)' })
     )

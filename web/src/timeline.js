@@ -1,20 +1,23 @@
 // The timeline panel: notes beside the video, the composer with one key per tag, and the
 // "shape of the lesson": a lane of coloured marks per tag over the video's length, with counts.
-import { addNote, addReply, deleteNote, readNotes, setNoteText, toggleTag } from './notes.js'
+// A room can hold several lessons: all of this shows the notes of the lesson on screen only.
+import { addNote, addReply, deleteNote, notesOfLesson, readNotes, setNoteText, toggleTag } from './notes.js'
 import { formatTime, h } from './util.js'
 
 const UNTAGGED = { id: '', label: 'No tag', colour: '#6b7280', key: null }
 
 export class TimelineView {
   /**
-   * session: {shared, canAnnotate, sub, nameOf(sub), currentTime(), seek(t), duration(),
-   *           fps(), onNotes(notes)}
+   * session: {shared, canAnnotate, sub, authorName, nameOf(sub, written), currentTime(),
+   *           seek(t), duration(), lesson(), onNotes(notes)}
+   * `lesson()` is the video id whose notes are shown and that a new note is made on.
    */
   constructor (session, elements) {
     this.s = session
     this.el = elements // {list, composer, lanes, status}
     this.items = new Map() // note id -> NoteItem
-    this.notes = []
+    this.notes = [] // the shown lesson's
+    this.otherNotes = 0 // notes of the room's other lessons, not shown
     this.rangeStart = null
     this._unbind = null
     this._scheduled = false
@@ -58,7 +61,9 @@ export class TimelineView {
   }
 
   render () {
-    this.notes = readNotes(this.s.shared.timeline)
+    const all = readNotes(this.s.shared.timeline)
+    this.notes = notesOfLesson(all, this.s.lesson?.() ?? null)
+    this.otherNotes = all.length - this.notes.length
     this.renderComposer()
     const seen = new Set()
     let previous = null
@@ -85,6 +90,9 @@ export class TimelineView {
       }
     }
     this.el.empty.hidden = this.notes.length > 0
+    this.el.empty.textContent = this.otherNotes
+      ? `No notes on this lesson yet (the room's other lessons have ${this.otherNotes}). Press a tag's key (or N) to mark the moment you are watching.`
+      : 'No notes yet. Press a tag\'s key (or N) to mark the moment you are watching.'
     this.renderLanes()
     if (this._focusNext && this.items.has(this._focusNext)) {
       this.items.get(this._focusNext).focusText()
@@ -167,8 +175,14 @@ export class TimelineView {
       if (end - start < 0.05) end = null
       this.cancelRange()
     }
-    const extra = this.s.noteExtras?.() ?? {}
-    const id = addNote(this.s.shared.doc, { start, end, tags, author: this.s.sub, extra })
+    const id = addNote(this.s.shared.doc, {
+      start,
+      end,
+      tags,
+      author: this.s.sub,
+      authorName: this.s.authorName,
+      video: this.s.lesson?.() ?? null // the lesson on screen (live: its recording)
+    })
     this._focusNext = id
     // Now, not on the next frame: the coach types the note's text right after the tag key, and
     // a key pressed before its text box has the focus would be lost.
@@ -251,7 +265,7 @@ class NoteItem {
       event.preventDefault()
       const text = this.replyInput.value.trim()
       if (!text || !this.note?.map) return
-      addReply(this.view.s.shared.doc, this.note.map, this.view.s.sub, text)
+      addReply(this.view.s.shared.doc, this.note.map, this.view.s.sub, text, this.view.s.authorName)
       this.replyInput.value = ''
     })
     this.replyInput.addEventListener('keydown', (event) => {
@@ -274,7 +288,7 @@ class NoteItem {
       ? `${formatTime(note.start, fps)}–${formatTime(note.end, fps)}`
       : formatTime(note.start, fps)
     this.time.setAttribute('aria-label', `Jump to ${this.time.textContent}`)
-    this.author.textContent = s.nameOf(note.author)
+    this.author.textContent = s.nameOf(note.author, note.authorName)
     // Tags: the author toggles them; everyone else sees the ones chosen.
     const tags = this.view.tags()
     const chipKey = JSON.stringify([mine, note.tags, tags.map((t) => t.id + t.colour)])
@@ -314,7 +328,8 @@ class NoteItem {
     if (this._replyKey !== replyKey) {
       this._replyKey = replyKey
       this.replies.replaceChildren(...note.replies.map((r) => h('li', {},
-        h('span', { class: 'reply-author', text: s.nameOf(String(r.author)) }), ' ', String(r.text ?? ''))))
+        h('span', { class: 'reply-author', text: s.nameOf(String(r.author), typeof r.authorName === 'string' ? r.authorName : null) }),
+        ' ', String(r.text ?? ''))))
     }
     this.replyForm.hidden = !s.canAnnotate || note.map === null
   }
