@@ -41,7 +41,8 @@ async function useKey (key) {
   sessionStorage.setItem(KEY, key)
   $('#key-status').textContent = 'Key accepted.'
   $('#work').hidden = false
-  await Promise.all([loadVideos(), loadRooms(), loadFrameworks()])
+  // The rooms' lesson choices list the library's videos: those first.
+  await Promise.all([loadVideos().then(loadRooms), loadFrameworks()])
 }
 
 $('#key-form').addEventListener('submit', (event) => {
@@ -216,8 +217,37 @@ async function loadRooms () {
   const titleOf = (id) => videos.find((v) => v.id === id)?.title ?? id
   $('#rooms').replaceChildren(...rooms.map((room) => h('tr', { dataset: { room: room.id } },
     h('td', {}, room.title, h('br'), h('small', { class: 'hint', text: room.id })),
-    h('td', { text: room.video ? titleOf(room.video) : '–' }),
+    h('td', {}, lessonChoice(room, titleOf)),
     h('td', {}, inviteForm(room)))))
+}
+
+/** The room's lesson, which the admin may change (back) to another ready video of the room's
+ * school: every page in the room then shows it, each lesson with its own notes. */
+function lessonChoice (room, titleOf) {
+  const ready = videos.filter((v) => v.status === 'ready' && (v.org ?? null) === (room.org ?? null))
+  const options = ready.map((v) => h('option', { value: v.id, text: v.title }))
+  if (room.video && !ready.some((v) => v.id === room.video)) {
+    options.unshift(h('option', { value: room.video, text: titleOf(room.video) }))
+  }
+  if (!room.video) options.unshift(h('option', { value: '', text: '–' }))
+  const select = h('select', { 'aria-label': `Lesson shown in ${room.title}` }, ...options)
+  select.value = room.video ?? ''
+  const said = h('small', { class: 'hint', role: 'status' })
+  select.addEventListener('change', async () => {
+    if (!select.value) return
+    try {
+      await json(`/api/rooms/${encodeURIComponent(room.id)}`, {
+        method: 'PATCH',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ video: select.value })
+      })
+      said.textContent = `The room shows “${titleOf(select.value)}” now.`
+    } catch (error) {
+      said.textContent = `Could not change the lesson: ${error.message}`
+      select.value = room.video ?? ''
+    }
+  })
+  return h('div', {}, select, h('br'), said)
 }
 
 function inviteForm (room) {
