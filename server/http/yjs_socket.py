@@ -125,6 +125,7 @@ async def _dispatch(
                 connection.deliver(yjs_wire.permission_denied("malformed: bad state vector"))
         case yjs_wire.SyncStep2(update=update) | yjs_wire.SyncUpdate(update=update):
             problem, store = document.apply_client_update(update, claims.sub, permissions)
+            added = document.content.added  # read now: another client's update may follow
             if problem is not None:
                 log.info("room %s: update from %s refused: %s", document.id, claims.sub, problem)
                 connection.deliver(yjs_wire.permission_denied(problem))
@@ -132,7 +133,7 @@ async def _dispatch(
                 await worker.documents.write(
                     document, update, connection.member_id, received=arrived
                 )
-                bound = document.content.bind_added()  # notes added without their lesson
+                bound = document.content.bind_added(added)  # notes added without their lesson
                 if bound is not None:
                     await worker.documents.write(document, bound, None)
         case yjs_wire.AwarenessUpdate():

@@ -77,7 +77,7 @@ class DocState:
         # leave a gap that Yjs clients hold back and pycrdt does not. Refusing those too keeps
         # every other client in agreement until that client starts a new document.
         self.tainted: set[int] = set()
-        self._added: list[str] = []  # notes the last accepted client update added
+        self.added: set[str] = set()  # notes the last accepted client update added
 
     def take_remote(self, update: bytes, entry_id: str) -> bool:
         """Another worker's entry: committed, and applied to the replica if hot. False for a
@@ -194,8 +194,7 @@ class DocState:
         self, update: bytes, user: str, permissions: frozenset[Permission]
     ) -> tuple[str | None, bool]:
         """Judge and apply one client's update: (why it was refused, whether it must be stored).
-        After an accepted update that added notes without a `video`, `bind_added()` gives them
-        the room's lesson."""
+        `added` then holds the notes it added (see `bind_added`)."""
         try:
             if self.tainted and self._carries(update, self.tainted):
                 return (
@@ -233,26 +232,28 @@ class DocState:
             return problem, False
         self.facts.update(verdict.after)
         self.commit(update)
-        self._added = [n for n in watch.added if n in watch.timeline]
+        self.added = watch.added  # a new set at each reset: safe to keep
         return None, True
 
-    def bind_added(self) -> bytes | None:
-        """The notes the last accepted update added without a `video` get the room's lesson
-        (`meta.video`, what was on screen): a server edit, stored and relayed like any update.
-        Clients set it themselves; this covers one that does not (an older page, a script)."""
-        added, self._added = self._added, []
-        if not added or self.hot is None:
+    def bind_added(self, added: set[str]) -> bytes | None:
+        """The `added` notes (`added` after an accepted update) that have no `video` get the
+        room's lesson (`meta.video`, what was on screen): a server edit, stored and relayed
+        like any update. Clients set it themselves; this covers one that does not (an older
+        page, a script)."""
+        watch = self.watch
+        if not added or watch is None:
             return None
-        timeline = self.hot.get("timeline", type=Map)
-        video = self.hot.get("meta", type=Map).get("video")
+        # The room's video first: on the hot path (a room with no lesson) that is all it costs.
+        video = watch.meta.get("video")
+        if not isinstance(video, str) or not video:
+            return None
+        timeline = watch.timeline
         unbound = [
             note
             for note in added
             if isinstance(value := timeline.get(note), Map) and not value.get("video")
         ]
-        if not unbound or not isinstance(video, str) or not video:
-            return None
-        return self.bind_notes({note: video for note in unbound})
+        return self.bind_notes({note: video for note in unbound}) if unbound else None
 
     def bind_notes(
         self, bound: dict[str, str], history: list[Lesson] | None = None
