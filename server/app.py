@@ -22,6 +22,7 @@ from server.http.routes import routes
 from server.orgs import Orgs
 from server.session.worker import Worker
 from server.settings import Settings
+from server.supervisor import tell_ready
 from server.sync.backend import open_backend
 
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> Starlette:
                 gc.collect()
                 gc.freeze()
                 gc.set_threshold(GC_THRESHOLD, 20, 20)
+                tell_ready()
                 yield
 
     return Starlette(

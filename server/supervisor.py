@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -23,10 +24,10 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 LISTEN_FD = "COCOACH_LISTEN_FD"  # the worker's listening socket, inherited from the supervisor
+READY_FD = "COCOACH_READY_FD"  # the worker writes a byte here once it serves
 SUPERVISOR_PID = "COCOACH_SUPERVISOR_PID"  # the worker dies with its supervisor
-FIRST_DELAY = 0.1  # seconds before a worker that died is started again
+FIRST_DELAY = 0.1  # seconds before a worker that died while serving is started again
 MAX_DELAY = 5.0  # the longest wait between restarts of a worker that keeps dying at start
-STABLE_AFTER = 10.0  # a worker that lived this long died of something new: restart at once
 
 
 def describe(code: int) -> str:
@@ -52,12 +53,21 @@ class Supervisor:
         delay = FIRST_DELAY
         while True:
             started = time.monotonic()
-            self.child = self._start()
-            code = self._wait(self.child)
+            ready_read, ready_write = os.pipe()
+            try:
+                self.child = self._start(ready_write)
+            finally:
+                os.close(ready_write)
+            try:
+                code, served = self._wait(self.child, ready_read)
+            finally:
+                os.close(ready_read)
             if self.stopping:
                 return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
             lived = time.monotonic() - started
-            delay = FIRST_DELAY if lived > STABLE_AFTER else min(MAX_DELAY, delay * 2)
+            # A worker that served died of something that happened to it: start another at
+            # once. One that never got to serve would die again: back off.
+            delay = FIRST_DELAY if served else min(MAX_DELAY, delay * 2)
             self.restarts += 1
             log.error(
                 "the worker process %d stopped (%s) after %.1f s; starting it again in %.1f s",
@@ -78,13 +88,14 @@ class Supervisor:
             time.sleep(0.05)
         return self.stopping
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self, ready_fd: int) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env[LISTEN_FD] = str(self.sock.fileno())
+        env[READY_FD] = str(ready_fd)
         env[SUPERVISOR_PID] = str(os.getpid())
         child = subprocess.Popen(
             self.argv,
-            pass_fds=(self.sock.fileno(),),
+            pass_fds=(self.sock.fileno(), ready_fd),
             env=env,
             # Its own process group: a Ctrl+C reaches the supervisor, which passes it on once
             # (twice would make uvicorn skip the drain).
@@ -93,12 +104,19 @@ class Supervisor:
         print(f"cocoach worker process {child.pid} started", flush=True)
         return child
 
-    def _wait(self, child: subprocess.Popen[bytes]) -> int:
+    def _wait(self, child: subprocess.Popen[bytes], ready_fd: int) -> tuple[int, bool]:
+        """The worker's exit code, and whether it said it was serving before it ended."""
+        served = False
         while True:
-            try:
-                return child.wait()
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            code = child.poll()
+            if code is not None:
+                return code, served
+            if served:
+                time.sleep(0.05)
                 continue
+            readable, _, _ = select.select([ready_fd], [], [], 0.05)
+            if readable:
+                served = os.read(ready_fd, 1) == b"1"
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping:
@@ -124,6 +142,19 @@ def die_with_supervisor() -> None:
         return
     if os.getppid() != int(parent):  # it died before prctl took effect
         os._exit(1)
+
+
+def tell_ready() -> None:
+    """In the worker, once it serves: tell the supervisor (a crash after this is not a worker
+    that cannot start)."""
+    fd = os.environ.pop(READY_FD, None)
+    if fd is None:
+        return
+    try:
+        os.write(int(fd), b"1")
+        os.close(int(fd))
+    except OSError as exc:
+        log.warning("could not tell the supervisor this worker serves: %s", exc)
 
 
 def inherited_socket() -> socket.socket | None:

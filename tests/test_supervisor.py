@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -117,3 +120,28 @@ async def test_sigterm_drains_the_worker_and_stops_the_supervisor(tmp_path: Path
             raise AssertionError("still answering after SIGTERM")
     finally:
         server.kill()
+
+
+def test_a_worker_that_cannot_start_is_retried_ever_more_slowly(tmp_path: Path) -> None:
+    """A worker that dies before it serves would die again at once: the supervisor backs off
+    (0.1 s doubling to 5 s) instead of spinning. One that served is started again at once."""
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "COCOACH_ORGS": "north: ashby; north: brook", "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--data", str(tmp_path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 6 * TIMEOUT
+        while len(re.findall(r"starting it again in ([\d.]+) s", log.read_text())) < 4:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        delays = [float(d) for d in re.findall(r"starting it again in ([\d.]+) s", log.read_text())]
+        assert delays[:4] == [0.2, 0.4, 0.8, 1.6], delays
+    finally:
+        process.kill()
+        process.wait(TIMEOUT)
