@@ -14,7 +14,7 @@ from playwright.async_api import Page, expect
 
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
-from tests.support import Running, serve_in_process
+from tests.support import SLOWNESS, Running, serve_in_process
 from tests.test_web import invite
 from tests.test_web_live import MEDIA, WAIT
 from tests.video_support import library_settings
@@ -57,6 +57,7 @@ async def picture_after(page: Page, since: float, who: str) -> float:
     return time.monotonic() - since
 
 
+@pytest.mark.timeout(240 * SLOWNESS)  # twenty runs of three fresh pages: about 2 minutes here
 async def test_three_pages_see_the_live_lesson_at_once_twenty_times(server: Running) -> None:
     seen: list[tuple[float, float]] = []
     async with chromium(FAKE_MEDIA_ARGS) as browser:
