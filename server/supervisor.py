@@ -4,8 +4,8 @@ SIGKILL) is started again at once on that same socket. Connections that arrive m
 in the socket's backlog; clients that were connected reconnect by themselves, and find their
 rooms as the last worker saved them (it writes ahead: docs/operations.md).
 
-SIGTERM and SIGINT are passed on to the worker once, which drains and exits; the supervisor
-then exits with it. The supervisor itself runs no event loop and imports no media code, so
+SIGTERM and SIGINT (Ctrl+C) are passed on to the worker once, as SIGTERM: it drains and exits,
+and the supervisor then exits with it. The supervisor itself runs no event loop and imports no media code, so
 nothing in it can crash the way a worker can.
 """
 
@@ -124,7 +124,9 @@ class Supervisor:
         self.stopping = True
         child = self.child
         if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+            # SIGTERM either way: uvicorn drains on both, and re-raises SIGINT at its end as a
+            # KeyboardInterrupt traceback on the terminal.
+            child.send_signal(signal.SIGTERM)
 
 
 def die_with_supervisor() -> None:
