@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -261,6 +262,19 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(TIMEOUT)
+
+    def crash(self) -> None:
+        """The worker dies at once (SIGKILL), and its supervisor with it, so nothing starts it
+        again: a worker gone for good, as a crashed host. The worker first: killed through its
+        supervisor, it would live on for a moment and could still answer a peer."""
+        worker = self.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+        self.kill()
+        deadline = time.monotonic() + TIMEOUT
+        while Path(f"/proc/{worker}").exists():
+            assert time.monotonic() < deadline, f"worker {worker} outlived its SIGKILL"
+            time.sleep(0.01)
 
     @property
     def pid(self) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ async def test_a_killed_worker_loses_no_edit(
             ann.plan += "before the crash. "
             await ann.flush()
             await tess.until(lambda: "before" in str(tess.plan))
-            one.process.send_signal(signal.SIGKILL)
+            one.crash()
             # Ann keeps typing while her worker is gone ...
             ann.plan += "typed while offline. "
             ann.timeline["offline"] = note(3.0, "user:ann")
@@ -163,7 +162,7 @@ async def test_an_edit_not_yet_in_the_log_is_not_relayed(
             await ann.flush()
             await asyncio.sleep(0.3)
             assert "n1" not in tess.timeline  # not in the log yet, so not relayed
-            one.process.send_signal(signal.SIGKILL)
+            one.crash()
             one.process.wait(TIMEOUT)
             tess.plan += "tess typed this offline"
             ann_state, tess_state = ann.doc.get_update(), tess.doc.get_update()

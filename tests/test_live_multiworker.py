@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +85,7 @@ async def test_live_across_workers_and_a_home_that_dies(
             first = (await live_status(tia, "live"))["live"]
         await asyncio.sleep(1.5)  # a second or more in the recording's clusters
 
-        one.process.send_signal(signal.SIGKILL)  # the home dies mid-lesson
+        one.crash()  # the home dies mid-lesson
         await publisher.close()  # its peer connection died with it
         interrupted = (await live_status(tia, "interrupted", 3 * TIMEOUT))["live"]
         assert lease_holder(redis, room) == "w2"

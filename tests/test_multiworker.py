@@ -82,7 +82,7 @@ async def test_a_killed_worker_has_its_members_reported_left(
         assert lease_holder(redis, room) == "w1"
         async with join(two.base, room, "teacher", "Tess") as tess:
             await ann.expect("member_joined")
-            two.process.send_signal(signal.SIGKILL)
+            two.crash()
             left = await ann.expect("member_left", timeout=TIMEOUT)
             assert left["id"] == tess.id and left["reason"] == "disconnected"
 
@@ -100,7 +100,7 @@ async def test_the_home_moves_when_its_worker_is_killed(
         ):
             await ann.send(type="seek", position=42.0)
             await obi.expect("playback")
-            one.process.send_signal(signal.SIGKILL)
+            one.crash()
 
             # The survivors hear that Ann is gone, and the lease passes to their worker.
             left = await tess.expect("member_left", timeout=2 * TIMEOUT)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,7 @@ async def test_killing_the_home_loses_no_edit_and_keeps_playback(
                     ),
                 ]
                 await asyncio.sleep(1.0)
-                workers[0].process.send_signal(signal.SIGKILL)
+                workers[0].crash()
                 await asyncio.gather(*typing)
 
                 # Clients of the dead worker were back, on another one, within 3 s.
