@@ -35,7 +35,8 @@ node:
 	  echo "installing nodejs and npm (they build the web page and run a y-websocket client in the tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 
-## test: install what the tests need (redis-server, node and chromium from Debian if missing),
+## test: install what the tests need (redis-server, node, chromium and espeak-ng from Debian if
+## missing),
 ## build the page, lint, run the suite
 test: system-deps lint pytest
 
@@ -46,6 +47,9 @@ system-deps: node
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (the tests start their own on a free port)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v espeak-ng >/dev/null || { \
+	  echo "installing espeak-ng (the conversation's tests speak real, generated speech)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check server tests bench
