@@ -19,7 +19,14 @@ from server.sync.redis_broker import RedisBroker
 from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
 from server.sync.sqlite_store import SqliteStore
-from server.sync.store import Rendition, RoomRecord, SourceInfo, Store, VideoRecord
+from server.sync.store import (
+    MAX_TALK_SEGMENTS,
+    Rendition,
+    RoomRecord,
+    SourceInfo,
+    Store,
+    VideoRecord,
+)
 from tests.support import TIMEOUT, RedisServer
 
 KINDS = ["embedded", "redis"]
@@ -154,6 +161,56 @@ async def test_store_room_state(store: Store) -> None:
     await store.save_room_state(room_id, b"\x00one")
     await store.save_room_state(room_id, b"\x00two")
     assert await store.load_room_state(room_id) == b"\x00two"
+
+
+async def test_store_talk_appends_in_order_and_rooms_are_separate(store: Store) -> None:
+    one, two = unique("room"), unique("room")
+    assert await store.load_talk(one) == []
+    stretches = [b"\x00talk%d" % i for i in range(30)]
+    for i, data in enumerate(stretches):
+        assert await store.append_talk(one, data)
+        if i % 3 == 0:
+            assert await store.append_talk(two, b"other%d" % i)
+    assert await store.load_talk(one) == stretches, "oldest first"
+    assert await store.load_talk(two) == [b"other%d" % i for i in range(0, 30, 3)]
+    assert await store.load_talk(unique("room")) == []
+
+
+async def test_store_talk_delete(store: Store) -> None:
+    room, other = unique("room"), unique("room")
+    await store.append_talk(room, b"a")
+    await store.append_talk(room, b"b")
+    await store.append_talk(other, b"kept")
+    await store.delete_talk(room)
+    assert await store.load_talk(room) == []
+    assert await store.load_talk(other) == [b"kept"]
+    await store.delete_talk(unique("room"))  # nothing to forget: no error
+    assert await store.append_talk(room, b"again"), "a deleted record starts afresh"
+    assert await store.load_talk(room) == [b"again"]
+
+
+async def test_store_talk_is_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(store, SqliteStore | RedisStore)
+    assert store.talk_limit == MAX_TALK_SEGMENTS == 20_000
+    monkeypatch.setattr(store, "talk_limit", 5)
+    room, other = unique("room"), unique("room")
+    for i in range(5):
+        assert await store.append_talk(room, b"s%d" % i)
+    assert not await store.append_talk(room, b"over"), "full: refused"
+    assert await store.load_talk(room) == [b"s%d" % i for i in range(5)], "nothing written"
+    assert await store.append_talk(other, b"x"), "the bound is per room"
+    await store.delete_talk(room)
+    assert await store.append_talk(room, b"fresh")
+
+
+async def test_store_talk_bound_holds_under_concurrent_appends(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "talk_limit", 7)
+    room = unique("room")
+    added = await asyncio.gather(*(store.append_talk(room, b"c%d" % i) for i in range(40)))
+    assert sum(added) == 7
+    assert len(await store.load_talk(room)) == 7
 
 
 # ---- Lease --------------------------------------------------------------------------------

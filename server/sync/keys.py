@@ -30,6 +30,11 @@ def lease_key(room: str) -> str:
     return room_key(room, "lease")
 
 
+def talk_key(room: str) -> str:
+    """The room's talk record: a list of stretches of talk (who spoke when), oldest first."""
+    return room_key(room, "talk")
+
+
 def video_key(video_id: str) -> str:
     """A video's record. Videos belong to no room: each is its own hash tag."""
     return f"cocoach:video:{{{video_id}}}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import redis.asyncio as redis
 
 from server.errors import Conflict
-from server.sync.keys import ROOMS_INDEX, VIDEOS_INDEX, room_key, video_key
+from server.sync.keys import ROOMS_INDEX, VIDEOS_INDEX, room_key, talk_key, video_key
 from server.sync.redis_errors import unavailable
 from server.sync.store import (
+    MAX_TALK_SEGMENTS,
     RoomRecord,
     VideoRecord,
     decode_record,
@@ -16,10 +17,22 @@ from server.sync.store import (
     encode_video,
 )
 
+# Appends one stretch of talk unless the list already holds the bound (ARGV[2]): the check and
+# the push are one step, so concurrent appenders never take it past the bound.
+_APPEND_TALK = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+
 
 class RedisStore:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
+        self._append_talk = client.register_script(_APPEND_TALK)
+        self.talk_limit = MAX_TALK_SEGMENTS
 
     async def create_room(self, record: RoomRecord) -> None:
         with unavailable("redis store failed"):
@@ -58,6 +71,20 @@ class RedisStore:
         with unavailable("redis store failed"):
             data = await self._client.get(room_key(room_id, "state"))
         return None if data is None else _bytes(data)
+
+    async def append_talk(self, room_id: str, data: bytes) -> bool:
+        with unavailable("redis store failed"):
+            added = await self._append_talk(keys=[talk_key(room_id)], args=[data, self.talk_limit])
+        return bool(added)
+
+    async def load_talk(self, room_id: str) -> list[bytes]:
+        with unavailable("redis store failed"):
+            items = await self._client.lrange(talk_key(room_id), 0, -1)
+        return [_bytes(item) for item in items]
+
+    async def delete_talk(self, room_id: str) -> None:
+        with unavailable("redis store failed"):
+            await self._client.delete(talk_key(room_id))
 
     async def put_video(self, record: VideoRecord) -> None:
         with unavailable("redis store failed"):

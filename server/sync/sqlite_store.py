@@ -10,6 +10,7 @@ import msgspec
 from server.errors import Conflict
 from server.sync.sqlite import SqliteDatabase
 from server.sync.store import (
+    MAX_TALK_SEGMENTS,
     RoomRecord,
     VideoRecord,
     decode_record,
@@ -21,6 +22,10 @@ from server.sync.store import (
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (id TEXT PRIMARY KEY, record BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS room_state (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS talk (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS talk_room ON talk (room, seq);
 CREATE TABLE IF NOT EXISTS videos (
     id TEXT PRIMARY KEY, created REAL NOT NULL, record BLOB NOT NULL
 );
@@ -32,6 +37,7 @@ class SqliteStore(SqliteDatabase):
         """`default_org`: organisations are configured, and records made before them belong
         to this one (written into them once, docs/organisations.md)."""
         super().__init__(path, SCHEMA)
+        self.talk_limit = MAX_TALK_SEGMENTS
         if default_org is not None:
             stamp_default_org(self._db, default_org)
 
@@ -80,6 +86,30 @@ class SqliteStore(SqliteDatabase):
             lambda db: db.execute("SELECT data FROM room_state WHERE id = ?", (room_id,)).fetchone()
         )
         return None if row is None else bytes(row[0])
+
+    async def append_talk(self, room_id: str, data: bytes) -> bool:
+        limit = self.talk_limit
+        # One statement, so the count and the insert are one step even for another process
+        # writing the same file.
+        cursor = await self._run(
+            lambda db: db.execute(
+                "INSERT INTO talk (room, data) SELECT ?, ?"
+                " WHERE (SELECT COUNT(*) FROM talk WHERE room = ?) < ?",
+                (room_id, data, room_id, limit),
+            )
+        )
+        return cursor.rowcount > 0
+
+    async def load_talk(self, room_id: str) -> list[bytes]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM talk WHERE room = ? ORDER BY seq", (room_id,)
+            ).fetchall()
+        )
+        return [bytes(row[0]) for row in rows]
+
+    async def delete_talk(self, room_id: str) -> None:
+        await self._run(lambda db: db.execute("DELETE FROM talk WHERE room = ?", (room_id,)))
 
     async def put_video(self, record: VideoRecord) -> None:
         await self._run(

@@ -11,6 +11,11 @@ import msgspec
 # The ids the library makes (`v` and hex); anything else never names a directory of ours.
 VIDEO_ID = re.compile(r"^[a-z0-9]{1,64}$")
 
+# The most stretches of talk one room's talk record holds: a sitting of hours has a few
+# thousand; the bound keeps a runaway client from filling the store. Each store reads it once,
+# into its `talk_limit`.
+MAX_TALK_SEGMENTS = 20_000
+
 
 class RoomRecord(msgspec.Struct, frozen=True):
     id: str
@@ -96,6 +101,16 @@ class Store(Protocol):
         """The room's rules' state (members, playback), written by its home."""
 
     async def load_room_state(self, room_id: str) -> bytes | None: ...
+
+    async def append_talk(self, room_id: str, data: bytes) -> bool:
+        """Add one stretch of talk (opaque bytes, a few dozen) to the room's talk record.
+        False, and nothing written, once the record holds MAX_TALK_SEGMENTS stretches."""
+
+    async def load_talk(self, room_id: str) -> list[bytes]:
+        """The room's talk record, oldest first ([] when there is none)."""
+
+    async def delete_talk(self, room_id: str) -> None:
+        """Forget the room's talk record."""
 
     async def put_video(self, record: VideoRecord) -> None:
         """Create or replace the video's record."""
