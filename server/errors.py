@@ -142,6 +142,19 @@ class NotLive(Conflict):
     code = "not_live"
 
 
+class CamerasFull(Conflict):
+    """The room's conversation already carries its most cameras (docs/conversation.md)."""
+
+    code = "cameras_full"
+
+
+class NoSpeaking(Forbidden):
+    """This member may not talk in the room's conversation (an observer the coach has not
+    let speak)."""
+
+    code = "may_not_speak"
+
+
 class AuthError(ClientError):
     """The credentials are wrong: refused before anything else happens."""
 

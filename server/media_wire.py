@@ -25,6 +25,7 @@ class WatchRequest(MediaEnvelope, tag="w", frozen=True):
     role: str | None = None
     org: str | None = None
     remote: str | None = None
+    member: str | None = None  # source "camera": whose camera (their `sub`)
 
 
 class PublishRequest(MediaEnvelope, tag="p", frozen=True):
@@ -39,6 +40,18 @@ class PublishRequest(MediaEnvelope, tag="p", frozen=True):
     remote: str | None = None
 
 
+class VoiceRequest(MediaEnvelope, tag="v", frozen=True):
+    """A member joins the room's conversation (`POST /rooms/{room}/voice`); `speak`: their
+    token's permission, which the room's coach may override for an observer."""
+
+    name: str
+    offer: str
+    role: str
+    speak: bool
+    org: str | None = None
+    remote: str | None = None
+
+
 class TrickleRequest(MediaEnvelope, tag="t", frozen=True):
     session: str
     fragment: str
@@ -48,7 +61,7 @@ class LeaveRequest(MediaEnvelope, tag="l", frozen=True):
     session: str
 
 
-MediaRequest = WatchRequest | PublishRequest | TrickleRequest | LeaveRequest
+MediaRequest = WatchRequest | PublishRequest | VoiceRequest | TrickleRequest | LeaveRequest
 
 
 class MediaReply(msgspec.Struct, frozen=True, array_like=True):

@@ -89,11 +89,40 @@ class Wait(Message, tag="wait", frozen=True):
     ref: Ref = None
 
 
+class Mute(Message, tag="mute", frozen=True):
+    """This member's microphone is muted (or not): the others see `voice.mic` follow it."""
+
+    muted: bool
+    ref: Ref = None
+
+
+class AllowSpeak(Message, tag="allow_speak", frozen=True):
+    """Let an observer (the member whose token `sub` is `user`) talk in the conversation, or
+    take it back (its voice session then ends). Coach only."""
+
+    user: str
+    allowed: bool
+    ref: Ref = None
+
+
 ClientMessage = (
-    Ping | Presence | Play | Pause | Seek | Rate | Step | Lock | Buffering | Ready | Wait
+    Ping
+    | Presence
+    | Play
+    | Pause
+    | Seek
+    | Rate
+    | Step
+    | Lock
+    | Buffering
+    | Ready
+    | Wait
+    | Mute
+    | AllowSpeak
 )
 PlaybackIntent = Play | Pause | Seek | Rate | Step
 ViewerReport = Buffering | Ready | Wait
+VoiceControl = Mute | AllowSpeak
 
 CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "ping": Ping,
@@ -107,10 +136,21 @@ CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     "buffering": Buffering,
     "ready": Ready,
     "wait": Wait,
+    "mute": Mute,
+    "allow_speak": AllowSpeak,
 }
 
 
 # ---- shapes shared by server frames ----------------------------------------------------------
+
+
+class VoiceInfo(msgspec.Struct, frozen=True):
+    """A member's part in the conversation (docs/conversation.md). `mic`: their microphone is
+    in the conversation and not muted."""
+
+    mic: bool = False
+    camera: bool = False
+    speaking: bool = False
 
 
 class MemberInfo(msgspec.Struct, frozen=True):
@@ -121,6 +161,8 @@ class MemberInfo(msgspec.Struct, frozen=True):
     status: str = "here"
     state: dict[str, Scalar] = msgspec.field(default_factory=dict)
     org: str | None = None
+    voice: VoiceInfo = msgspec.field(default_factory=VoiceInfo)
+    speak: bool = False  # may talk in the conversation now
 
 
 class PlaybackInfo(msgspec.Struct, frozen=True):
@@ -174,6 +216,9 @@ class Welcome(Message, tag="welcome", frozen=True):
     server_time: float
     live: LiveInfo | None = None
     talkback: TalkbackInfo | None = None
+    # The room measures who talks when (never what is said): the page says so before anyone
+    # speaks (docs/conversation.md).
+    talk_measured: bool = True
 
 
 class MemberJoined(Message, tag="member_joined", frozen=True):

@@ -33,6 +33,8 @@ class Settings:
     orgs: str = ""  # "trust: school, school; trust: school"; "": one implicit organisation
     default_org: str = "default"  # owns records made before organisations were configured
     allow_download: bool = False  # GET /api/videos/{video}/download for owners and admins
+    # Organisations whose rooms do not measure who talks when ("a, b"; "*": none measures).
+    talk_unmeasured: str = ""
 
     # Room protocol limits (documented in docs/protocol.md).
     max_frame_bytes: int = 64 * 1024
@@ -72,6 +74,7 @@ class Settings:
     turn_secret: str | None = None  # coturn's use-auth-secret, for TURN REST credentials
     turn_ttl: float = 86400.0  # seconds a TURN credential stays valid
     media_max_viewers: int = 200  # WHEP viewers one worker serves
+    voice_max_cameras: int = 6  # cameras one room's conversation carries (docs/conversation.md)
     media_offer_max_bytes: int = 64 * 1024
     media_connect_timeout: float = 20.0  # a viewer not connected by then is closed
     media_rpc_timeout: float = 10.0  # a worker waits this long for the room's home to answer

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from server.messages import Lock, PlaybackIntent, Ref, Scalar, ViewerReport
+from server.messages import Lock, PlaybackIntent, Ref, Scalar, ViewerReport, VoiceControl
 from server.rooms.member import Member
 
 # ---- between workers: to the room's home ------------------------------------------------------
@@ -51,6 +51,13 @@ class ForwardLock(Forward, tag="o", frozen=True):
     lock: Lock
 
 
+class ForwardVoice(Forward, tag="s", frozen=True):
+    """A member's `mute` or `allow_speak`."""
+
+    member_id: str
+    control: VoiceControl
+
+
 class ForwardAnnounce(Forward, tag="a", frozen=True):
     worker: str
     members: list[Member]
@@ -69,6 +76,7 @@ ForwardMessage = (
     | ForwardPlayback
     | ForwardViewer
     | ForwardLock
+    | ForwardVoice
     | ForwardAnnounce
     | ForwardResync
 )

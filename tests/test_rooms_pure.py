@@ -90,10 +90,22 @@ def room_with(*members: Member) -> Room:
 @pytest.mark.parametrize(
     ("role", "allowed"),
     [
-        (Role.COACH, {"view", "control_playback", "edit", "annotate", "talkback"}),
+        (
+            Role.COACH,
+            {"view", "control_playback", "edit", "annotate", "talkback", "speak", "allow_speak"},
+        ),
         (
             Role.TEACHER,
-            {"view", "control_playback", "edit", "annotate", "publish", "hear_talkback", "share"},
+            {
+                "view",
+                "control_playback",
+                "edit",
+                "annotate",
+                "publish",
+                "hear_talkback",
+                "share",
+                "speak",
+            },
         ),
         (Role.OBSERVER, {"view"}),
         (Role.CAMERA, {"publish", "hear_talkback"}),

@@ -53,8 +53,14 @@ def notes_of(doc: Doc[Any], video: str | None) -> tuple[list[Annotation], list[t
 
 
 def export_json(
-    doc: Doc[Any], room_id: str, *, title: str | None = None, video: str | None = None
+    doc: Doc[Any],
+    room_id: str,
+    *,
+    title: str | None = None,
+    video: str | None = None,
+    talk: dict[str, object] | None = None,
 ) -> bytes:
+    """The room's document as JSON; `talk`, the talk report, for those who may read it."""
     annotations, invalid = notes_of(doc, video)
     meta = _Meta.read(doc)
     body = {
@@ -70,6 +76,8 @@ def export_json(
         "timeline": annotations,
         "invalid": [{"id": key, "problem": problem} for key, problem in invalid],
     }
+    if talk is not None:
+        body["talk"] = talk
     return msgspec.json.format(msgspec.json.encode(body), indent=2)
 
 
@@ -93,7 +101,7 @@ def export_csv(doc: Doc[Any], video: str | None = None) -> bytes:
             a.video or "",
             a.author_name or "",
         )
-        writer.writerow([_csv_cell(cell) for cell in row])
+        writer.writerow([csv_cell(cell) for cell in row])
     # The BOM is what makes Excel read the file as UTF-8 instead of the local code page.
     return out.getvalue().encode("utf-8-sig")
 
@@ -285,7 +293,8 @@ def _textual_body(value: str, purpose: str) -> dict[str, str]:
     return {"type": "TextualBody", "value": value, "format": "text/plain", "purpose": purpose}
 
 
-def _csv_cell(value: str) -> str:
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (CSV injection)."""
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
 
 

@@ -24,6 +24,7 @@ from server.errors import Forbidden, InvalidField, NotFound
 from server.http.admission import bearer, claims_for, is_admin, presented_token, room_for
 from server.http.request import worker_of
 from server.rooms.roles import Permission, permissions_for
+from server.session import talk_record
 from server.session.worker import Worker
 from server.sync.audit import Actor
 from server.sync.store import RoomRecord
@@ -76,6 +77,11 @@ async def _readable_room(request: Request) -> tuple[Worker, RoomRecord, Actor]:
     return worker, await room_for(worker, claims, room_id), actor_of(claims)
 
 
+def reads_talk(actor: Actor) -> bool:
+    """The talk report goes to the admin and the room's coach and teacher (server/http/voice.py)."""
+    return actor.role in ("admin", "coach", "teacher")
+
+
 async def export(request: Request) -> Response:
     fmt = request.path_params["format"]
     if fmt not in FORMATS:
@@ -84,7 +90,11 @@ async def export(request: Request) -> Response:
     media_type, make = FORMATS[fmt]
     video = lesson_of(request)
     doc = await bound_document(worker, record)
-    body = make(doc, record, worker.settings.base_url, video)
+    if fmt == "json" and reads_talk(actor):
+        talk = await talk_record.load(worker.store, record.id)
+        body = export_json(doc, record.id, title=record.title, video=video, talk=talk)
+    else:
+        body = make(doc, record, worker.settings.base_url, video)
     filename = f"cocoach-{record.id}.{fmt}"
     worker.audit.record("export.read", actor, room=record.id, remote=remote_of(request), format=fmt)
     headers = {**PRIVATE, "Content-Disposition": f'attachment; filename="{filename}"'}

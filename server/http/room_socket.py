@@ -18,10 +18,12 @@ from server.edge.rate import TokenBucket
 from server.errors import ClientError, CloseCode, ServiceUnavailable
 from server.http.admission import admit, close_with
 from server.messages import (
+    AllowSpeak,
     Buffering,
     ClientMessage,
     Error,
     Lock,
+    Mute,
     Pause,
     Ping,
     Play,
@@ -36,7 +38,13 @@ from server.messages import (
 from server.rooms.member import Member
 from server.session.connection import Connection
 from server.session.worker import Worker
-from server.worker_wire import ForwardLock, ForwardPlayback, ForwardPresence, ForwardViewer
+from server.worker_wire import (
+    ForwardLock,
+    ForwardPlayback,
+    ForwardPresence,
+    ForwardViewer,
+    ForwardVoice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +147,8 @@ async def _dispatch(
             await local.forward(ForwardViewer(member.id, message))
         case Lock():
             await local.forward(ForwardLock(member.id, message))
+        case Mute() | AllowSpeak():
+            await local.forward(ForwardVoice(member.id, message))
         case _:
             assert_never(message)
     return member

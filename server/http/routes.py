@@ -17,6 +17,7 @@ from server.http import (
     rooms,
     tus,
     videos,
+    voice,
     whep,
     whip,
 )
@@ -50,6 +51,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/rooms/{room}/invites", invites.create_invites, methods=["POST"]),
         Route("/api/rooms/{room}/export.{format}", exports.export, methods=["GET"]),
         Route("/api/rooms/{room}/summary", exports.room_summary, methods=["GET"]),
+        Route("/api/rooms/{room}/talk", voice.talk, methods=["GET"]),
+        Route("/api/rooms/{room}/talk.csv", voice.talk_csv, methods=["GET"]),
         Route("/api/audit", audit.read_audit, methods=["GET"]),
         Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),
         Route("/api/frameworks/{id}", exports.get_framework, methods=["GET"]),
@@ -79,6 +82,10 @@ def routes() -> list[BaseRoute]:
         Route("/rooms/{room}/talkback", whep.options, methods=["OPTIONS"]),
         Route("/rooms/{room}/talkback/{session}", whep.trickle, methods=["PATCH"]),
         Route("/rooms/{room}/talkback/{session}", whep.leave, methods=["DELETE"]),
+        Route("/rooms/{room}/voice", voice.join, methods=["POST"]),
+        Route("/rooms/{room}/voice", whep.options, methods=["OPTIONS"]),
+        Route("/rooms/{room}/voice/{session}", whep.trickle, methods=["PATCH"]),
+        Route("/rooms/{room}/voice/{session}", whep.leave, methods=["DELETE"]),
         WebSocketRoute("/rooms/{room}/ws", room_socket),
         WebSocketRoute("/yjs/{room}", yjs_socket),
     ]

@@ -74,6 +74,7 @@ async def watch(request: Request) -> Response:
             role=claims.role.value,
             org=claims.org,
             remote=remote_of(request),
+            member=request.query_params.get("member"),
         )
     )
     return answered(request, worker, claims, reply, "whep")

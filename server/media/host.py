@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from server.media.mixes import Mixes
 from server.settings import Settings
 from server.sync.audit import Actor, AuditAction, DetailValue
 
@@ -58,6 +59,10 @@ class MediaHost(Protocol):
 
     @property
     def recordings(self) -> Recordings: ...
+
+    @property
+    def mixes(self) -> Mixes:
+        """The process's mixing child, shared by the conversations of its rooms."""
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background step owned by the host; its failure is logged, not raised."""

@@ -16,20 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from server.errors import Forbidden, MediaFull, NotFound, NotLive
+from server.errors import BadSdp, Forbidden, MediaFull, NotFound, NotLive
 from server.media.clock import PlaybackClock
+from server.media.conversation import Conversation, ReportSpeech, ReportVoice
 from server.media.host import MediaHost
 from server.media.ice import RemotePolicy
 from server.media.live import LiveRoom, RecordingDone, ReportLive, ReportTalkback
 from server.media.peer import Peer
 from server.media.viewer import Viewer, check_offer, lesson_viewer, relay_viewer
+from server.media.voice_peer import VoicePeer
 from server.messages import LiveInfo, PlaybackInfo
 from server.sync.audit import Actor
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 1.0
-SOURCES = ("auto", "video", "live", "talkback")
+SOURCES = ("auto", "video", "live", "talkback", "voice", "camera")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,9 @@ class HoldFrames(Protocol):
         runs here)."""
 
 
+MaySpeak = Callable[[str, str, bool], bool]  # user, role, the token's `speak` -> may they
+
+
 class RoomMedia:
     def __init__(
         self,
@@ -76,6 +81,9 @@ class RoomMedia:
         report_live: ReportLive,
         report_talkback: ReportTalkback,
         recording_done: RecordingDone,
+        may_speak: MaySpeak | None = None,
+        report_voice: ReportVoice | None = None,
+        report_speech: ReportSpeech | None = None,
     ) -> None:
         self.host = host
         self.room_id = room_id
@@ -92,6 +100,14 @@ class RoomMedia:
         self._hold_frame = hold_frame
         self._attach = attach
         self.policy = RemotePolicy.parse(host.settings.media_remote_networks)
+        self._may_speak = may_speak or (lambda _user, _role, token_speak: token_speak)
+        self.conversation = Conversation(
+            host,
+            room_id,
+            self.policy,
+            report_voice=report_voice or (lambda *_: None),
+            report_speech=report_speech or (lambda *_: None),
+        )
         self._wake = asyncio.Event()
         self._watchers: dict[str, Watcher] = {}  # by viewer id: who, for the audit log
 
@@ -99,7 +115,12 @@ class RoomMedia:
     def busy(self) -> bool:
         """Peers are connected here, or a live lesson is on (a classroom may publish with
         nobody in the room yet): the home must not give the room up."""
-        return bool(self.viewers) or self.live.on or self.live.talker is not None
+        return (
+            bool(self.viewers)
+            or self.live.on
+            or self.live.talker is not None
+            or self.conversation.busy
+        )
 
     def follow(self, state: PlaybackInfo) -> None:
         self.clock.update(state)
@@ -116,6 +137,7 @@ class RoomMedia:
         source: str = "auto",
         actor: Actor | None = None,
         remote: str | None = None,
+        member: str | None = None,
     ) -> tuple[str, str]:
         """Answer a WHEP offer; returns the viewer's id and the SDP answer. `source` "auto" is
         the live lesson while there is one, else the room's video."""
@@ -128,7 +150,13 @@ class RoomMedia:
             source = "live" if self.live.on else "video"
         if source == "live" and not self.live.on:
             raise NotLive(f"room {self.room_id!r} has no live lesson now")
-        codec = self.live.video.codec if source == "live" else None
+        camera = None
+        if source == "camera":
+            camera = self.conversation.cameras.get(member or "")
+            if camera is None:
+                raise NotFound(f"member {(member or '')[:64]!r} sends no camera in this room")
+        relayed = {"live": self.live.video, "camera": camera}.get(source)
+        codec = relayed.codec if relayed is not None else None
         kinds = check_offer(offer, video=(codec or "video/vp8").split("/")[1].upper())
         video: str | None = None  # live lessons have no video id until they are recorded
         if source == "video":
@@ -149,6 +177,14 @@ class RoomMedia:
         elif source == "live":
             relays = [r for r in (self.live.video, self.live.audio) if r.kind in kinds]
             viewer = relay_viewer(user=user, name=name, relays=relays, source=source)
+        elif source == "camera":
+            assert camera is not None
+            viewer = relay_viewer(user=user, name=name, relays=[camera], source=source)
+        elif source == "voice":
+            if "audio" not in kinds:
+                raise BadSdp("the offer receives no audio: the conversation is audio")
+            viewer = Viewer(user=user, name=name, source=source)
+            viewer.tracks.append(self.conversation.listen(viewer.id))
         else:
             viewer = relay_viewer(user=user, name=name, relays=[self.live.talkback], source=source)
         viewer.pc.on("connectionstatechange", lambda: self._on_change(viewer))
@@ -170,8 +206,32 @@ class RoomMedia:
             session=viewer.id,
             source=source,
             rendition=rendition if source == "video" else None,
+            member=member if source == "camera" else None,
         )
         return viewer.id, answer
+
+    async def voice(
+        self,
+        *,
+        user: str,
+        name: str,
+        role: str,
+        offer: str,
+        speak: bool,
+        actor: Actor | None = None,
+        remote: str | None = None,
+    ) -> tuple[str, str]:
+        """A member joins the conversation (`POST /rooms/{room}/voice`); `speak`: what their
+        token says, which the room's coach may have overridden for an observer."""
+        return await self.conversation.join(
+            user=user,
+            name=name,
+            role=role,
+            offer=offer,
+            allowed=self._may_speak(user, role, speak),
+            actor=actor or Actor(sub=user, name=name, role=role),
+            remote=remote,
+        )
 
     async def publish(
         self,
@@ -211,11 +271,17 @@ class RoomMedia:
             await self.live.stop(session, user)
         elif peer is self.live.talker:
             await self.live.stop_talking(session)
+        elif isinstance(peer, VoicePeer):
+            await self.conversation.leave(session)
         elif isinstance(peer, Viewer):
             await self._close(peer, "left")
 
     def _own(self, session: str, user: str) -> Peer:
-        peer: Peer | None = self.viewers.get(session) or self.live.session(session)
+        peer: Peer | None = (
+            self.viewers.get(session)
+            or self.live.session(session)
+            or self.conversation.session(session)
+        )
         if peer is None:
             raise NotFound(f"no media session {session!r} in room {self.room_id!r}")
         if peer.user != user:
@@ -260,6 +326,7 @@ class RoomMedia:
             elif state != "connected" and now - viewer.created > timeout:
                 await self._close(viewer, "never connected")
         self.live.check_timeouts(now)
+        await self.conversation.sweep(now)
 
     async def _close(self, viewer: Viewer, reason: str) -> None:
         if self.viewers.pop(viewer.id, None) is not None:
@@ -283,4 +350,5 @@ class RoomMedia:
     async def close(self) -> None:
         for viewer in list(self.viewers.values()):
             await self._close(viewer, "home stopping")
+        await self.conversation.close()
         await self.live.close()

@@ -28,4 +28,12 @@ class Persist:
     """The room's durable state changed: snapshot it so a new home starts from here."""
 
 
-Effect = Send | Broadcast | Persist
+@dataclass(frozen=True, slots=True)
+class EndVoice:
+    """End `user`'s voice session at the home (they may no longer speak)."""
+
+    user: str
+    reason: str
+
+
+Effect = Send | Broadcast | Persist | EndVoice

@@ -12,6 +12,7 @@ from server.messages import (
     Scalar,
     TalkbackInfo,
     ViewerReport,
+    VoiceControl,
 )
 from server.rooms.member import Member
 
@@ -94,6 +95,27 @@ class ChangeTalkback:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlVoice:
+    """A member mutes or unmutes, or (a coach) lets an observer speak or not."""
+
+    member_id: str
+    control: VoiceControl
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeVoice:
+    """`user`'s voice session at the home: up or not, with a camera or not, speaking or not.
+    From the home's media side, never from a client."""
+
+    user: str
+    connected: bool
+    camera: bool
+    speaking: bool
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed with nothing else happening: the home sends these while the room waits, so a
     wait can time out."""
@@ -136,6 +158,8 @@ Event = (
     | AttachVideo
     | ChangeLive
     | ChangeTalkback
+    | ControlVoice
+    | ChangeVoice
     | Tick
     | AnnounceMembers
     | LoseWorker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from server.messages import MemberInfo, Scalar
+from server.messages import MemberInfo, Scalar, VoiceInfo
 from server.rooms.roles import Permission, Role
 
 
@@ -22,7 +22,8 @@ class Member(msgspec.Struct, frozen=True):
     def may(self, permission: Permission) -> bool:
         return permission in self.permissions
 
-    def info(self) -> MemberInfo:
+    def info(self, voice: VoiceInfo | None = None) -> MemberInfo:
+        """What the others see of this member; `voice`: its user's part in the conversation."""
         return MemberInfo(
             id=self.id,
             user=self.user,
@@ -31,4 +32,6 @@ class Member(msgspec.Struct, frozen=True):
             status=self.status,
             state=self.state,
             org=self.org,
+            voice=voice if voice is not None else VoiceInfo(),
+            speak=Permission.SPEAK in self.permissions,
         )

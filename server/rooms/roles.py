@@ -22,6 +22,8 @@ class Permission(StrEnum):
     TALKBACK = "talkback"  # speak into the teacher's earpiece
     HEAR_TALKBACK = "hear_talkback"  # be the earpiece: receive the talk-back audio
     SHARE = "share"  # choose which schools of the trust the room is shared with
+    SPEAK = "speak"  # talk in the room's conversation (POST /rooms/{room}/voice)
+    ALLOW_SPEAK = "allow_speak"  # let an observer speak, or stop them, live in the room
 
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
@@ -32,6 +34,8 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.EDIT,
             Permission.ANNOTATE,
             Permission.TALKBACK,
+            Permission.SPEAK,
+            Permission.ALLOW_SPEAK,
         }
     ),
     Role.TEACHER: frozenset(
@@ -44,6 +48,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.HEAR_TALKBACK,
             # DOMAIN.md: the teacher controls sharing; the video is theirs.
             Permission.SHARE,
+            Permission.SPEAK,
         }
     ),
     Role.OBSERVER: frozenset({Permission.VIEW}),

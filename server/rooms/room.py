@@ -13,6 +13,7 @@ from server.messages import (
     Error,
     LiveChanged,
     LiveInfo,
+    MemberInfo,
     MemberJoined,
     MemberLeft,
     MemberUpdated,
@@ -36,7 +37,9 @@ from server.rooms.events import (
     ChangeLock,
     ChangePresence,
     ChangeTalkback,
+    ChangeVoice,
     ControlPlayback,
+    ControlVoice,
     Event,
     Join,
     Leave,
@@ -48,6 +51,7 @@ from server.rooms.events import (
 from server.rooms.member import Member
 from server.rooms.playback import PlaybackRules, apply_intent
 from server.rooms.roles import Permission
+from server.rooms.voice import VoiceRules, VoiceState, admit
 from server.rooms.wait import Viewer, excuse, settle, timed_out
 
 PRESENCE_STATUSES = frozenset({"here", "away", "idle"})
@@ -64,6 +68,10 @@ class RoomState(msgspec.Struct):
     viewers: dict[str, Viewer] = msgspec.field(default_factory=dict)  # members' player reports
     live: LiveInfo | None = None  # a live lesson being published, if any
     talkback: TalkbackInfo | None = None  # who is on air, if anyone
+    # The conversation (server/rooms/voice.py), by user: what the home's media and the members
+    # said of it, and the observers the coach let speak (or stopped).
+    voices: dict[str, VoiceState] = msgspec.field(default_factory=dict)
+    speakers: dict[str, bool] = msgspec.field(default_factory=dict)
 
 
 class Room:
@@ -74,11 +82,17 @@ class Room:
         *,
         state: RoomState | None = None,
         rules: PlaybackRules | None = None,
+        talk_measured: bool = True,
     ) -> None:
+        """`talk_measured`: the room's organisation measures who talks when."""
         self.id = room_id
         self.title = title
         self.state = state if state is not None else RoomState()
         self.rules = rules if rules is not None else PlaybackRules()
+        self.talk_measured = talk_measured
+        # A new home starts with no conversation: its voice sessions were at the old home.
+        self.state.voices = {}
+        self.voice = VoiceRules(self.state.members, self.state.voices, self.state.speakers)
 
     @property
     def members(self) -> dict[str, Member]:
@@ -108,6 +122,10 @@ class Room:
                     return self._change_live(event)
                 case ChangeTalkback():
                     return self._change_talkback(event)
+                case ControlVoice(member_id=member_id, control=control):
+                    return self.voice.control(member_id, control)
+                case ChangeVoice(user, connected, camera, speaking, _):
+                    return self.voice.report(user, connected, camera, speaking)
                 case Tick(now=now):
                     return self._tick(now)
                 case AnnounceMembers():
@@ -124,6 +142,7 @@ class Room:
                     ControlPlayback(member_id=member_id, intent=message)
                     | ReportViewer(member_id=member_id, report=message)
                     | ChangeLock(member_id=member_id, lock=message)
+                    | ControlVoice(member_id=member_id, control=message)
                 ):
                     ref = message_ref(message)
                 case ChangePresence(member_id=member_id, ref=ref):
@@ -134,29 +153,40 @@ class Room:
 
     # ---- membership ---------------------------------------------------------------------
 
+    def _info(self, member: Member) -> MemberInfo:
+        return member.info(self.voice.info_of(member))
+
+    def may_speak(self, user: str) -> bool | None:
+        """The coach's word on whether this observer may speak (None: nothing said)."""
+        return self.state.speakers.get(user)
+
     def _join(self, event: Join) -> list[Effect]:
-        member = event.member
+        member = admit(event.member, self.state.speakers)
         known = member.id in self.state.members
         self.state.members[member.id] = member
         welcome = Welcome(
             protocol=PROTOCOL_VERSION,
             room=RoomInfo(id=self.id, title=self.title),
-            you=member.info(),
+            you=self._info(member),
             permissions=sorted(p.value for p in member.permissions),
-            members=[m.info() for m in self.state.members.values()],
+            members=[self._info(m) for m in self.state.members.values()],
             playback=self.state.playback,
             server_time=event.now,
             live=self.state.live,
             talkback=self.state.talkback,
+            talk_measured=self.talk_measured,
         )
         effects: list[Effect] = [Send(member.id, welcome)]
         if not known:  # a retried join is answered again but announced once
-            effects += [Broadcast(MemberJoined(member.info()), exclude=member.id), Persist()]
+            effects += [Broadcast(MemberJoined(self._info(member)), exclude=member.id), Persist()]
         return effects
 
     def _leave(self, member_id: str, reason: str, now: float) -> list[Effect]:
-        if self.state.members.pop(member_id, None) is None:
+        gone = self.state.members.pop(member_id, None)
+        if gone is None:
             return []
+        if not any(m.user == gone.user for m in self.state.members.values()):
+            self.voice.forget(gone.user)
         self.state.viewers.pop(member_id, None)  # a wait for it ends
         playback = self.state.playback
         if playback.presenter == member_id:  # the lock goes with its holder
@@ -168,7 +198,9 @@ class Room:
 
     def _announce(self, event: AnnounceMembers) -> list[Effect]:
         effects: list[Effect] = []
-        announced = {m.id: m for m in event.members if m.worker == event.worker}
+        announced = {
+            m.id: admit(m, self.state.speakers) for m in event.members if m.worker == event.worker
+        }
         for member_id, member in list(self.state.members.items()):
             if member.worker == event.worker and member_id not in announced:
                 effects += self._leave(member_id, "left", event.now)
@@ -176,9 +208,9 @@ class Room:
             before = self.state.members.get(member.id)
             self.state.members[member.id] = member
             if before is None:
-                effects.append(Broadcast(MemberJoined(member.info())))
+                effects.append(Broadcast(MemberJoined(self._info(member))))
             elif before != member:
-                effects.append(Broadcast(MemberUpdated(member.info())))
+                effects.append(Broadcast(MemberUpdated(self._info(member))))
         if effects and not isinstance(effects[-1], Persist):
             effects.append(Persist())
         return effects
@@ -192,7 +224,7 @@ class Room:
 
     def _resync(self, event: Resync) -> list[Effect]:
         state = State(
-            members=[m.info() for m in self.state.members.values()],
+            members=[self._info(m) for m in self.state.members.values()],
             playback=self.state.playback,
             server_time=event.now,
             live=self.state.live,
@@ -216,7 +248,7 @@ class Room:
         if updated == member:
             return []
         self.state.members[member.id] = updated
-        return [Broadcast(MemberUpdated(updated.info())), Persist()]
+        return [Broadcast(MemberUpdated(self._info(updated))), Persist()]
 
     # ---- playback -----------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from server.errors import ServiceUnavailable
 from server.media.host import MediaHost
 from server.media.room_media import HoldFrames, Lesson, LessonFinder, RoomMedia
 from server.messages import LiveInfo, ServerMessage, Welcome
-from server.rooms.effects import Broadcast, Effect, Persist, Send
+from server.rooms.effects import Broadcast, Effect, EndVoice, Persist, Send
 from server.rooms.events import (
     AnnounceMembers,
     AttachVideo,
@@ -28,7 +28,9 @@ from server.rooms.events import (
     ChangeLock,
     ChangePresence,
     ChangeTalkback,
+    ChangeVoice,
     ControlPlayback,
+    ControlVoice,
     Event,
     Join,
     Leave,
@@ -37,7 +39,10 @@ from server.rooms.events import (
     Resync,
     Tick,
 )
+from server.rooms.roles import Role
 from server.rooms.room import Room, RoomState
+from server.rooms.voice import may_speak
+from server.session import talk_record
 from server.session.context import WorkerContext
 from server.sync.keys import out_channel
 from server.worker_wire import (
@@ -51,6 +56,7 @@ from server.worker_wire import (
     ForwardPresence,
     ForwardResync,
     ForwardViewer,
+    ForwardVoice,
     FromHome,
     HomeChanged,
     HomeLeaving,
@@ -79,6 +85,8 @@ def to_event(message: ForwardMessage, now: float) -> Event:
             return ReportViewer(member_id, report, now)
         case ForwardLock(member_id=member_id, lock=lock):
             return ChangeLock(member_id, lock, now)
+        case ForwardVoice(member_id=member_id, control=control):
+            return ControlVoice(member_id, control, now)
         case ForwardAnnounce(worker=worker, members=members):
             return AnnounceMembers(worker, tuple(members), now)
         case ForwardResync(worker=worker):
@@ -99,9 +107,12 @@ class RoomHome:
         hold_frame: HoldFrames,
         set_video: Callable[[str, str], Coroutine[Any, Any, None]],
         lesson_attached: Callable[[str, str], Coroutine[Any, Any, None]] | None = None,
+        talk_measured: bool = True,
     ) -> None:
         """`set_video(room, video)` makes a finished recording the room's video;
-        `lesson_attached(room, video)` hears that viewers now watch another lesson."""
+        `lesson_attached(room, video)` hears that viewers now watch another lesson;
+        `talk_measured`: the room's organisation measures who talks when."""
+        self.talk_measured = talk_measured
         self._lesson_attached = lesson_attached
         self.context = context
         self.id = room_id
@@ -126,6 +137,9 @@ class RoomHome:
             report_live=self._report_live,
             report_talkback=lambda talkback: self.submit(ChangeTalkback(talkback, time.time())),
             recording_done=self._recording_done,
+            may_speak=self._may_speak,
+            report_voice=self._report_voice,
+            report_speech=self._report_speech,
         )
 
     # ---- input --------------------------------------------------------------------------
@@ -159,7 +173,7 @@ class RoomHome:
         """Serve as the room's home until cancelled or the lease is lost."""
         data = await self.context.store.load_room_state(self.id)
         state = decode_as(data, RoomState) if data is not None else None
-        self.room = Room(self.id, self.title, state=state)
+        self.room = Room(self.id, self.title, state=state, talk_measured=self.talk_measured)
         self.media.follow(self.room.state.playback)
         log.info("worker %s is now home of room %s", self.context.id, self.id)
         await self._publish(HomeChanged(self.context.id))
@@ -219,6 +233,8 @@ class RoomHome:
                 await self._deliver(message, to=None, exclude=exclude, remote=remote)
             case Persist():
                 pass  # done for the whole batch, before anything was delivered
+            case EndVoice(user=user, reason=reason):
+                await self.media.conversation.end(user, reason)
             case _:
                 assert_never(effect)
 
@@ -269,6 +285,27 @@ class RoomHome:
             if self._lesson_attached is not None and self.room is not None:
                 name = f"lesson {self.id}"
                 self.context.spawn(self._lesson_attached(self.id, lesson.video), name)
+
+    # ---- the conversation -----------------------------------------------------------------
+
+    def _may_speak(self, user: str, role: str, token_speak: bool) -> bool:
+        grant = self.room.may_speak(user) if self.room is not None else None
+        return may_speak(Role(role), token_speak, grant)
+
+    def _report_voice(self, user: str, connected: bool, camera: bool, speaking: bool) -> None:
+        self.submit(ChangeVoice(user, connected, camera, speaking, time.time()))
+
+    def _report_speech(self, user: str, name: str, role: str, start: float, end: float) -> None:
+        """A stretch of talk ended: into the room's talk record, tied to the lesson moment on
+        screen when it began, unless the room's organisation does not measure talk."""
+        if not self.talk_measured or self.room is None:
+            return
+        state = self.room.state
+        at = talk_record.lesson_at(start, state.playback, state.live, state.duration)
+        entry = talk_record.TalkEntry(user, name, role, start, end, at)
+        self.context.spawn(
+            talk_record.append(self.context.store, self.id, entry), f"talk {self.id}"
+        )
 
     def _report_live(
         self, live: LiveInfo | None, reason: str | None, recording: str | None

@@ -7,6 +7,7 @@ from typing import Any
 
 from server.library.library import VideoLibrary
 from server.media.host import Auditor, Recording
+from server.media.mixes import Mixes
 from server.orgs import Orgs
 from server.settings import Settings
 from server.sync.store import RoomRecord
@@ -45,12 +46,14 @@ class WorkerMediaHost:
         recordings: LibraryRecordings,
         spawn: Callable[[Coroutine[Any, Any, None], str], None],
         viewer_count: Callable[[], int],
+        mixes: Mixes,
     ) -> None:
         self._settings = settings
         self._audit = audit
         self._recordings = recordings
         self._spawn = spawn
         self._viewer_count = viewer_count
+        self._mixes = mixes
 
     @property
     def settings(self) -> Settings:
@@ -63,6 +66,10 @@ class WorkerMediaHost:
     @property
     def recordings(self) -> LibraryRecordings:
         return self._recordings
+
+    @property
+    def mixes(self) -> Mixes:
+        return self._mixes
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._spawn(coro, name)

@@ -24,6 +24,7 @@ from server.media_wire import (
     MediaRequest,
     PublishRequest,
     TrickleRequest,
+    VoiceRequest,
     WatchRequest,
     decode_media_reply,
     decode_media_request,
@@ -35,7 +36,7 @@ from server.sync.keys import media_channel, reply_channel
 log = logging.getLogger(__name__)
 
 
-def _actor(request: WatchRequest | PublishRequest) -> Actor:
+def _actor(request: WatchRequest | PublishRequest | VoiceRequest) -> Actor:
     """Who asked, for the audit log at the home."""
     return Actor(sub=request.user, name=request.name, role=request.role, org=request.org)
 
@@ -51,6 +52,18 @@ async def serve(media: RoomMedia, request: MediaRequest) -> MediaReply:
                     offer=request.offer,
                     rendition=request.rendition,
                     source=request.source,
+                    actor=_actor(request),
+                    remote=request.remote,
+                    member=request.member,
+                )
+                return MediaReply(request.id, session=session, answer=answer)
+            case VoiceRequest():
+                session, answer = await media.voice(
+                    user=request.user,
+                    name=request.name,
+                    role=request.role,
+                    offer=request.offer,
+                    speak=request.speak,
                     actor=_actor(request),
                     remote=request.remote,
                 )

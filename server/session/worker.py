@@ -25,11 +25,13 @@ from server.edge.origin import parse_origins
 from server.errors import CloseCode, Conflict, RoomNotFound, ServiceUnavailable
 from server.library.library import VideoLibrary
 from server.media.ice import offer_host_addresses
+from server.media.mixes import Mixes
 from server.media.room_media import RoomMedia
 from server.messages import Reconnect
 from server.metrics import Metrics, WorkerCounts, registry_for
 from server.orgs import Orgs
 from server.rooms.member import Member
+from server.session import talk_record
 from server.session.connection import Connection
 from server.session.documents import Documents
 from server.session.home import RoomHome
@@ -110,6 +112,7 @@ class Worker:
             recordings=LibraryRecordings(self.videos, self.orgs, self.room_record),
             spawn=self.spawn,
             viewer_count=self.media_viewers,
+            mixes=Mixes(self.start),
         )
         self.media = MediaRouter(self)
         addresses = [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
@@ -131,6 +134,7 @@ class Worker:
                 yield self
             finally:
                 await self.drain(self.settings.drain_seconds)
+                self.media_host.mixes.stop()  # after drain: the homes' conversations ended
                 writer.cancel()
                 self.documents.stop()
                 # After drain(): the leaves and unwatches of the clients it closed are queued.
@@ -367,6 +371,7 @@ class Worker:
             hold_frame=self.videos.holds.get,
             set_video=self._set_video,
             lesson_attached=self.lesson_attached,
+            talk_measured=talk_record.measured(self.settings, self.orgs, record.org),
         )
         on_media = self._media_requests[record.id] = partial(self.media.on_request, home.media)
         # Subscribe before taking the lease: once others can see us as home, intents they

@@ -1,0 +1,123 @@
+"""One member's voice session at the room's home (`POST /rooms/{room}/voice`): their
+microphone up, the room's mix down on the same audio section, and their camera, if they send
+one, into a relay that `whep?source=camera` follows. Nothing is decoded here: the microphone's
+Opus packets go to the mixing child as they came, the mix comes back as Opus packets, and the
+camera's frames are relayed as they were encoded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from server.errors import BadSdp
+from server.media.frames import EncodedFrame, tap_receiver
+from server.media.ice import RemotePolicy
+from server.media.peer import prefer_codec
+from server.media.publisher import LIVE_CODECS, Publisher
+
+log = logging.getLogger(__name__)
+
+MIX_QUEUE = 10  # frames (200 ms): past this the listener is behind; the oldest go
+RATE = 48_000
+
+
+class MixTrack(MediaStreamTrack):
+    """The room's conversation as one listener hears it: the mixing child's Opus frames, sent
+    as they are. The child sends a frame every 20 ms (a constant one for silence), so the
+    stream never stops and its timestamps are the child's."""
+
+    kind = "audio"
+    codec = "audio/opus"
+
+    def __init__(self, on_stop: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue(MIX_QUEUE)
+        self._time_base = Fraction(1, RATE)
+        self._on_stop = on_stop
+        self._reading = False  # until the connection is up, frames would only go stale
+        self.dropped = 0
+
+    def put(self, opus: bytes, timestamp: int) -> None:
+        if not self._reading or self.readyState != "live":
+            return
+        if self._queue.full():  # late audio is worth nothing: keep the newest
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait((opus, timestamp))
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        self._reading = True
+        opus, timestamp = await self._queue.get()
+        packet = av.Packet(opus)
+        packet.pts = timestamp
+        packet.time_base = self._time_base
+        return packet
+
+    def stop(self) -> None:
+        if self.readyState == "live" and self._on_stop is not None:
+            self._on_stop()
+        super().stop()
+
+
+@dataclass(eq=False)
+class VoicePeer(Publisher):
+    """`routes` holds the camera's relay if the member may send one; `mix` is what they hear;
+    `on_audio(opus, arrived)` takes their microphone's packets."""
+
+    mix: MixTrack | None = None
+    on_audio: Callable[[bytes, float], None] | None = None
+    sends_camera: bool = False
+    hears: bool = False  # the offer receives the mix (sendrecv)
+
+    def _prepare(self, transceivers: list[Any]) -> None:
+        audio = video = None
+        for transceiver in transceivers:
+            # aiortc keeps the offer's direction as the remote's: what the member sends
+            sends = transceiver._offerDirection in ("sendrecv", "sendonly")
+            if transceiver.kind == "audio" and audio is None and sends:
+                audio = transceiver
+            elif transceiver.kind == "video" and video is None and sends and self.routes:
+                video = transceiver
+            else:
+                transceiver.direction = "inactive"
+        if audio is None:
+            raise BadSdp("the offer sends no audio (a voice offer's audio section is sendrecv)")
+        prefer_codec(audio, ("audio/opus",))
+        on_audio = self.on_audio
+        if on_audio is not None:
+            tap_receiver(audio.receiver, "audio", lambda f: on_audio(f.data, time.time()))
+        if audio._offerDirection == "sendrecv" and self.mix is not None:
+            self.pc.addTrack(self.mix)
+            self.hears = True
+        else:
+            audio.direction = "recvonly"
+        if video is not None:
+            relay = self.routes["video"]
+            relay.codec = prefer_codec(video, LIVE_CODECS["video"]).lower()
+            tap_receiver(video.receiver, "video", self._camera_frame)
+            self._video_receiver = video.receiver
+            video.direction = "recvonly"
+            self.sends_camera = True
+
+    async def answer_offer(self, offer: str, policy: RemotePolicy) -> str:
+        return await self.answer(offer, policy, self._prepare)
+
+    def _camera_frame(self, frame: EncodedFrame) -> None:
+        relay = self.routes.get("video")
+        if relay is not None and not self.gone:
+            relay.push(frame)
+
+    def stop_media(self) -> None:
+        if self.mix is not None:
+            self.mix.stop()
