@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.kit.video import NumberedVideo
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
-from tests.live_support import LESSON_HZ, start_publisher
+from tests.live_support import LESSON_HZ, SPEC, start_publisher, start_viewer
 from tests.support import TIMEOUT, Client, Running, connect, serve_in_process, token
+from tests.test_live import frames
 from tests.video_support import library_settings
 from tests.voice_support import Microphone, script, start_listener, start_voice, utterance
 
@@ -55,10 +57,10 @@ async def voice_of(
             return member
 
 
-async def talk_of(base: str, tok: str) -> httpx.Response:
+async def talk_of(base: str, tok: str, room: str = "r1") -> httpx.Response:
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         return await http.get(
-            f"{base}/api/rooms/r1/talk", headers={"authorization": f"Bearer {tok}"}
+            f"{base}/api/rooms/{room}/talk", headers={"authorization": f"Bearer {tok}"}
         )
 
 
@@ -235,3 +237,84 @@ async def test_a_second_session_replaces_the_first_and_a_listener_hears(
     finally:
         for peer in (first, second, listener):
             await peer.close()
+
+
+async def test_cameras_are_relayed_up_to_the_rooms_limit(tmp_path: Path) -> None:
+    await make_room(tmp_path)
+    settings = library_settings(tmp_path, **MEDIA, voice_max_cameras=1)
+    async with serve_in_process(settings) as running:
+        base = running.base
+        coach_tok = token("r1", "coach", "Cora", sub="cora")
+        teacher_tok = token("r1", "teacher", "Tia", sub="tia")
+        coach, answer = await start_voice(base, "r1", coach_tok, camera=NumberedVideo(SPEC))
+        assert answer.status_code == 201, answer.text
+        assert "m=video" in answer.text
+        teacher, refused = await start_voice(base, "r1", teacher_tok, camera=NumberedVideo(SPEC))
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "cameras_full"
+        assert "1 camera" in refused.json()["error"]["message"]
+        viewer, watched = await start_viewer(
+            base, "r1", teacher_tok, source="camera&member=cora", kinds=("video",)
+        )
+        assert watched.status_code == 201, watched.text
+        nobody, missing = await start_viewer(
+            base, "r1", teacher_tok, source="camera&member=tia", kinds=("video",)
+        )
+        assert missing.status_code == 404
+        try:
+            await viewer.until(lambda: len(frames(viewer)) >= 10, "the coach's camera")
+            assert frames(viewer) == sorted(frames(viewer))  # as encoded, in order
+        finally:
+            for peer in (coach, teacher, viewer, nobody):
+                await peer.close()
+
+
+async def test_a_room_of_an_unmeasured_organisation_keeps_no_talk(tmp_path: Path) -> None:
+    await make_room(tmp_path)
+    settings = library_settings(tmp_path, **MEDIA, talk_unmeasured="*")
+    async with serve_in_process(settings) as running:
+        base = running.base
+        coach_tok = token("r1", "coach", "Cora", sub="cora")
+        async with connect(base, "r1", coach_tok) as page:
+            assert (await page.expect("welcome"))["talk_measured"] is False
+            coach, _ = await start_voice(base, "r1", coach_tok, Microphone())
+            listener, _ = await start_listener(base, "r1", token("r1", "teacher", "Tia"))
+            try:
+                await coach.connected(TIMEOUT)
+                says, _ = script((0.2, utterance("Shall we begin", "en+f3", A_HZ)))
+                coach.mic.play(says)
+                # "Who is speaking" still shows: only the record is off.
+                await voice_of(page, "cora", lambda v: v["speaking"])
+                await voice_of(page, "cora", lambda v: not v["speaking"])
+                await asyncio.sleep(0.5)
+                report = (await talk_of(base, coach_tok)).json()
+                assert report["segments"] == [] and report["total_s"] == 0
+            finally:
+                await coach.close()
+                await listener.close()
+
+
+async def test_joining_and_leaving_in_a_loop_leaves_nothing_behind(voice_server: Running) -> None:
+    base = voice_server.base
+    coach_tok = token("r1", "coach", "Cora", sub="cora")
+    async with connect(base, "r1", coach_tok) as page:
+        await page.expect("welcome")
+        for _ in range(8):
+            member, answer = await start_voice(base, "r1", coach_tok)
+            assert answer.status_code == 201, answer.text
+            async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+                left = await http.delete(
+                    f"{base}{member.location}", headers={"authorization": f"Bearer {coach_tok}"}
+                )
+            assert left.status_code == 200
+            await member.close()
+        # The conversation still works, and nothing was measured of the churn.
+        member, answer = await start_voice(base, "r1", coach_tok)
+        assert answer.status_code == 201
+        try:
+            await member.connected(TIMEOUT)
+            await voice_of(page, "cora", lambda v: v["mic"])
+        finally:
+            await member.close()
+        report = (await talk_of(base, token("r1", "teacher", "Tia", sub="tia"))).json()
+        assert report["segments"] == []

@@ -83,8 +83,8 @@ class VoicePeer(Publisher):
     def _prepare(self, transceivers: list[Any]) -> None:
         audio = video = None
         for transceiver in transceivers:
-            # aiortc keeps the offer's direction as the remote's: what the member sends
-            sends = transceiver._offerDirection in ("sendrecv", "sendonly")
+            # aiortc keeps the offer's direction reversed, as seen from here (publisher.py)
+            sends = transceiver._offerDirection in ("recvonly", "sendrecv")
             if transceiver.kind == "audio" and audio is None and sends:
                 audio = transceiver
             elif transceiver.kind == "video" and video is None and sends and self.routes:
