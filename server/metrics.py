@@ -77,6 +77,10 @@ class WorkerCounts:
     media_viewers: int
     ingest_queue: int
     redis_reconnects: int
+    voice_sessions: int = 0  # members in the conversations of the rooms homed here
+    mixer_restarts: int = 0  # times the mixing child was started again
+    mixer_dropped: int = 0  # talkers' frames dropped: the mixing child was behind
+    mixer_late_ticks: int = 0  # 20 ms mixes the running child could not make in time
 
 
 class _WorkerCollector(Collector):
@@ -122,6 +126,26 @@ class _WorkerCollector(Collector):
             sent.add_metric([name], counts.sent)
         yield received
         yield sent
+        yield GaugeMetricFamily(
+            "cocoach_voice_sessions",
+            "Members talking in the conversations of rooms whose home is this worker.",
+            now.voice_sessions,
+        )
+        yield CounterMetricFamily(
+            "cocoach_mixer_restarts",
+            "Times this worker's mixing child stopped and was started again.",
+            now.mixer_restarts,
+        )
+        yield CounterMetricFamily(
+            "cocoach_mixer_dropped_frames",
+            "Talkers' audio frames dropped because the mixing child was behind.",
+            now.mixer_dropped,
+        )
+        yield CounterMetricFamily(
+            "cocoach_mixer_late_ticks",
+            "20 ms mixes the running mixing child made too late (it was too busy).",
+            now.mixer_late_ticks,
+        )
         yield CounterMetricFamily(
             "cocoach_redis_reconnects",
             "Times the Redis subscriber connection was lost and re-established.",

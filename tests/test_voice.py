@@ -71,8 +71,11 @@ async def test_two_talkers_hear_each_other_not_themselves_nor_the_lesson(
     base = voice_server.base
     coach_tok = token("r1", "coach", "Cora", sub="cora")
     teacher_tok = token("r1", "teacher", "Tia", sub="tia")
-    # The classroom's live lesson plays its tone in the same room all along.
-    classroom, published = await start_publisher(base, "r1", token("r1", "camera", "7B"))
+    # The classroom's live lesson plays its tone in the same room all along; its device wears
+    # the teacher's earpiece, which must hear nothing of the conversation.
+    classroom, published = await start_publisher(
+        base, "r1", token("r1", "camera", "7B"), earpiece=True
+    )
     assert published.status_code == 201, published.text
     coach_says, coach_spans = script(
         (0.5, utterance("So how did you feel the lesson went today", "en+f3", A_HZ))
@@ -114,6 +117,7 @@ async def test_two_talkers_hear_each_other_not_themselves_nor_the_lesson(
                 # silence now); the other's holds speech, whose harmonics would cover it.
                 lesson = talker.heard.energy(LESSON_HZ, start, end)
                 assert theirs > 100 * lesson, (hz, theirs, lesson)
+            assert classroom.ear.heard == [], classroom.ear.heard  # nothing reached the earpiece
             # The talk record: one stretch each, about as long as each said.
             deadline = time.monotonic() + TIMEOUT
             while True:

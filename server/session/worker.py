@@ -329,6 +329,7 @@ class Worker:
         return sorted(known.values(), key=lambda lesson: (lesson.added, lesson.video))
 
     def counts(self) -> WorkerCounts:
+        mixer = self.media_host.mixes.mixer
         return WorkerCounts(
             worker=self.id,
             rooms=len(self.rooms),
@@ -340,6 +341,10 @@ class Worker:
             media_viewers=self.media_viewers(),
             ingest_queue=self.videos.ingest.queue.qsize(),
             redis_reconnects=self.broker.reconnects,
+            voice_sessions=sum(len(h.media.conversation.peers) for h in self.homes.values()),
+            mixer_restarts=mixer.stats.restarts,
+            mixer_dropped=mixer.stats.dropped,
+            mixer_late_ticks=mixer.stats.child.late_ticks,
         )
 
     def _home_usable(self, room_id: str, home: str) -> bool:
