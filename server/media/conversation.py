@@ -116,6 +116,7 @@ class Conversation:
             await peer.close()
             raise
         old = self.peers.get(user)
+        before = self._speakers.get(user)
         self.peers[user] = peer
         self._speakers[user] = Speaker(name, role, actor, remote)
         if camera is not None and peer.sends_camera:
@@ -132,6 +133,8 @@ class Conversation:
             mixer.drop_listener(self.room_id, user)
         if old is not None:
             log.info("room %s: %s's voice session %s replaced", self.room_id, user, old.id)
+            if before is not None:
+                self._audit_leave(before, old, "replaced")
             await old.close()
             self._report(user)
         self.host.audit.record(
@@ -183,17 +186,20 @@ class Conversation:
         self._report_voice(user, False, False, False)
         log.info("room %s: %s left the conversation (%s)", self.room_id, user, reason)
         if speaker is not None:
-            self.host.audit.record(
-                "voice.leave",
-                speaker.actor,
-                room=self.room_id,
-                remote=speaker.remote,
-                session=peer.id,
-                reason=reason,
-                seconds=round(time.monotonic() - peer.created, 1),
-            )
+            self._audit_leave(speaker, peer, reason)
         await peer.close()
         self._forget_if_idle()
+
+    def _audit_leave(self, speaker: Speaker, peer: VoicePeer, reason: str) -> None:
+        self.host.audit.record(
+            "voice.leave",
+            speaker.actor,
+            room=self.room_id,
+            remote=speaker.remote,
+            session=peer.id,
+            reason=reason,
+            seconds=round(time.monotonic() - peer.created, 1),
+        )
 
     def _drop_camera(self, user: str) -> None:
         camera = self.cameras.pop(user, None)
