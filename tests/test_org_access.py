@@ -241,6 +241,21 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
         "room",
         http_probe("DELETE", "/rooms/{room}/talkback/s-none"),
     ),
+    ("/rooms/{room}/voice", "POST"): ("room", http_probe("POST", "/rooms/{room}/voice", **SDP)),
+    ("/rooms/{room}/voice", "OPTIONS"): ("public", http_probe("OPTIONS", "/rooms/{room}/voice")),
+    ("/rooms/{room}/voice/{session}", "PATCH"): (
+        "room",
+        http_probe("PATCH", "/rooms/{room}/voice/s-none", **FRAG),
+    ),
+    ("/rooms/{room}/voice/{session}", "DELETE"): (
+        "room",
+        http_probe("DELETE", "/rooms/{room}/voice/s-none"),
+    ),
+    ("/api/rooms/{room}/talk", "GET"): ("room", http_probe("GET", "/api/rooms/{room}/talk")),
+    ("/api/rooms/{room}/talk.csv", "GET"): (
+        "room",
+        http_probe("GET", "/api/rooms/{room}/talk.csv"),
+    ),
     ("/rooms/{room}/ws", "WS"): ("room", ws_probe("/rooms/{room}/ws")),
     ("/yjs/{room}", "WS"): ("room", ws_probe("/yjs/{room}")),
 }
