@@ -284,3 +284,27 @@ async def test_store_videos(store: Store) -> None:
     assert await store.get_video(video_id) is None
     assert not await store.update_video(ready), "a deleted video stays deleted"
     assert video_id not in {v.id for v in await store.list_videos()}
+
+
+async def test_store_records_of_the_layer_above_rooms(store: Store) -> None:
+    kind = f"person-{uuid.uuid4().hex[:6]}"
+    assert await store.get_record(kind, "p-1") is None
+    assert await store.list_records(kind) == []
+    await store.put_record(kind, "p-1", b"\x00one")
+    await store.put_record(kind, "p-2", b"two")
+    await store.put_record(f"{kind}-other", "p-1", b"elsewhere")  # kinds are separate
+    await store.put_record(kind, "p-1", b"one again")  # replaced
+    assert await store.get_record(kind, "p-1") == b"one again"
+    assert sorted(await store.list_records(kind)) == [b"one again", b"two"]
+    assert await store.delete_record(kind, "p-2") is True
+    assert await store.delete_record(kind, "p-2") is False
+    assert await store.list_records(kind) == [b"one again"]
+
+
+async def test_store_take_record_gives_a_record_to_one_taker_only(store: Store) -> None:
+    kind = f"link-{uuid.uuid4().hex[:6]}"
+    await store.put_record(kind, "secret", b"the link")
+    taken = await asyncio.gather(*(store.take_record(kind, "secret") for _ in range(10)))
+    assert taken.count(b"the link") == 1 and taken.count(None) == 9
+    assert await store.get_record(kind, "secret") is None
+    assert await store.take_record(kind, "never") is None

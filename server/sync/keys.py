@@ -58,3 +58,9 @@ def awareness_channel(room: str) -> str:
 def doc_channel(room: str) -> str:
     """Announcements of the room's document log entries."""
     return room_key(room, "doc")
+
+
+def records_key(kind: str) -> str:
+    """The records of one kind of the layer above rooms (people, sign-ins, links): a hash of
+    key to record. Not a room's, so no room hash tag."""
+    return f"cocoach:records:{kind}"

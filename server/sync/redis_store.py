@@ -5,7 +5,14 @@ from __future__ import annotations
 import redis.asyncio as redis
 
 from server.errors import Conflict
-from server.sync.keys import ROOMS_INDEX, VIDEOS_INDEX, room_key, talk_key, video_key
+from server.sync.keys import (
+    ROOMS_INDEX,
+    VIDEOS_INDEX,
+    records_key,
+    room_key,
+    talk_key,
+    video_key,
+)
 from server.sync.redis_errors import unavailable
 from server.sync.store import (
     MAX_TALK_SEGMENTS,
@@ -19,6 +26,12 @@ from server.sync.store import (
 
 # Appends one stretch of talk unless the list already holds the bound (ARGV[2]): the check and
 # the push are one step, so concurrent appenders never take it past the bound.
+# HGET and HDEL as one step: of two takers, one gets the record.
+_TAKE_RECORD = """
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if value then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return value
+"""
 _APPEND_TALK = """
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then
   return 0
@@ -32,6 +45,7 @@ class RedisStore:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._append_talk = client.register_script(_APPEND_TALK)
+        self._take_record = client.register_script(_TAKE_RECORD)
         self.talk_limit = MAX_TALK_SEGMENTS
 
     async def create_room(self, record: RoomRecord) -> None:
@@ -85,6 +99,29 @@ class RedisStore:
     async def delete_talk(self, room_id: str) -> None:
         with unavailable("redis store failed"):
             await self._client.delete(talk_key(room_id))
+
+    async def put_record(self, kind: str, key: str, data: bytes) -> None:
+        with unavailable("redis store failed"):
+            await self._client.hset(records_key(kind), key, data)
+
+    async def get_record(self, kind: str, key: str) -> bytes | None:
+        with unavailable("redis store failed"):
+            data = await self._client.hget(records_key(kind), key)
+        return None if data is None else _bytes(data)
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        with unavailable("redis store failed"):
+            return bool(await self._client.hdel(records_key(kind), key))
+
+    async def take_record(self, kind: str, key: str) -> bytes | None:
+        with unavailable("redis store failed"):
+            data = await self._take_record(keys=[records_key(kind)], args=[key])
+        return None if data is None else _bytes(data)
+
+    async def list_records(self, kind: str) -> list[bytes]:
+        with unavailable("redis store failed"):
+            values = await self._client.hvals(records_key(kind))
+        return [_bytes(value) for value in values]
 
     async def put_video(self, record: VideoRecord) -> None:
         with unavailable("redis store failed"):

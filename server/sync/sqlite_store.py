@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS talk (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS talk_room ON talk (room, seq);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (kind, key)
+);
 CREATE TABLE IF NOT EXISTS videos (
     id TEXT PRIMARY KEY, created REAL NOT NULL, record BLOB NOT NULL
 );
@@ -110,6 +113,44 @@ class SqliteStore(SqliteDatabase):
 
     async def delete_talk(self, room_id: str) -> None:
         await self._run(lambda db: db.execute("DELETE FROM talk WHERE room = ?", (room_id,)))
+
+    async def put_record(self, kind: str, key: str, data: bytes) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO records (kind, key, data) VALUES (?, ?, ?)"
+                " ON CONFLICT(kind, key) DO UPDATE SET data = excluded.data",
+                (kind, key, data),
+            )
+        )
+
+    async def get_record(self, kind: str, key: str) -> bytes | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM records WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
+        )
+        return cursor.rowcount > 0
+
+    async def take_record(self, kind: str, key: str) -> bytes | None:
+        # One statement: another process writing the same file cannot take it as well.
+        row = await self._run(
+            lambda db: db.execute(
+                "DELETE FROM records WHERE kind = ? AND key = ? RETURNING data", (kind, key)
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    async def list_records(self, kind: str) -> list[bytes]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT data FROM records WHERE kind = ?", (kind,)).fetchall()
+        )
+        return [bytes(row[0]) for row in rows]
 
     async def put_video(self, record: VideoRecord) -> None:
         await self._run(

@@ -112,6 +112,22 @@ class Store(Protocol):
     async def delete_talk(self, room_id: str) -> None:
         """Forget the room's talk record."""
 
+    async def put_record(self, kind: str, key: str, data: bytes) -> None:
+        """Keep a record of the layer above rooms (a person, a sign-in, a link; DESIGN §6),
+        replacing the one of that kind and key."""
+
+    async def get_record(self, kind: str, key: str) -> bytes | None: ...
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        """Whether there was one."""
+
+    async def take_record(self, kind: str, key: str) -> bytes | None:
+        """Get and delete in one step: of two takers of one record, only one gets it (a
+        one-time sign-in link used twice at once)."""
+
+    async def list_records(self, kind: str) -> list[bytes]:
+        """Every record of the kind, in no particular order."""
+
     async def put_video(self, record: VideoRecord) -> None:
         """Create or replace the video's record."""
 
