@@ -1,0 +1,1 @@
+"""People (DESIGN §6, docs/people.md): who signs in, with which roles, at which school."""
