@@ -58,6 +58,7 @@ lint: $(STAMP)
 
 node-deps:
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 
 pytest: $(STAMP) system-deps node-deps web
 	$(PY) -m pytest

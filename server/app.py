@@ -11,6 +11,7 @@ from dataclasses import replace
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -20,6 +21,7 @@ from server.edge.origin import parse_origins
 from server.errors import CocoachError, LimitedFor
 from server.http.routes import routes
 from server.orgs import Orgs
+from server.people.oidc import SIGN_IN_COOKIE, SIGN_IN_SECONDS, flow_secret
 from server.session.worker import Worker
 from server.settings import Settings
 from server.supervisor import tell_ready
@@ -81,6 +83,17 @@ def middleware_for(settings: Settings) -> list[Middleware]:
             )
         )
     stack.append(Middleware(Guard, settings=settings))
+    # A sign-in under way keeps its state, nonce and PKCE verifier here (server/people/oidc.py).
+    stack.append(
+        Middleware(
+            SessionMiddleware,
+            secret_key=flow_secret(settings),
+            session_cookie=SIGN_IN_COOKIE,
+            max_age=SIGN_IN_SECONDS,
+            same_site="lax",
+            https_only=settings.base_url.startswith("https://"),
+        )
+    )
     return stack
 
 

@@ -36,6 +36,16 @@ class Settings:
     # Organisations whose rooms do not measure who talks when ("a, b"; "*": none measures).
     talk_unmeasured: str = ""
 
+    # People and sign-in (documented in docs/people.md).
+    oidc_issuer: str | None = None  # the school's identity provider; None: sign-in links only
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_org_claim: str = ""  # an ID-token claim that names the person's school
+    oidc_org_domains: str = ""  # "ashby.sch.uk: ashby-primary; brook.sch.uk: brook-academy"
+    oidc_label: str = "your school account"  # what the sign-in button says
+    sign_in_hours: float = 12.0  # how long a sign-in lasts
+    login_link_minutes: float = 30.0  # how long a one-time sign-in link may wait to be used
+
     # Room protocol limits (documented in docs/protocol.md).
     max_frame_bytes: int = 64 * 1024
     rate_per_second: float = 30.0  # sustained client frames per second

@@ -140,8 +140,11 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(settings: Settings) -> AsyncIterator[Running]:
-    """A real uvicorn server on port 0 in the test's own event loop."""
+async def serve_in_process(
+    settings: Settings, sock: socket.socket | None = None
+) -> AsyncIterator[Running]:
+    """A real uvicorn server on port 0 in the test's own event loop; on `sock` if given (bound
+    already, so that its address can be in the settings: an identity provider's redirect)."""
     config = uvicorn.Config(
         create_app(settings),
         ws="websockets-sansio",
@@ -153,8 +156,9 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[Running]:
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    if sock is None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     deadline = time.monotonic() + TIMEOUT

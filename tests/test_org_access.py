@@ -256,6 +256,18 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
         "room",
         http_probe("GET", "/api/rooms/{room}/talk.csv"),
     ),
+    # Signing in, and people: a room token opens none of them (the session cookie does).
+    ("/login", "GET"): ("public", http_probe("GET", "/login")),
+    ("/auth/callback", "GET"): ("public", http_probe("GET", "/auth/callback")),
+    ("/logout", "POST"): ("public", http_probe("POST", "/logout")),
+    ("/auth/link/{secret}", "GET"): ("public", http_probe("GET", "/auth/link/x")),
+    ("/auth/link/{secret}", "POST"): ("public", http_probe("POST", "/auth/link/x")),
+    ("/api/me", "GET"): ("public", http_probe("GET", "/api/me")),
+    ("/api/people", "GET"): ("public", http_probe("GET", "/api/people?q=a")),
+    ("/api/people/{person}", "PATCH"): (
+        "admin",
+        http_probe("PATCH", "/api/people/p-none", json={"roles": ["coach"]}),
+    ),
     ("/rooms/{room}/ws", "WS"): ("room", ws_probe("/rooms/{room}/ws")),
     ("/yjs/{room}", "WS"): ("room", ws_probe("/yjs/{room}")),
 }

@@ -10,10 +10,12 @@ from starlette.websockets import WebSocket
 from server import __version__
 from server.http import (
     audit,
+    auth,
     exports,
     health,
     invites,
     pages,
+    people,
     rooms,
     tus,
     videos,
@@ -41,6 +43,11 @@ def routes() -> list[BaseRoute]:
     """A new table for each app: the static files are found where the settings say then."""
     return [
         Route("/", index),
+        Route("/login", auth.login, methods=["GET"]),
+        Route("/auth/callback", auth.callback, methods=["GET"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/auth/link/{secret}", auth.link_page, methods=["GET"]),
+        Route("/auth/link/{secret}", auth.use_link, methods=["POST"]),
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
@@ -54,6 +61,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/rooms/{room}/talk", voice.talk, methods=["GET"]),
         Route("/api/rooms/{room}/talk.csv", voice.talk_csv, methods=["GET"]),
         Route("/api/audit", audit.read_audit, methods=["GET"]),
+        Route("/api/me", people.me, methods=["GET"]),
+        Route("/api/people", people.find, methods=["GET"]),
+        Route("/api/people/{person}", people.change_roles, methods=["PATCH"]),
         Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),
         Route("/api/frameworks/{id}", exports.get_framework, methods=["GET"]),
         Route("/api/videos", videos.create_video, methods=["POST"]),

@@ -30,6 +30,8 @@ from server.media.room_media import RoomMedia
 from server.messages import Reconnect
 from server.metrics import Metrics, WorkerCounts, registry_for
 from server.orgs import Orgs
+from server.people.directory import People
+from server.people.oidc import Providers
 from server.rooms.member import Member
 from server.session import talk_record
 from server.session.connection import Connection
@@ -115,6 +117,8 @@ class Worker:
             mixes=Mixes(self.start),
         )
         self.media = MediaRouter(self)
+        self.people = People(self.store)
+        self.providers = Providers(settings)
         addresses = [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
         if addresses:  # process-wide; unset leaves aioice's choice (or what a test chose)
             offer_host_addresses(addresses)
