@@ -253,7 +253,7 @@ export class Publisher extends Switchable {
 }
 
 /** VP8 first: the server relays and records VP8 and Opus as sent (docs/live.md). */
-function preferVP8 (transceiver) {
+export function preferVP8 (transceiver) {
   const codecs = window.RTCRtpSender?.getCapabilities?.('video')?.codecs
   if (!codecs || !transceiver.setCodecPreferences) return
   const vp8 = codecs.filter((c) => /vp8/i.test(c.mimeType))

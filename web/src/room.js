@@ -33,6 +33,7 @@ export class RoomConnection extends Emitter {
     this.playback = null
     this.live = null // the live lesson (docs/live.md), or null
     this.talkback = null // who is on air in the teacher's earpiece, or null
+    this.talkMeasured = null // the room measures who talks when (never what): the page says so
     this.offset = 0 // server time = localNow() + offset
     this.rtt = null
     this._pending = new Map()
@@ -111,6 +112,7 @@ export class RoomConnection extends Emitter {
         this.playback = message.playback
         this.live = message.live ?? null
         this.talkback = message.talkback ?? null
+        this.talkMeasured = typeof message.talk_measured === 'boolean' ? message.talk_measured : null
         this.offset = message.server_time - localNow() // rough, until the first burst
         this._setStatus('open')
         this.emit('welcome', message)

@@ -5,10 +5,12 @@ import { playheadAt } from './clock.js'
 import { SharedDoc } from './doc.js'
 import { renderMembers } from './members.js'
 import { PlanEditor } from './plan.js'
+import { ConversationView } from './conversation.js'
 import { LessonSwitcher, readLessons } from './lessons.js'
 import { Earpiece, TalkBack } from './live.js'
 import { startPublishPage } from './publish.js'
 import { FATAL_CLOSES, RoomConnection } from './room.js'
+import { TalkReport } from './talk.js'
 import { TimelineView } from './timeline.js'
 import { $, colourFor, formatTime, h, isTyping } from './util.js'
 import { hasWebRTC, LessonVideo } from './video.js'
@@ -84,6 +86,15 @@ class Session {
     this.talkBack.on('status', () => this.renderLiveControls())
     this.earpiece = new Earpiece($('#earpiece-audio'), this.base, this.roomId, this.token)
     this.earpiece.on('status', () => this.renderLiveControls())
+    this.conversation = new ConversationView(this)
+    this.talk = new TalkReport({
+      roomId: this.roomId,
+      token: this.token,
+      sub: this.sub,
+      nameOf: (sub) => this.nameOf(sub),
+      seek: (t) => this.seek(t),
+      changed: () => this.timeline?.schedule()
+    }, $('#talk-report'))
 
     this.wireControls()
     this.renderExports()
@@ -130,6 +141,7 @@ class Session {
         announce: (text) => this.announce(text),
         returnFocus: () => this.returnFocus(),
         onNotes: (notes) => this.renderScrubMarks(notes),
+        talkLanes: (duration) => this.talk.lanes(duration),
         // The notes shown, and the lesson a new note is made on: the one on screen.
         lesson: () => this.currentLesson()
       }, {
@@ -160,6 +172,9 @@ class Session {
     }
     this.sendPresence()
     this.sendQuality(true)
+    this.conversation.onWelcome()
+    const role = room.you?.role
+    this.talk.start(role === 'coach' || role === 'teacher')
   }
 
   bindDocument () {
@@ -188,6 +203,7 @@ class Session {
     for (const m of this.room.members.values()) this.names.set(m.user, m.name)
     this.onPlayback(this.room.playback) // names in "who controls" change with the members
     this.timeline?.schedule()
+    this.conversation.onMembers()
   }
 
   /** Our name from the token, what our notes carry as `authorName`. */
@@ -623,6 +639,8 @@ class Session {
     this.room?.close()
     this.shared?.close()
     this.video?.stop()
+    this.conversation?.leave()
+    this.talk?.stop()
     $('#fatal-title').textContent = title
     $('#fatal-text').textContent = text
     $('#fatal').hidden = false
@@ -692,6 +710,7 @@ class Session {
         if (!event.repeat) this.talkbackDown()
       },
       e: () => this.live && this.room.may('hear_talkback') ? this.toggleEarpiece() : false,
+      m: () => this.conversation.keyDown(event),
       p: () => this.plan.focus(),
       t: () => $('#timeline-list').focus(),
       '?': () => $('#help').showModal()
@@ -701,6 +720,7 @@ class Session {
   }
 
   onKeyUp (event) {
+    if ((event.key === 'm' || event.key === 'M') && this.conversation.keyUp()) event.preventDefault()
     if ((event.key === 'v' || event.key === 'V') && this.talkbackHeld) {
       event.preventDefault()
       this.talkbackUp()

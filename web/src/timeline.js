@@ -9,7 +9,7 @@ const UNTAGGED = { id: '', label: 'No tag', colour: '#6b7280', key: null }
 export class TimelineView {
   /**
    * session: {shared, canAnnotate, sub, authorName, nameOf(sub, written), currentTime(),
-   *           seek(t), duration(), lesson(), onNotes(notes)}
+   *           seek(t), duration(), lesson(), onNotes(notes), talkLanes(duration)}
    * `lesson()` is the video id whose notes are shown and that a new note is made on.
    */
   constructor (session, elements) {
@@ -227,7 +227,7 @@ export class TimelineView {
         },
         onclick: () => this.s.seek(n.start)
       })))
-    )))
+    )), ...(this.s.talkLanes?.(duration) ?? [])) // and who talked about which moments (talk.js)
   }
 
   unbind () { this._unbind?.() }
