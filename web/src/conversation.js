@@ -208,8 +208,9 @@ export class ConversationView {
   updateDuck () {
     const room = this.s.room
     const others = [...room.members.values()].some((m) => m.voice?.speaking && m.user !== this.s.sub)
-    // Only while the conversation is heard here: it is what the lesson makes room for.
-    this.target = this.duck && others && this.voice.wanted ? DUCKED : 1
+    // On every page, joined or not (the issue: "dips on every page"): someone is talking
+    // about the lesson, and the page that has not joined yet hears them once it does.
+    this.target = this.duck && others ? DUCKED : 1
     if (this._ramp || this.volume === this.target) return
     this._ramp = setInterval(() => {
       const step = this.target < this.volume ? DOWN_PER_TICK : UP_PER_TICK
