@@ -17,10 +17,12 @@ import uvicorn
 
 from server import logs
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
-from server.errors import CocoachError, InvalidField
+from server.errors import CocoachError, InvalidField, NotFound
 from server.library.library import add_generated_video
 from server.library.purge import Purged, purge_expired
 from server.orgs import Orgs
+from server.people.directory import People
+from server.people.model import ROLES, Person, PersonRole
 from server.rooms.roles import Role
 from server.session.room_records import ROOM_ID, check_room_video, new_room_id
 from server.settings import Settings
@@ -34,6 +36,8 @@ WS_MAX_BYTES = (
     2 * 1024 * 1024
 )  # transport cap; the room protocol's own, smaller limit answers first
 DEMO_ROOM = "demo"
+DEMO_COACH = "coach@demo.invalid"  # .invalid: never a real address (RFC 2606)
+DEMO_TEACHER = "teacher@demo.invalid"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 
 
@@ -95,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _backend_flags(create)
 
+    person = commands.add_parser("person", help="manage the people who sign in")
+    person_commands = person.add_subparsers(dest="person_command", required=True)
+    add = person_commands.add_parser("add", help="add a person; prints their id")
+    add.add_argument("--name", required=True)
+    add.add_argument("--email", required=True)
+    add.add_argument("--org", help="their school (default: the default organisation)")
+    add.add_argument("--role", choices=ROLES, default="teacher", help="everyone is a teacher")
+    _backend_flags(add)
+    link = commands.add_parser("login-link", help="print a one-time sign-in link for a person")
+    link.add_argument("--email", required=True)
+    link.add_argument("--minutes", type=float, help="how long it may wait to be used")
+    _backend_flags(link)
+
     purge = commands.add_parser(
         "purge", help="delete the videos whose retention has ended (what the server's job does)"
     )
@@ -140,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             return 0
+        if args.command == "person" and args.person_command == "add":
+            added = asyncio.run(add_person(settings_from(args), args))
+            print(added.id)
+            return 0
+        if args.command == "login-link":
+            print(asyncio.run(login_link(settings_from(args), args.email, args.minutes)))
+            return 0
         if args.command == "purge":
             lines = asyncio.run(purge(settings_from(args), dry_run=args.dry_run))
             print("\n".join(lines))
@@ -148,6 +172,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cocoach: {error.code}: {error.message}", file=sys.stderr)
         return 1
     return 2
+
+
+async def add_person(settings: Settings, args: argparse.Namespace) -> Person:
+    orgs = Orgs.parse(settings.orgs, settings.default_org)
+    org = orgs.check_org(args.org, "--org") or settings.default_org
+    async with open_store(settings) as store:
+        roles: tuple[PersonRole, ...] = ("teacher", args.role) if args.role else ("teacher",)
+        return await People(store).add(name=args.name, org=org, email=args.email, roles=roles)
+
+
+async def login_link(settings: Settings, email: str, minutes: float | None) -> str:
+    """A one-time sign-in link (docs/people.md), for a person added before."""
+    async with open_store(settings) as store:
+        people = People(store)
+        person = await people.by_email(email)
+        if person is None:
+            raise NotFound(f"nobody is known by {email!r}: add them with `cocoach person add`")
+        lifetime = 60 * (minutes or settings.login_link_minutes)
+        secret = await people.make_link(person, lifetime)
+    return f"{settings.base_url}/auth/link/{secret}"
 
 
 def token(settings: Settings, args: argparse.Namespace) -> str:
@@ -254,8 +298,23 @@ async def _create_demo(settings: Settings) -> bool:
                 settings.demo_clip_seconds,
             )
             video = demo.id
+        people = People(store)
+        org = settings.default_org
+        coach = await people.by_email(DEMO_COACH) or await people.add(
+            name="Demo coach", org=org, email=DEMO_COACH, roles=("coach",)
+        )
+        teacher = await people.by_email(DEMO_TEACHER) or await people.add(
+            name="Demo teacher", org=org, email=DEMO_TEACHER
+        )
         await store.create_room(
-            RoomRecord(id=DEMO_ROOM, title="Demo lesson", created=time.time(), video=video)
+            RoomRecord(
+                id=DEMO_ROOM,
+                title="Demo lesson",
+                created=time.time(),
+                video=video,
+                org=org if settings.orgs.strip() else None,
+                people={coach.id: "coach", teacher.id: "teacher"},
+            )
         )
         return True
 
@@ -276,6 +335,9 @@ def serve(settings: Settings, log_level: str) -> int:
     settings = replace(settings, port=port)
     if first_run and asyncio.run(_create_demo(settings)):
         _print_first_run(settings)
+        for who, email in (("Coach", DEMO_COACH), ("Teacher", DEMO_TEACHER)):
+            link = asyncio.run(login_link(settings, email, None))
+            print(f"  {who} sign-in:  {link}", flush=True)
     print(f"cocoach listening on http://{_url_host(settings.host)}:{port}", flush=True)
     return Supervisor(worker_argv(), sock).run()
 
@@ -348,6 +410,7 @@ def _print_first_run(settings: Settings) -> None:
         f"  Teacher invite: {links[Role.TEACHER]}\n"
         "The demo lesson video is being generated and transcoded in the background.\n"
         "More invites: cocoach token --room demo --role coach --name YourName\n"
+        f"A new sign-in link: cocoach login-link --email {DEMO_COACH}\n"
         f"Admin key (for /api): {settings.data / 'admin_key'}",
         flush=True,
     )

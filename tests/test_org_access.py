@@ -263,6 +263,9 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
     ("/auth/link/{secret}", "GET"): ("public", http_probe("GET", "/auth/link/x")),
     ("/auth/link/{secret}", "POST"): ("public", http_probe("POST", "/auth/link/x")),
     ("/api/me", "GET"): ("public", http_probe("GET", "/api/me")),
+    ("/api/me/rooms", "GET"): ("public", http_probe("GET", "/api/me/rooms")),
+    ("/api/rooms/{room}/token", "POST"): ("public", http_probe("POST", "/api/rooms/{room}/token")),
+    ("/rooms/{room}/join", "GET"): ("public", http_probe("GET", "/rooms/{room}/join")),
     ("/api/people", "GET"): ("public", http_probe("GET", "/api/people?q=a")),
     ("/api/people/{person}", "PATCH"): (
         "admin",

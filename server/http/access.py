@@ -26,6 +26,8 @@ from server.errors import (
     TokenMissing,
 )
 from server.http.admission import claims_for, is_admin, presented_token, room_for
+from server.http.auth import actor_of_person
+from server.http.signed_in import person_of
 from server.rooms.roles import Role
 from server.session.worker import Worker
 from server.sync.audit import ADMIN as ADMIN_ACTOR
@@ -47,12 +49,16 @@ class Caller:
     actor: Actor = ADMIN_ACTOR  # who, for the audit log
 
 
-def caller_of(request: Request, worker: Worker) -> Caller:
+async def caller_of(request: Request, worker: Worker) -> Caller:
     given = presented_token(request)
     if not given:
+        person = await person_of(request)
+        if person is not None:  # signed in: their own library (docs/people.md)
+            org = worker.orgs.of_token(person.org if worker.orgs.configured else None)
+            return Caller(person.id, admin=False, room=None, org=org, actor=actor_of_person(person))
         raise TokenMissing(
             "the video library needs the admin key or a coach or teacher room token, "
-            "as Authorization: Bearer (or ?token=)"
+            "as Authorization: Bearer (or ?token=), or a sign-in"
         )
     if is_admin(worker, given):
         return Caller(ADMIN, admin=True, room=None, org=None)
@@ -140,7 +146,7 @@ def upload_org(worker: Worker, caller: Caller, asked: str | None) -> str | None:
 async def delete_as_caller(request: Request, worker: Worker) -> None:
     """Delete the video the request names, if the caller may, and put it on record: for the
     REST `DELETE` and tus termination alike."""
-    caller = caller_of(request, worker)
+    caller = await caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"], write=True)
     await worker.videos.delete(record.id)
     worker.audit.record(

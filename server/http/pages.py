@@ -57,7 +57,8 @@ def dist_dir() -> Path:
     return Path(configured) if configured else REPO_DIST
 
 
-def _page(name: str) -> Response:
+def page_response(name: str) -> Response:
+    """A built page of web/dist, or a page that says to build it."""
     path = dist_dir() / name
     if not path.is_file():
         return HTMLResponse(NOT_BUILT, status_code=503, headers=PAGE_HEADERS)
@@ -66,11 +67,11 @@ def _page(name: str) -> Response:
 
 async def session_page(request: Request) -> Response:
     """`/r/{room}?token=…`: the session. The page reads its room and token from the address."""
-    return _page("session.html")
+    return page_response("session.html")
 
 
 async def admin_page(request: Request) -> Response:
-    return _page("admin.html")
+    return page_response("admin.html")
 
 
 class BuiltFiles(StaticFiles):

@@ -12,7 +12,9 @@ from server.audit import remote_of
 from server.documents.lessons import Lesson
 from server.errors import Forbidden, InvalidField, RoomNotFound
 from server.http.admission import bearer, claims_for, is_admin, presented_token, room_for
+from server.http.home import new_session
 from server.http.request import check_admin, read_json, worker_of
+from server.people.cookie import SESSION_COOKIE
 from server.rooms.roles import Permission, permissions_for
 from server.session.room_records import ROOM_ID, check_room_video, new_room_id
 from server.session.worker import Worker
@@ -52,7 +54,11 @@ def validate_room(room: NewRoom) -> NewRoom:
 
 
 async def create_room(request: Request) -> Response:
+    """The admin key makes any room; a signed-in coach or teacher (the session cookie, no
+    Authorization) opens one with a colleague (server/http/home.py)."""
     worker = worker_of(request)
+    if not bearer(request.headers) and SESSION_COOKIE in request.cookies:
+        return await new_session(request)
     check_admin(request, worker)
     room = validate_room(await read_json(request, NewRoom))
     if room.framework is not None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import __version__
 from server.http import (
     audit,
     auth,
     exports,
     health,
+    home,
     invites,
     pages,
     people,
@@ -35,14 +33,10 @@ async def yjs_socket(websocket: WebSocket) -> None:
     await serve_yjs_socket(websocket, websocket.app.state.worker)
 
 
-async def index(request: Request) -> Response:
-    return JSONResponse({"service": "cocoach", "version": __version__, "docs": "README.md"})
-
-
 def routes() -> list[BaseRoute]:
     """A new table for each app: the static files are found where the settings say then."""
     return [
-        Route("/", index),
+        Route("/", home.index),
         Route("/login", auth.login, methods=["GET"]),
         Route("/auth/callback", auth.callback, methods=["GET"]),
         Route("/logout", auth.logout, methods=["POST"]),
@@ -62,6 +56,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/rooms/{room}/talk.csv", voice.talk_csv, methods=["GET"]),
         Route("/api/audit", audit.read_audit, methods=["GET"]),
         Route("/api/me", people.me, methods=["GET"]),
+        Route("/api/me/rooms", home.my_rooms, methods=["GET"]),
+        Route("/api/rooms/{room}/token", home.room_token, methods=["POST"]),
+        Route("/rooms/{room}/join", home.join, methods=["GET"]),
         Route("/api/people", people.find, methods=["GET"]),
         Route("/api/people/{person}", people.change_roles, methods=["PATCH"]),
         Route("/api/frameworks", exports.list_frameworks, methods=["GET"]),

@@ -120,7 +120,7 @@ async def options(request: Request) -> Response:
 async def create(request: Request) -> Response:
     """tus creation (POST /api/videos with Tus-Resumable), with an optional first chunk."""
     worker = worker_of(request)
-    caller = caller_of(request, worker)
+    caller = await caller_of(request, worker)
     if "upload-defer-length" in request.headers:
         raise ClientError("Upload-Defer-Length is not supported: send Upload-Length")
     length = _header_int(request, "upload-length")
@@ -150,7 +150,7 @@ async def create(request: Request) -> Response:
 @tus_endpoint
 async def head(request: Request) -> Response:
     worker = worker_of(request)
-    caller = caller_of(request, worker)
+    caller = await caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"], write=True)
     return Response(
         status_code=200,
@@ -168,7 +168,7 @@ async def head(request: Request) -> Response:
 @tus_endpoint
 async def patch(request: Request) -> Response:
     worker = worker_of(request)
-    caller = caller_of(request, worker)
+    caller = await caller_of(request, worker)
     if _content_type(request) != OFFSET_TYPE:
         raise UnsupportedMediaType(f"a tus PATCH needs Content-Type: {OFFSET_TYPE}")
     offset = _header_int(request, "upload-offset")

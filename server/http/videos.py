@@ -63,7 +63,7 @@ def video_json(record: VideoRecord, default_days: int) -> dict[str, object]:
 
 async def list_videos(request: Request) -> Response:
     worker = worker_of(request)
-    caller = caller_of(request, worker)
+    caller = await caller_of(request, worker)
     # Private by default: a token lists only its holder's own videos, not even its room's.
     videos = [
         v for v in await worker.store.list_videos() if caller.admin or owns(worker, caller, v)
@@ -78,7 +78,7 @@ async def list_videos(request: Request) -> Response:
 
 async def get_video(request: Request) -> Response:
     worker = worker_of(request)
-    caller = caller_of(request, worker)
+    caller = await caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"])
     return JSONResponse(video_json(record, worker.settings.video_retention_days), headers=PRIVATE)
 
@@ -92,7 +92,7 @@ async def download_video(request: Request) -> Response:
         raise DownloadDisabled(
             "downloads are off on this server (COCOACH_ALLOW_DOWNLOAD): watch in a room"
         )
-    caller = caller_of(request, worker)
+    caller = await caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"], write=True)
     rendition = request.query_params.get("rendition", "720p")
     if rendition not in RENDITIONS:
@@ -169,7 +169,7 @@ async def create_video(request: Request) -> Response:
 
 async def upload_whole(request: Request) -> Response:
     worker = worker_of(request)
-    caller = caller_of(request, worker)
+    caller = await caller_of(request, worker)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not (content_type.startswith("video/") or content_type == "application/octet-stream"):
         raise UnsupportedMediaType(

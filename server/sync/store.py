@@ -25,6 +25,8 @@ class RoomRecord(msgspec.Struct, frozen=True):
     video: str | None = None
     framework: str | None = None
     shared: tuple[str, ...] = ()  # other organisations of the same trust it admits
+    # Its people (docs/people.md): person id -> their role in it ("coach", "teacher", ...).
+    people: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 VideoStatus = Literal["uploading", "recording", "queued", "ingesting", "ready", "failed"]
