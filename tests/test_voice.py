@@ -207,6 +207,7 @@ async def test_bad_voice_offers_get_clear_errors(voice_server: Running) -> None:
     member, answer = await start_voice(base, "r1", coach_tok)
     try:
         assert answer.status_code == 201, answer.text
+        assert ";usedtx=1" in answer.text or " usedtx=1" in answer.text  # DTX, please
         await member.connected(TIMEOUT)
     finally:
         await member.close()

@@ -65,6 +65,12 @@ BITRATE = 32_000
 ENCODER_OPTIONS = {"application": "lowdelay", "compression_level": "5"}
 # A 20 ms Opus frame of silence (CELT, fullband, mono): what SFUs send instead of encoding it.
 SILENCE = b"\xf8\xff\xfe"
+# Discontinuous transmission of silence: DTX_AFTER silent frames after talk, then one every
+# DTX_EVERY ticks (400 ms, what Opus DTX sends). Most of a conversation is one person talking,
+# so most listeners hear nobody most of the time: 20 ms packets of silence to each of them
+# were a third of the server's packets.
+DTX_AFTER = 3
+DTX_EVERY = 20
 ENCODER_IDLE = 250  # ticks: an encoder unused this long is closed (a new mix starts afresh)
 SLOTS = 10  # parts of a tick: the rooms are spread over them
 SLOT = TICK / SLOTS
@@ -231,8 +237,8 @@ class MixRoom:
     A mix is named by the talkers in it: those of the room that are audible now (vad's
     `heard`), less the listener itself and the talker it excludes. Listeners whose mixes
     hold the same talkers get the same packets, so in a room where one person talks at a time
-    one encoding serves everybody (the talker hears silence, a constant packet); the mixes
-    that differ are encoded once each."""
+    one encoding serves everybody (the talker hears silence, a constant packet, sent as DTX
+    sends it); the mixes that differ are encoded once each."""
 
     def __init__(self, name: str, slot: int = 0) -> None:
         self.name = name
@@ -241,12 +247,19 @@ class MixRoom:
         self.listeners: dict[str, str | None] = {}  # listener -> the talker it does not hear
         self._encoders: dict[frozenset[str], MixEncoder] = {}
         self._ticks = 0
+        self._quiet: dict[str, int] = {}  # listener -> ticks since it last heard anybody
 
     def tick(self, timestamp: int, counts: dict[str, int]) -> list[Mixed]:
         self._ticks += 1
         audible = self._audible()
         mixes: list[Mixed] = []
         for heard, listeners in self._mixes(audible).items():
+            if not heard:
+                listeners = self._due_silence(listeners)
+                if not listeners:
+                    continue
+            for listener in listeners:
+                self._quiet[listener] = 0 if heard else self._quiet.get(listener, 0) + 1
             opus = self._encode(heard, audible) if heard else SILENCE
             if opus is None:
                 continue
@@ -256,6 +269,22 @@ class MixRoom:
         if self._ticks % ENCODER_IDLE == 0:
             self._forget_idle_encoders()
         return mixes
+
+    def forget(self, listener: str) -> None:
+        self._quiet.pop(listener, None)
+
+    def _due_silence(self, listeners: list[str]) -> list[str]:
+        """Those who hear nobody and are owed a silence packet now: the first few after
+        talk (the decoder ends it cleanly), then one every DTX_EVERY ticks, as a sender doing
+        Opus DTX does (RFC 7587 §3.1.3). The others' quiet ticks are counted unsent."""
+        due: list[str] = []
+        for listener in listeners:
+            quiet = self._quiet.get(listener, 0)
+            if quiet < DTX_AFTER or quiet % DTX_EVERY == 0:
+                due.append(listener)
+            else:
+                self._quiet[listener] = quiet + 1
+        return due
 
     def _audible(self) -> dict[str, tuple[Pcm, float]]:
         """This tick's block of every talker who is audible: (samples, arrived)."""
@@ -311,6 +340,7 @@ class Mixing:
             case Unlisten(room, listener):
                 if room in self._rooms:
                     self._rooms[room].listeners.pop(listener, None)
+                    self._rooms[room].forget(listener)
                     self._forget_if_empty(room)
 
     def tick(self, slot: int, timestamp: int, now: float) -> None:
