@@ -1,6 +1,6 @@
-// Build the page: bundle src/ with esbuild into dist/, then write dist/session.html and
-// dist/admin.html from the templates with the bundles' hashed names. `node build.mjs --watch`
-// rebuilds on change.
+// Build the pages: bundle src/ with esbuild into dist/, then write dist/session.html,
+// dist/admin.html and dist/home.html from the templates with the bundles' hashed names.
+// `node build.mjs --watch` rebuilds on change.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,7 +8,7 @@ import * as esbuild from 'esbuild'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const dist = join(here, 'dist')
-const pages = { session: 'session.html', admin: 'admin.html' }
+const pages = { session: 'session.html', admin: 'admin.html', home: 'home.html' }
 
 const options = {
   entryPoints: Object.fromEntries(Object.keys(pages).map((name) => [name, join(here, 'src', `${name}.js`)])),
@@ -40,7 +40,7 @@ function writePages (result) {
     const html = readFileSync(join(here, template), 'utf8').replace('%JS%', js).replace('%CSS%', css)
     writeFileSync(join(dist, template), html)
   }
-  console.log(`built ${Object.keys(pages).join(' and ')} into ${dist}`)
+  console.log(`built ${Object.keys(pages).join(', ')} into ${dist}`)
 }
 
 rmSync(dist, { recursive: true, force: true })

@@ -2,11 +2,10 @@
 // create rooms and hand out invite links per role. The admin key stays in this tab
 // (sessionStorage) and goes to the server as Authorization: Bearer.
 import './style.css'
-import { $, errorOf, formatTime, h, sleep } from './util.js'
+import { progressText, statusText, tusUpload } from './upload.js'
+import { $, errorOf, formatTime, h } from './util.js'
 
 const KEY = 'cocoach-admin-key'
-const CHUNK = 8 * 1024 * 1024
-const TUS = '1.0.0'
 
 let adminKey = sessionStorage.getItem(KEY) ?? ''
 let videos = []
@@ -57,38 +56,7 @@ $('#forget-key').addEventListener('click', () => {
   $('#key-status').textContent = 'Forgotten.'
 })
 
-// ---- uploads (tus 1.0.0) ------------------------------------------------------------------
-
-const b64 = (text) => btoa(unescape(encodeURIComponent(text)))
-
-function patch (url, offset, blob, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest()
-    xhr.open('PATCH', url)
-    xhr.setRequestHeader('Authorization', `Bearer ${adminKey}`)
-    xhr.setRequestHeader('Tus-Resumable', TUS)
-    xhr.setRequestHeader('Upload-Offset', String(offset))
-    xhr.setRequestHeader('Content-Type', 'application/offset+octet-stream')
-    xhr.upload.onprogress = (event) => onProgress(offset + event.loaded)
-    xhr.onload = () => {
-      if (xhr.status === 204) resolve(Number(xhr.getResponseHeader('Upload-Offset')))
-      else {
-        let message = `${xhr.status}`
-        try { message = JSON.parse(xhr.responseText).error.message } catch { /* not JSON */ }
-        const error = new Error(message)
-        error.status = xhr.status
-        reject(error)
-      }
-    }
-    xhr.onerror = () => reject(new Error('the connection dropped'))
-    xhr.send(blob)
-  })
-}
-
-async function uploadOffset (url) {
-  const response = await api(url, { method: 'HEAD', headers: { 'Tus-Resumable': TUS } })
-  return Number(response.headers.get('Upload-Offset'))
-}
+// ---- uploads (tus 1.0.0, upload.js) --------------------------------------------------------
 
 async function upload (file, title, consent) {
   const bar = $('#upload-bar')
@@ -96,31 +64,15 @@ async function upload (file, title, consent) {
   $('#upload-progress').hidden = false
   const show = (sent) => {
     bar.value = file.size ? sent / file.size : 1
-    text.textContent = `Uploading ${file.name}: ${Math.floor((100 * sent) / Math.max(1, file.size))}% (${(sent / 1e6).toFixed(1)} of ${(file.size / 1e6).toFixed(1)} MB)`
+    text.textContent = progressText(file, sent)
   }
-  show(0)
-  const metadata = [`filename ${b64(file.name)}`]
-  if (title) metadata.push(`title ${b64(title)}`)
-  metadata.push(`consent ${b64(consent)}`)
-  const created = await api('/api/videos', {
-    method: 'POST',
-    headers: { 'Tus-Resumable': TUS, 'Upload-Length': String(file.size), 'Upload-Metadata': metadata.join(',') }
+  await tusUpload(file, {
+    title,
+    consent,
+    headers: { Authorization: `Bearer ${adminKey}` },
+    onProgress: show,
+    onRetry: (error) => { text.textContent = `The upload was interrupted (${error.message}); resuming…` }
   })
-  const url = created.headers.get('Location')
-  let offset = 0
-  let failures = 0
-  while (offset < file.size) {
-    try {
-      offset = await patch(url, offset, file.slice(offset, offset + CHUNK), show)
-      failures = 0
-      show(offset)
-    } catch (error) {
-      if (++failures > 5 || (error.status && error.status < 500 && error.status !== 409 && error.status !== 423)) throw error
-      text.textContent = `The upload was interrupted (${error.message}); resuming…`
-      await sleep(1000 * failures)
-      offset = await uploadOffset(url) // resume where the server stands
-    }
-  }
   bar.value = 1
   text.textContent = `Uploaded ${file.name}. The server is preparing it for watching; its status shows below.`
 }
@@ -191,17 +143,6 @@ async function loadVideos () {
   select.value = chosen
   clearTimeout(refresh)
   if (videos.some((v) => v.status === 'queued' || v.status === 'ingesting')) refresh = setTimeout(loadVideos, 2000)
-}
-
-function statusText (v) {
-  switch (v.status) {
-    case 'uploading': return 'uploading '
-    case 'queued': return 'waiting to be prepared'
-    case 'ingesting': return `preparing ${Math.round(100 * v.progress)}% `
-    case 'ready': return 'ready'
-    case 'failed': return `failed: ${v.error ?? ''}`
-    default: return v.status
-  }
 }
 
 // ---- rooms and invites ----------------------------------------------------------------------

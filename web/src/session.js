@@ -1,5 +1,6 @@
-// The session page at /r/{room}?token=…: a coach and a teacher (and observers) watch the lesson
-// in sync, write notes on its timeline and the next lesson's plan. docs/web.md describes it.
+// The session page at /r/{room}?token=… (or /r/{room} for a signed-in person): a coach and a
+// teacher (and observers) watch the lesson in sync, write notes on its timeline and the next
+// lesson's plan. docs/web.md describes it.
 import './style.css'
 import { playheadAt } from './clock.js'
 import { SharedDoc } from './doc.js'
@@ -12,7 +13,7 @@ import { startPublishPage } from './publish.js'
 import { FATAL_CLOSES, RoomConnection } from './room.js'
 import { TalkReport } from './talk.js'
 import { TimelineView } from './timeline.js'
-import { $, colourFor, formatTime, h, isTyping } from './util.js'
+import { $, colourFor, errorOf, formatTime, h, isTyping } from './util.js'
 import { hasWebRTC, LessonVideo } from './video.js'
 
 const SEEK_STEP = 5
@@ -32,9 +33,9 @@ class Session {
   constructor () {
     const match = location.pathname.match(/^\/r\/([^/]+)/)
     this.roomId = match ? decodeURIComponent(match[1]) : ''
-    this.token = new URLSearchParams(location.search).get('token') ?? ''
-    this.claims = tokenClaims(this.token)
-    this.sub = String(this.claims.sub ?? '')
+    // An invite link carries its token; a signed-in person's page asks the server for theirs
+    // (start(), below), so no token is ever in the address after a sign-in.
+    this.useToken(new URLSearchParams(location.search).get('token') ?? '')
     this.base = location.origin
     this.names = new Map() // user id -> display name, from everyone seen
     this.videoInfo = null // {duration, fps} when we may read the video's record
@@ -49,8 +50,46 @@ class Session {
     this.shownLesson = null // the lesson the page last showed notes of, to say when it changes
   }
 
-  start () {
-    if (!this.token) return this.fatal(FATAL_CLOSES[4001])
+  useToken (token) {
+    this.token = token
+    this.claims = tokenClaims(token)
+    this.sub = String(this.claims.sub ?? '')
+  }
+
+  /** No token in the address: the signed-in person's own, from the server (their session
+   * cookie, which this page never sees). False, with the page saying why, when there is none. */
+  async tokenFromSignIn () {
+    let response
+    try {
+      response = await fetch(`/api/rooms/${encodeURIComponent(this.roomId)}/token`, {
+        method: 'POST',
+        credentials: 'same-origin'
+      })
+    } catch {
+      this.fatal('The server did not answer. Check the connection and reload the page.', 'This session did not open')
+      return false
+    }
+    if (response.ok) {
+      const { token } = await response.json()
+      this.useToken(typeof token === 'string' ? token : '')
+      if (!this.token) this.fatal('The server sent no token for this session.', 'This session did not open')
+      return Boolean(this.token)
+    }
+    if (response.status === 401) this.fatal(FATAL_CLOSES[4001]) // not signed in: as before
+    else if (response.status === 404) {
+      this.fatal('You are not one of this session’s people, or it does not exist (any more). Your sessions are on your home page.', 'This session did not open')
+    } else {
+      const { message } = await errorOf(response)
+      this.fatal(message || `The server said ${response.status}.`, 'This session did not open')
+    }
+    return false
+  }
+
+  async start () {
+    if (!this.token) {
+      if (!this.roomId) return this.fatal(FATAL_CLOSES[4001])
+      if (!await this.tokenFromSignIn()) return
+    }
     if (this.claims.role === 'camera' || location.hash === '#publish') return startPublishPage(this)
     document.title = `cocoach: ${this.roomId}`
     this.room = new RoomConnection(this.base, this.roomId, this.token)

@@ -1,0 +1,239 @@
+// The home page at / for a signed-in person (docs/web.md, docs/people.md): who they are, their
+// own sessions (each opened with one click, through /rooms/{room}/join, without a token in any
+// address), a new session with a colleague, their own videos (uploaded with tus and a progress
+// bar, with consent and retention), and the sections later issues fill. The session cookie is
+// HttpOnly: the page never sees it, same-origin requests carry it.
+import './style.css'
+import { progressText, statusText, tusUpload } from './upload.js'
+import { $, errorOf, formatTime, h } from './util.js'
+
+const SEARCH_DELAY_MS = 250
+const CONSENT = {
+  obtained: 'Obtained',
+  not_needed: 'Not needed',
+  not_obtained: 'Not recorded: not shown in sessions until your school records it'
+}
+
+let me = null
+
+async function api (path, options = {}) {
+  const response = await fetch(path, { credentials: 'same-origin', ...options })
+  if (response.status === 401) { // the sign-in ended (or never was): the sign-in page
+    location.replace('/')
+    const error = new Error('You are not signed in any more.')
+    error.status = 401
+    throw error
+  }
+  if (!response.ok) {
+    const { message } = await errorOf(response)
+    const error = new Error(message || `${response.status} ${response.statusText}`)
+    error.status = response.status
+    throw error
+  }
+  return response
+}
+
+const json = async (path, options) => (await api(path, options)).json()
+
+const sendJson = (path, body) => json(path, {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify(body)
+})
+
+function problem (error) {
+  const status = $('#home-status')
+  status.textContent = `The server did not answer as expected: ${error.message}`
+  status.hidden = false
+}
+
+// ---- who I am ---------------------------------------------------------------------------
+
+async function loadMe () {
+  me = await json('/api/me')
+  document.body.dataset.person = me.id
+  $('#me').replaceChildren(
+    h('strong', { class: 'home-name', text: me.name }),
+    h('span', { class: 'home-org', text: me.org ? `, ${me.org}` : '' }),
+    h('span', { class: 'home-roles', text: ` · ${me.roles.join(', ')}` }))
+  const coach = me.roles.includes('coach')
+  const asCoach = $('#new-as option[value="coach"]')
+  asCoach.disabled = !coach
+  asCoach.textContent = coach ? 'Coach' : 'Coach (your school has not made you a coach)'
+  $('#new-as').value = coach ? 'coach' : 'teacher'
+}
+
+// ---- my sessions ------------------------------------------------------------------------
+
+function withText (room) {
+  const others = room.people.map((p) => `${p.name} (${p.role})`).join(', ') || 'nobody else yet'
+  return room.role ? `${others} · you: ${room.role}` : others
+}
+
+async function loadSessions () {
+  const { rooms } = await json('/api/me/rooms')
+  $('#sessions-empty').hidden = rooms.length > 0
+  $('#sessions-table').hidden = rooms.length === 0
+  $('#sessions').replaceChildren(...rooms.map((room) => h('tr', { class: 'home-session', dataset: { room: room.id } },
+    h('td', { class: 'home-title', text: room.title }),
+    h('td', {}, h('time', {
+      datetime: new Date(room.created * 1000).toISOString(),
+      text: new Date(room.created * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+    })),
+    h('td', { class: 'home-with', text: withText(room) }),
+    h('td', {}, h('a', { class: 'home-open', href: `/rooms/${encodeURIComponent(room.id)}/join` },
+      'Open', h('span', { class: 'sr-only', text: ` ${room.title}` }))))))
+}
+
+// ---- a new session ----------------------------------------------------------------------
+
+let searchTimer = null
+let searchSeq = 0
+
+async function search () {
+  const query = $('#new-search').value.trim()
+  const seq = ++searchSeq
+  let people
+  try {
+    people = (await json(`/api/people?q=${encodeURIComponent(query)}`)).people
+  } catch (error) {
+    $('#new-status').textContent = `Could not search: ${error.message}`
+    return
+  }
+  if (seq !== searchSeq) return // a newer search is under way
+  const others = people.filter((p) => p.id !== me?.id)
+  const select = $('#new-with')
+  const chosen = select.value
+  const first = others.length
+    ? (query ? `${others.length} found: choose one` : 'Choose a colleague…')
+    : (query ? `Nobody of your trust is called “${query}”` : 'Nobody else of your trust has signed in yet')
+  select.replaceChildren(h('option', { value: '', text: first }),
+    ...others.map((p) => h('option', { value: p.id, text: p.org ? `${p.name} (${p.org})` : p.name })))
+  if (others.some((p) => p.id === chosen)) select.value = chosen
+  else if (query && others.length) select.value = others[0].id
+}
+
+$('#new-search').addEventListener('input', () => {
+  clearTimeout(searchTimer)
+  searchTimer = setTimeout(search, SEARCH_DELAY_MS)
+})
+
+$('#new-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const status = $('#new-status')
+  const title = $('#new-title').value.trim()
+  const other = $('#new-with')
+  if (!other.value) {
+    status.textContent = 'Choose who the session is with: type their name to find them.'
+    other.focus()
+    return
+  }
+  const name = other.selectedOptions[0]?.textContent ?? ''
+  $('#new-button').disabled = true
+  try {
+    const room = await sendJson('/api/rooms', { title, with: other.value, as: $('#new-as').value })
+    status.textContent = `Started “${room.title}” with ${name}. It is at the top of your sessions.`
+    $('#new-title').value = ''
+    await loadSessions()
+  } catch (error) {
+    status.textContent = `Could not start the session: ${error.message}`
+  } finally {
+    $('#new-button').disabled = false
+  }
+})
+
+// ---- my videos --------------------------------------------------------------------------
+
+let refresh = null
+
+function keptUntil (v) {
+  if (v.expires_at == null) return 'until deleted'
+  return new Date(v.expires_at * 1000).toLocaleDateString(undefined, { dateStyle: 'medium' })
+}
+
+async function loadVideos () {
+  let videos
+  try {
+    videos = (await json('/api/videos')).videos
+  } catch (error) {
+    $('#videos-table').hidden = false
+    $('#videos').replaceChildren(h('tr', {}, h('td', { colspan: 6, class: 'error', text: error.message })))
+    return
+  }
+  $('#videos-empty').hidden = videos.length > 0
+  $('#videos-table').hidden = videos.length === 0
+  $('#videos').replaceChildren(...videos.map((v) => h('tr', { dataset: { video: v.id } },
+    h('td', { text: v.title }),
+    h('td', { class: `status-${v.status}` }, statusText(v),
+      v.status === 'ingesting' || v.status === 'uploading'
+        ? h('progress', { max: 1, value: v.status === 'uploading' ? v.upload_offset / Math.max(1, v.upload_length) : v.progress })
+        : null),
+    h('td', { text: v.duration ? formatTime(v.duration) : '–' }),
+    h('td', { class: `home-consent consent-${v.consent}`, text: CONSENT[v.consent] ?? v.consent }),
+    h('td', { text: keptUntil(v) }),
+    h('td', {}, h('button', {
+      type: 'button',
+      text: 'Delete',
+      'aria-label': `Delete ${v.title}`,
+      onclick: async () => {
+        if (!confirm(`Delete “${v.title}” and its files? Sessions showing it will have no video.`)) return
+        try {
+          await api(`/api/videos/${encodeURIComponent(v.id)}`, { method: 'DELETE' })
+        } catch (error) {
+          problem(error)
+        }
+        loadVideos()
+      }
+    })))))
+  clearTimeout(refresh)
+  if (videos.some((v) => v.status === 'queued' || v.status === 'ingesting')) refresh = setTimeout(loadVideos, 2000)
+}
+
+$('#upload-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const file = $('#upload-file').files[0]
+  if (!file) return
+  const button = $('#upload-button')
+  const bar = $('#upload-bar')
+  const text = $('#upload-text')
+  button.disabled = true
+  $('#upload-progress').hidden = false
+  try {
+    await tusUpload(file, {
+      title: $('#upload-title').value.trim(),
+      consent: $('#upload-consent').value,
+      onProgress: (sent) => {
+        bar.value = file.size ? sent / file.size : 1
+        text.textContent = progressText(file, sent)
+      },
+      onRetry: (error) => { text.textContent = `The upload was interrupted (${error.message}); resuming…` }
+    })
+    bar.value = 1
+    text.textContent = `Uploaded ${file.name}. The server is preparing it for watching; its status shows below.`
+    $('#upload-form').reset()
+  } catch (error) {
+    text.textContent = `The upload failed: ${error.message}`
+  } finally {
+    button.disabled = false
+    loadVideos()
+  }
+})
+
+// ---- start ------------------------------------------------------------------------------
+
+async function start () {
+  try {
+    await loadMe()
+  } catch (error) {
+    if (error.status !== 401) problem(error)
+    return
+  }
+  await Promise.all([
+    loadSessions().catch(problem),
+    loadVideos(),
+    search()
+  ])
+  document.body.dataset.ready = 'true'
+}
+
+start()
