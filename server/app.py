@@ -21,7 +21,7 @@ from server.edge.origin import parse_origins
 from server.errors import CocoachError, LimitedFor
 from server.http.routes import routes
 from server.orgs import Orgs
-from server.people.oidc import SIGN_IN_COOKIE, SIGN_IN_SECONDS, flow_secret
+from server.people.oidc import SIGN_IN_COOKIE, SIGN_IN_SECONDS, flow_secret, providers_of
 from server.session.worker import Worker
 from server.settings import Settings
 from server.supervisor import tell_ready
@@ -100,6 +100,7 @@ def middleware_for(settings: Settings) -> list[Middleware]:
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_secrets()
     Orgs.parse(settings.orgs, settings.default_org)  # a bad COCOACH_ORGS stops the start
+    providers_of(settings)  # so does a bad identity provider setting
     # Fixed here, so the log lines of the edge and of the worker's tasks name the same worker.
     settings = replace(settings, worker_id=settings.worker_id or f"w-{secrets.token_hex(4)}")
     parse_origins(settings.allowed_origins, settings.public_url)  # refuse a bad one at start

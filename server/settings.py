@@ -43,6 +43,9 @@ class Settings:
     oidc_org_claim: str = ""  # an ID-token claim that names the person's school
     oidc_org_domains: str = ""  # "ashby.sch.uk: ashby-primary; brook.sch.uk: brook-academy"
     oidc_label: str = "your school account"  # what the sign-in button says
+    # More providers (a Microsoft school and a Google school): a JSON list of {"name", "issuer",
+    # "client_id", "client_secret", "label"?, "org_claim"?, "org_domains"?}.
+    oidc_providers: str = ""
     sign_in_hours: float = 12.0  # how long a sign-in lasts
     login_link_minutes: float = 30.0  # how long a one-time sign-in link may wait to be used
 

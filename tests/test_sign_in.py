@@ -5,6 +5,7 @@ tampered or ended cookie, one-time links used twice, an open redirect."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,10 +17,17 @@ import pytest
 from server.people.cookie import SESSION_COOKIE
 from server.people.directory import People
 from server.sync.sqlite_store import SqliteStore
-from tests.oidc_support import Provider, oidc_provider, reach_callback, sign_in_with_httpx
+from tests.oidc_support import (
+    Provider,
+    follow_to_callback,
+    oidc_provider,
+    reach_callback,
+    sign_in_with_httpx,
+)
 from tests.support import TIMEOUT, Running, make_settings, serve_in_process
 
 CLIENT_ID, CLIENT_SECRET = "cocoach", "s3cret-" + "y" * 24
+OTHER_CLIENT = "another-app"  # another relying party of the same provider
 ANN = {"sub": "ann-1", "email": "ann@ashby.sch.uk", "name": "Ann Archer", "password": "a-pass"}
 BEN = {"sub": "ben-2", "email": "ben@brook.sch.uk", "name": "Ben Brook", "password": "b-pass"}
 EVE = {"sub": "eve-3", "email": "eve@gmail.com", "name": "Eve", "password": "e-pass"}
@@ -30,6 +38,7 @@ ORGS = "north: ashby-primary, brook-academy"
 class Env:
     server: Running
     provider: Provider
+    second: Provider  # another issuer: the trust's other school's provider
 
     @property
     def base(self) -> str:
@@ -43,12 +52,24 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     clients = [
         {
-            "client_id": CLIENT_ID,
+            "client_id": client_id,
             "client_secret": CLIENT_SECRET,
             "redirect_uris": [f"{base}/auth/callback"],
         }
+        for client_id in (CLIENT_ID, OTHER_CLIENT)
     ]
-    async with oidc_provider(clients, [ANN, BEN, EVE]) as provider:
+    async with (
+        oidc_provider(clients, [ANN, BEN, EVE]) as provider,
+        oidc_provider(clients, [ANN]) as second,
+    ):
+        other = {
+            "name": "brook",
+            "issuer": second.issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "label": "Brook Google",
+            "org_domains": "ashby.sch.uk: brook-academy",
+        }
         settings = make_settings(
             tmp_path,
             public_url=base,
@@ -58,9 +79,10 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             oidc_client_id=CLIENT_ID,
             oidc_client_secret=CLIENT_SECRET,
             oidc_org_domains="ashby.sch.uk: ashby-primary; brook.sch.uk: brook-academy",
+            oidc_providers=json.dumps([other]),
         )
         async with serve_in_process(settings, sock) as server:
-            yield Env(server, provider)
+            yield Env(server, provider, second)
 
 
 def browser() -> httpx.AsyncClient:
@@ -149,3 +171,38 @@ async def test_one_time_links(tmp_path: Path) -> None:
             assert twice.status_code == 401 and "used already" in twice.text
             expired = await client.post(f"{server.base}/auth/link/{stale}")
             assert expired.status_code == 401 and "expired" in expired.text
+
+
+async def test_two_issuers_and_a_rotated_key(env: Env) -> None:
+    async with browser() as ann:
+        page = await ann.get(f"{env.base}/", headers={"accept": "text/html"})
+        assert "Sign in with Brook Google" in page.text
+        await sign_in_with_httpx(ann, f"{env.base}/login", "ann-1", "a-pass")
+        first = (await ann.get(f"{env.base}/api/me")).json()
+    async with browser() as ann:
+        done = await sign_in_with_httpx(ann, f"{env.base}/login?provider=brook", "ann-1", "a-pass")
+        assert done.status_code == 303
+        second = (await ann.get(f"{env.base}/api/me")).json()
+    # The same subject at another issuer is another person, of that provider's school.
+    assert second["id"] != first["id"] and second["org"] == "brook-academy"
+    # The provider rotates its signing key: the next ID token verifies against the new one.
+    await env.provider.rotate_keys(keep_old=False)
+    async with browser() as ann:
+        done = await sign_in_with_httpx(ann, f"{env.base}/login", "ann-1", "a-pass")
+        assert done.status_code == 303, done.text
+        assert (await ann.get(f"{env.base}/api/me")).json()["id"] == first["id"]
+
+
+async def test_a_code_made_for_another_app_is_refused(env: Env) -> None:
+    """The browser's own sign-in, but the code at the end was issued to another relying party
+    of the same provider (another audience): the provider will not give us its tokens."""
+    async with browser() as ann:
+        start = await ann.get(f"{env.base}/login")
+        authorize = httpx.URL(start.headers["location"])
+        assert authorize.params["client_id"] == CLIENT_ID
+        for_other = authorize.copy_set_param("client_id", OTHER_CLIENT)
+        callback = await follow_to_callback(ann, str(for_other), "ann-1", "a-pass")
+        assert callback.code and callback.state == authorize.params["state"]
+        answer = await ann.get(callback.url)
+        assert answer.status_code == 401, answer.text
+        assert (await ann.get(f"{env.base}/api/me")).status_code == 401

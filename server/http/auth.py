@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_NEXT = 500
 NEXT_KEY = "next"
+PROVIDER_KEY = "provider"
 
 
 def page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -70,11 +72,12 @@ def refused(worker: Worker, request: Request, why: str, *, status: int = 401) ->
 
 
 def sign_in_page(worker: Worker, request: Request, note: str = "") -> HTMLResponse:
-    providers = worker.providers
     parts = [f"<p>{html.escape(note)}</p>"] if note else []
-    if providers.configured:
-        target = html.escape(f"/login?next={request.query_params.get('next', '/')}", quote=True)
-        label = html.escape(providers.label)
+    next_path = safe_next(request.query_params.get("next"))
+    for provider in worker.providers.all:
+        query = urlencode({"provider": provider.name, "next": next_path})
+        target = html.escape(f"/login?{query}", quote=True)
+        label = html.escape(provider.label)
         parts.append(f"<p><a class='button' href='{target}'>Sign in with {label}</a></p>")
     parts.append(
         "<p>Or use the one-time sign-in link your school's IT staff gave you"
@@ -84,36 +87,43 @@ def sign_in_page(worker: Worker, request: Request, note: str = "") -> HTMLRespon
 
 
 async def login(request: Request) -> Response:
+    """Start a sign-in at `?provider=` (the first one if not named)."""
     worker = worker_of(request)
     if not worker.providers.configured:
         return sign_in_page(worker, request, "This server has no identity provider set up.")
+    provider = worker.providers.get(request.query_params.get("provider"))
+    if provider is None:
+        return sign_in_page(worker, request, "There is no such identity provider here.")
     request.session.clear()  # a sign-in under way starts afresh
     request.session[NEXT_KEY] = safe_next(request.query_params.get("next"))
+    request.session[PROVIDER_KEY] = provider.name
     redirect_uri = f"{worker.settings.base_url}/auth/callback"
-    response: Response = await worker.providers.client().authorize_redirect(request, redirect_uri)
+    client = worker.providers.client(provider)
+    response: Response = await client.authorize_redirect(request, redirect_uri)
     return response
 
 
 async def callback(request: Request) -> Response:
     worker = worker_of(request)
-    providers = worker.providers
-    if not providers.configured:
+    provider = worker.providers.get(request.session.get(PROVIDER_KEY))
+    if not worker.providers.configured:
         raise NotFound("this server has no identity provider")
+    if provider is None or PROVIDER_KEY not in request.session:
+        return refused(worker, request, "no sign-in was under way in this browser")
     try:
-        token = await providers.client().authorize_access_token(request)
+        token = await worker.providers.client(provider).authorize_access_token(request)
     except SignInErrors as exc:
         # Authlib's message names the check that failed (state, nonce, issuer...): no secret.
         return refused(worker, request, f"the sign-in could not be completed: {exc}")
     finally:
         next_path = safe_next(request.session.pop(NEXT_KEY, None))
+        request.session.pop(PROVIDER_KEY, None)
     userinfo = token.get("userinfo") or {}
     try:
-        domains = parse_domains(worker.settings.oidc_org_domains)
+        domains = parse_domains(provider.org_domains or "")
     except ConfigError as exc:
         return refused(worker, request, str(exc), status=500)
-    school = school_of(
-        userinfo, claim=worker.settings.oidc_org_claim or None, domains=domains, orgs=worker.orgs
-    )
+    school = school_of(userinfo, claim=provider.org_claim, domains=domains, orgs=worker.orgs)
     subject, name, email = person_claims(userinfo)
     if school is None:
         return refused(
@@ -123,11 +133,9 @@ async def callback(request: Request) -> Response:
             "cocoach cannot tell which school you are at. Ask your school's IT staff.",
             status=403,
         )
-    assert providers.issuer is not None
-    person = await worker.people.signed_in_with(
-        providers.issuer, subject, name=name, email=email, org=school
-    )
-    return await start_session(worker, request, person, f"oidc:{providers.issuer}", next_path)
+    issuer = provider.issuer.rstrip("/")
+    person = await worker.people.signed_in_with(issuer, subject, name=name, email=email, org=school)
+    return await start_session(worker, request, person, f"oidc:{issuer}", next_path)
 
 
 async def start_session(
