@@ -21,6 +21,8 @@ import sys
 import time
 from types import FrameType
 
+from server.lifeline import die_with_parent
+
 log = logging.getLogger(__name__)
 
 LISTEN_FD = "COCOACH_LISTEN_FD"  # the worker's listening socket, inherited from the supervisor
@@ -133,17 +135,8 @@ def die_with_supervisor() -> None:
     """In the worker: SIGKILL this process when the supervisor dies (Linux), so a supervisor
     that is killed leaves no worker holding the port."""
     parent = os.environ.get(SUPERVISOR_PID)
-    if not parent:
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != int(parent):  # it died before prctl took effect
-        os._exit(1)
+    if parent:
+        die_with_parent(int(parent))
 
 
 def tell_ready() -> None:

@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "settings",
                 "logs",
                 "once",
+                "lifeline",
                 "",
             }
         ),

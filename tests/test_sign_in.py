@@ -5,6 +5,7 @@ tampered or ended cookie, one-time links used twice, an open redirect."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -47,6 +48,14 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with serve_with_providers(tmp_path) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serve_with_providers(tmp_path: Path) -> AsyncIterator[Env]:
+    """A server and two identity providers that know it: its socket is bound first, so that
+    its redirect URI is registered at the providers before either starts."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"

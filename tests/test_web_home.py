@@ -6,9 +6,7 @@ and is in the room without a token in any address, uploads a video of her own, a
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,56 +14,19 @@ import pytest
 from playwright.async_api import Page, expect
 
 from server.library.clip import ClipSpec, write_clip
-from tests.oidc_support import Provider, oidc_provider, sign_in_with_httpx
-from tests.support import TIMEOUT, Running, make_settings, serve_in_process
+from tests.oidc_support import sign_in_with_httpx
+from tests.support import TIMEOUT
+from tests.test_sign_in import Env, serve_with_providers
 from tests.web_support import DIST, artifact, chromium
 
 WAIT = 3 * TIMEOUT * 1000
 INGEST_WAIT = 12 * TIMEOUT * 1000  # a real transcode, in the background
 
-CLIENT_ID, CLIENT_SECRET = "cocoach", "s3cret-" + "h" * 24
-ANN = {"sub": "ann-1", "email": "ann@ashby.sch.uk", "name": "Ann Archer", "password": "a-pass"}
-BEN = {"sub": "ben-2", "email": "ben@brook.sch.uk", "name": "Ben Brook", "password": "b-pass"}
-ORGS = "north: ashby-primary, brook-academy"
-
-
-@dataclass
-class Env:
-    server: Running
-    provider: Provider
-
-    @property
-    def base(self) -> str:
-        return self.server.base
-
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    """As tests/test_sign_in.py: the server's socket is bound first, so that its redirect URI
-    is known to the provider before either starts."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    clients = [
-        {
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "redirect_uris": [f"{base}/auth/callback"],
-        }
-    ]
-    async with oidc_provider(clients, [ANN, BEN]) as provider:
-        settings = make_settings(
-            tmp_path,
-            public_url=base,
-            orgs=ORGS,
-            default_org="ashby-primary",
-            oidc_issuer=provider.issuer,
-            oidc_client_id=CLIENT_ID,
-            oidc_client_secret=CLIENT_SECRET,
-            oidc_org_domains="ashby.sch.uk: ashby-primary; brook.sch.uk: brook-academy",
-        )
-        async with serve_in_process(settings, sock) as server:
-            yield Env(server, provider)
+    async with serve_with_providers(tmp_path) as running:
+        yield running
 
 
 async def start_session(page: Page, title: str, search: str, person: str) -> None:
@@ -95,7 +56,7 @@ async def test_sign_in_home_page_and_into_a_session(env: Env, tmp_path: Path) ->
 
             # Signed out, / is the sign-in page; its link goes through the provider's form.
             await page.goto(f"{env.base}/")
-            await page.get_by_role("link", name=re.compile(r"^Sign in with")).click()
+            await page.get_by_role("link", name="Sign in with your school account").click()
             await page.locator("input[name=login]").fill("ann@ashby.sch.uk")
             await page.locator("input[name=password]").fill("a-pass")
             await page.locator("button[type=submit]").click()
@@ -161,9 +122,9 @@ async def test_sign_in_home_page_and_into_a_session(env: Env, tmp_path: Path) ->
             await page.goto(f"{env.base}/")
             await expect(page.locator("#me")).to_contain_text("Ann Archer", timeout=WAIT)
             await page.get_by_role("button", name="Sign out").click()
-            await expect(page.get_by_role("link", name=re.compile(r"^Sign in with"))).to_be_visible(
-                timeout=WAIT
-            )
+            await expect(
+                page.get_by_role("link", name="Sign in with your school account")
+            ).to_be_visible(timeout=WAIT)
             assert page.url == f"{env.base}/"
             me = await context.request.get(f"{env.base}/api/me")
             assert me.status == 401

@@ -24,10 +24,8 @@ so every rendition has both tracks. Output goes to OUTPUT.part and is renamed wh
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -42,6 +40,7 @@ from av.filter import Graph
 from av.video.frame import PictureType, VideoFrame
 
 from server.library.renditions import output_fps
+from server.lifeline import die_with_parent
 
 AUDIO_RATE = 48000
 OPUS_FRAME = 960  # 20 ms at 48 kHz
@@ -447,18 +446,6 @@ class _Job:
 # ---- the child process --------------------------------------------------------------------
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: SIGKILL this process when the worker that started it dies, so a crashed worker
-    leaves no transcode behind."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if parent and os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def _size(text: str) -> tuple[int, int]:
     width, _, height = text.partition("x")
     try:
@@ -493,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     hold_cmd.add_argument("sizes", nargs="+", type=_size)
     args = parser.parse_args(argv)
     if args.parent:
-        _die_with_parent(args.parent)
+        die_with_parent(args.parent)
     if args.nice:
         os.nice(args.nice)
     try:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import os
-import signal
 import sys
 import time
 from collections import deque
@@ -32,6 +30,7 @@ import msgspec
 import numpy as np
 from av.audio.frame import AudioFrame
 
+from server.lifeline import die_with_parent
 from server.media import vad
 from server.media.mixing_wire import (
     MAX_OPUS,
@@ -451,25 +450,13 @@ async def serve(mixing: Mixing) -> None:
         ticking.cancel()
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: SIGKILL this process when the server that started it dies, so a crashed server
-    leaves no mixer behind (as server/library/transcode.py does)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if parent and os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server.media.mixing")
     parser.add_argument("--parent", type=int, default=0, help="die when this process dies")
     parser.add_argument("--nice", type=int, default=0, help="lower this process's priority")
     args = parser.parse_args(argv)
     if args.parent:
-        _die_with_parent(args.parent)
+        die_with_parent(args.parent)
     if args.nice:
         os.nice(args.nice)
     failure: str | None = None
