@@ -17,12 +17,13 @@ import uvicorn
 
 from server import logs
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
-from server.errors import CocoachError, InvalidField, NotFound
+from server.errors import CocoachError, InvalidField
 from server.library.library import add_generated_video
 from server.library.purge import Purged, purge_expired
 from server.orgs import Orgs
 from server.people.directory import People
-from server.people.model import ROLES, Person, PersonRole
+from server.people.enrol import add_person, login_link
+from server.people.model import ROLES
 from server.rooms.roles import Role
 from server.session.room_records import ROOM_ID, check_room_video, new_room_id
 from server.settings import Settings
@@ -158,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "person" and args.person_command == "add":
-            added = asyncio.run(add_person(settings_from(args), args))
+            added = asyncio.run(
+                add_person(settings_from(args), args.name, args.email, args.org, args.role)
+            )
             print(added.id)
             return 0
         if args.command == "login-link":
@@ -172,26 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cocoach: {error.code}: {error.message}", file=sys.stderr)
         return 1
     return 2
-
-
-async def add_person(settings: Settings, args: argparse.Namespace) -> Person:
-    orgs = Orgs.parse(settings.orgs, settings.default_org)
-    org = orgs.check_org(args.org, "--org") or settings.default_org
-    async with open_store(settings) as store:
-        roles: tuple[PersonRole, ...] = ("teacher", args.role) if args.role else ("teacher",)
-        return await People(store).add(name=args.name, org=org, email=args.email, roles=roles)
-
-
-async def login_link(settings: Settings, email: str, minutes: float | None) -> str:
-    """A one-time sign-in link (docs/people.md), for a person added before."""
-    async with open_store(settings) as store:
-        people = People(store)
-        person = await people.by_email(email)
-        if person is None:
-            raise NotFound(f"nobody is known by {email!r}: add them with `cocoach person add`")
-        lifetime = 60 * (minutes or settings.login_link_minutes)
-        secret = await people.make_link(person, lifetime)
-    return f"{settings.base_url}/auth/link/{secret}"
 
 
 def token(settings: Settings, args: argparse.Namespace) -> str:

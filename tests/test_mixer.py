@@ -44,7 +44,7 @@ from bench.voice import (
     to_int16,
     tone,
 )
-from server.media import mixing, vad
+from server.media import jitter, mixing, vad
 from server.media.mixer import FRAME_QUEUE, PACKAGE_ROOT, Mixer
 from server.media.mixing_wire import (
     MAX_OPUS,
@@ -320,7 +320,7 @@ async def test_a_child_fed_a_broken_stream_says_why_and_exits() -> None:
 
 
 def test_the_jitter_buffer_stays_short() -> None:
-    buffer = mixing.JitterBuffer()
+    buffer = jitter.JitterBuffer()
     always = lambda arrived: True  # noqa: E731
     assert buffer.take(always) == (None, 0.0)
     block = np.ones(vad.BLOCK, dtype=np.int16)
@@ -328,7 +328,7 @@ def test_the_jitter_buffer_stays_short() -> None:
         buffer.put(block, float(index))
     assert buffer.buffered == vad.BLOCK and buffer.trimmed == 3
     half = np.ones(vad.BLOCK // 2, dtype=np.int16)
-    buffer = mixing.JitterBuffer()
+    buffer = jitter.JitterBuffer()
     buffer.put(half, 1.0)
     buffer.put(half, 1.01)
     taken, arrived = buffer.take(always)
@@ -336,12 +336,12 @@ def test_the_jitter_buffer_stays_short() -> None:
     buffer.put(half, 1.02)  # short at the tick: the rest is silence
     taken, _ = buffer.take(always)
     assert taken is not None and int(taken[vad.BLOCK // 2 :].max()) == 0
-    buffer = mixing.JitterBuffer()  # a block more than the frames' jitter needs: given up
+    buffer = jitter.JitterBuffer()  # a block more than the frames' jitter needs: given up
     buffer.put(block, 0.0)
-    for index in range(mixing.SHRINK_WINDOW):
+    for index in range(jitter.SHRINK_WINDOW):
         buffer.put(block, 0.02 * (index + 1))
         assert buffer.take(lambda arrived: False)[0] is not None
-    assert buffer.buffered == mixing.SPARE_MARGIN
+    assert buffer.buffered == jitter.SPARE_MARGIN
 
 
 # ---- the child on its wire ------------------------------------------------------------------

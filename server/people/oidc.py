@@ -12,21 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.starlette_client import OAuth
+from joserfc.errors import JoseError
 
 from server.errors import ConfigError
 from server.settings import Settings
-
-with warnings.catch_warnings():
-    # Authlib 1.9 warns about its own httpx module at import; the client still uses it.
-    warnings.simplefilter("ignore")
-    from authlib.common.errors import AuthlibBaseError
-    from authlib.integrations.starlette_client import OAuth
-    from joserfc.errors import JoseError
 
 SIGN_IN_COOKIE = "cocoach_signin"
 SIGN_IN_SECONDS = 600  # a sign-in under way must finish within this
