@@ -97,7 +97,7 @@ async def test_two_talkers_hear_each_other_not_themselves_nor_the_lesson(
             await asyncio.sleep(1.0)  # nobody talks yet: all either hears is silence
             begin = time.time()
             for peer in (coach, teacher):
-                assert peer.heard.since(quiet, begin).size > 0
+                assert peer.heard.blocks  # the conversation flows (silence, as DTX sends it)
                 assert peer.heard.energy(LESSON_HZ, quiet, begin) < 1e-9
             coach.mic.play(coach_says)
             teacher.mic.play(teacher_says)
@@ -137,6 +137,27 @@ async def test_two_talkers_hear_each_other_not_themselves_nor_the_lesson(
             assert abs(first["start"] - (begin + coach_spans[0][0])) < 0.5, (first, begin)
             assert first["lesson_at"] is not None  # the live lesson's recording time
             assert report["coach_wait_s"] is None  # the coach did not answer the teacher
+            # The exports carry it: the same object in export.json (not an observer's), and
+            # a row per stretch in talk.csv.
+            async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+                exported = await http.get(
+                    f"{base}/api/rooms/r1/export.json",
+                    headers={"authorization": f"Bearer {coach_tok}"},
+                )
+                observer = token("r1", "observer", "Olu")
+                watched = await http.get(
+                    f"{base}/api/rooms/r1/export.json",
+                    headers={"authorization": f"Bearer {observer}"},
+                )
+                rows = await http.get(
+                    f"{base}/api/rooms/r1/talk.csv",
+                    headers={"authorization": f"Bearer {teacher_tok}"},
+                )
+            assert exported.json()["talk"]["segments"] == report["segments"]
+            assert watched.status_code == 200 and "talk" not in watched.json()
+            lines = rows.content.decode("utf-8-sig").splitlines()
+            assert lines[0] == "sub,name,role,start,end,seconds,lesson_at"
+            assert len(lines) == 1 + len(report["segments"]) and lines[1].startswith("cora,Cora,")
         finally:
             for peer in (coach, teacher, classroom):
                 await peer.close()

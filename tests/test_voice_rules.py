@@ -1,11 +1,14 @@
 """The conversation's rules (server/rooms/voice.py) with no event loop: who may speak, what the
-others see of each member's microphone, and what a new home forgets."""
+others see of each member's microphone, what a new home forgets, and the clock that dates speech."""
 
 from __future__ import annotations
+
+import itertools
 
 import msgspec
 import pytest
 
+from server.media.voice_peer import SpeechClock
 from server.messages import AllowSpeak, Error, MemberUpdated, Mute, VoiceInfo, Welcome
 from server.rooms.effects import Broadcast, Effect, EndVoice, Persist, Send
 from server.rooms.events import ChangeVoice, ControlVoice, Join, Leave
@@ -124,3 +127,16 @@ def test_a_whip_client_without_a_page_leaves_nothing_behind() -> None:
 )
 def test_may_speak(role: Role, token: bool, grant: bool | None, may: bool) -> None:
     assert may_speak(role, token, grant) is may
+
+
+def test_the_speech_clock_follows_the_talkers_own_timestamps() -> None:
+    clock = SpeechClock()
+    start = (1 << 32) - 48_000  # a second before the RTP timestamp wraps
+    # Packets 20 ms apart that arrive late and in bursts: their times stay 20 ms apart.
+    arrivals = [100.0, 100.02, 100.1, 100.1, 100.1, 100.3]
+    times = [clock.when((start + i * 960) % (1 << 32), now) for i, now in enumerate(arrivals)]
+    assert [round(b - a, 4) for a, b in itertools.pairwise(times)] == [0.02] * 5
+    assert times[0] == 100.0
+    # Past the wrap, time goes on.
+    later = clock.when((start + 60 * 960) % (1 << 32), 101.2)
+    assert abs(later - (100.0 + 60 * 0.02)) < 0.001

@@ -59,21 +59,23 @@ class Microphone(MediaStreamTrack):
         super().__init__()
         self.pcm = pcm if pcm is not None else np.zeros(0, dtype=np.int16)
         self.started: float | None = None
-        self._sent = 0
+        self._sent = 0  # samples sent: the RTP timestamp
+        self._first = 0  # the sample `pcm` starts at
 
     def play(self, pcm: Pcm) -> None:
-        """Start over with `pcm`, from now."""
-        self.pcm, self._sent, self.started = pcm, 0, None
+        """Start over with `pcm`, from now (the RTP timestamps go on, as a browser's do)."""
+        self.pcm, self._first, self.started = pcm, self._sent, None
 
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
+        played = self._sent - self._first
         if self.started is None:
-            self.started = time.time() - self._sent / RATE
-        wait = self.started + self._sent / RATE - time.time()
+            self.started = time.time() - played / RATE
+        wait = self.started + played / RATE - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
-        block = self.pcm[self._sent : self._sent + BLOCK]
+        block = self.pcm[played : played + BLOCK]
         if block.size < BLOCK:
             block = np.concatenate([block, np.zeros(BLOCK - block.size, dtype=np.int16)])
         frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")

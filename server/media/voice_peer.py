@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 MIX_QUEUE = 10  # frames (200 ms): past this the listener is behind; the oldest go
 RATE = 48_000
+RTP_CYCLE = 1 << 32
+HALF_RTP = 1 << 31
+JUMP = 2.0  # seconds later than its anchor says: the sender's clock jumped, not the network
 
 
 class MixTrack(MediaStreamTrack):
@@ -69,6 +72,44 @@ class MixTrack(MediaStreamTrack):
         if self.readyState == "live" and self._on_stop is not None:
             self._on_stop()
         super().stop()
+
+
+class SpeechClock:
+    """When a microphone's packet was spoken, on the server's clock: its RTP time, anchored at
+    the least delayed packet seen. Arrival times alone would squeeze or stretch the talk
+    measured whenever the network or this process delays packets in bursts; the RTP timestamps
+    are the talker's own clock. The anchor creeps later by DRIFT a packet, so a sender clock
+    slower than ours (up to 500 ppm) is followed, while a burst of late packets moves it by
+    almost nothing."""
+
+    DRIFT = 1e-5  # seconds a packet: 0.5 ms a second of talk
+
+    def __init__(self) -> None:
+        self._offset: float | None = None  # server time of RTP time 0, least delayed so far
+        self._last: int | None = None
+        self._wraps = 0  # the 32-bit RTP timestamp wraps every 24.9 hours at 48 kHz
+
+    def _unwrapped(self, timestamp: int) -> int:
+        wraps = self._wraps
+        if self._last is not None:
+            if self._last - timestamp > HALF_RTP:  # past the wrap
+                wraps = self._wraps = self._wraps + 1
+            elif timestamp - self._last > HALF_RTP:  # a late packet from before it
+                return timestamp + (wraps - 1) * RTP_CYCLE
+        self._last = timestamp
+        return timestamp + wraps * RTP_CYCLE
+
+    def when(self, timestamp: int, now: float | None = None) -> float:
+        media = self._unwrapped(timestamp) / RATE
+        arrived = time.time() if now is None else now
+        offset = arrived - media
+        if self._offset is None or offset < self._offset or offset - self._offset > JUMP:
+            # The first packet, a less delayed one, or a sender whose timestamps jumped back
+            # (a WHIP client that started its stream again): anchor here.
+            self._offset = offset
+        else:
+            self._offset = min(offset, self._offset + self.DRIFT)
+        return self._offset + media
 
 
 _OPUS = re.compile(r"^a=rtpmap:(\d+) opus/48000", re.MULTILINE | re.IGNORECASE)
@@ -117,7 +158,10 @@ class VoicePeer(Publisher):
         prefer_codec(audio, ("audio/opus",))
         on_audio = self.on_audio
         if on_audio is not None:
-            tap_receiver(audio.receiver, "audio", lambda f: on_audio(f.data, time.time()))
+            clock = SpeechClock()
+            tap_receiver(
+                audio.receiver, "audio", lambda f: on_audio(f.data, clock.when(f.timestamp))
+            )
         if audio._offerDirection == "sendrecv" and self.mix is not None:
             self.pc.addTrack(self.mix)
             self.hears = True
