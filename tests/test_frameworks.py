@@ -114,6 +114,24 @@ def test_good_yaml_and_json_load(tmp_path: Path) -> None:
     assert load_framework(write(tmp_path, "j.json", json_text)).groups == []
 
 
+RUBRIC = """rubric:
+  criteria:
+    - id: reach
+      label: Reach
+      levels:
+        - level: 1
+          descriptor: Few pupils
+        - level: 2
+          descriptor: Most pupils
+"""
+RATIO = """ratios:
+  - id: one-to-two
+    label: One to two
+    numerator: t1
+    denominator: t2
+"""
+
+
 BAD: list[tuple[str, str, str, str]] = [
     ("bad-colour", "demo.yaml", GOOD.replace('"#112233"', '"red"'), "$.tags[0].colour"),
     ("short-colour", "demo.yaml", GOOD.replace('"#112233"', '"#12345"'), "$.tags[0].colour"),
@@ -133,6 +151,22 @@ BAD: list[tuple[str, str, str, str]] = [
     ("not-a-mapping", "demo.yaml", "- just\n- a list\n", "top level must be a mapping"),
     ("empty", "demo.yaml", "", "top level must be a mapping"),
     ("not-json", "demo.json", "{id: demo", "not valid JSON"),
+    # Rubrics and ratios: a malformed one is refused, naming the file, the line and the field.
+    (
+        "rubric-level-text",
+        "demo.yaml",
+        GOOD + RUBRIC.replace("level: 2", "level: two"),
+        "demo.yaml:23",
+    ),
+    ("rubric-gap", "demo.yaml", GOOD + RUBRIC.replace("level: 2", "level: 3"), "numbered 1 to 2"),
+    ("rubric-one-level", "demo.yaml", GOOD + RUBRIC.split("        - level: 2")[0], "levels"),
+    (
+        "rubric-same-criterion",
+        "demo.yaml",
+        GOOD + RUBRIC + RUBRIC.split("criteria:\n")[1],
+        "demo.yaml:25: rubric.criteria[1].id 'reach'",
+    ),
+    ("ratio-unknown-tag", "demo.yaml", GOOD + RATIO.replace("t2", "t9"), "demo.yaml:20"),
 ]
 
 
@@ -189,3 +223,12 @@ def test_bad_file_in_a_directory_is_refused(tmp_path: Path) -> None:
 def test_unknown_framework_is_not_found() -> None:
     with pytest.raises(NotFound, match="no-such-framework"):
         FrameworkLibrary(BUILTIN_DIR).get("no-such-framework")
+
+
+def test_the_shipped_rubrics_and_ratios_load() -> None:
+    questioning = FrameworkLibrary(BUILTIN_DIR).get("questioning")
+    assert questioning.ratios[0].numerator == "open-question"
+    for framework in FrameworkLibrary(BUILTIN_DIR).list():
+        assert framework.rubric is not None, framework.id
+        for criterion in framework.rubric.criteria:
+            assert [level.level for level in criterion.levels] == [1, 2, 3, 4]

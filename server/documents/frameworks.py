@@ -8,6 +8,7 @@ because the person fixing it is editing that file by hand.
 from __future__ import annotations
 
 import builtins
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +40,39 @@ class Tag(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     group: Id | None = None
 
 
+Descriptor = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]
+LevelNumber = Annotated[int, msgspec.Meta(ge=1, le=9)]
+
+
+class Level(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One level of a rubric criterion: its number (1 the lowest) and what it looks like."""
+
+    level: LevelNumber
+    descriptor: Descriptor
+
+
+class Criterion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: Id
+    label: Label
+    levels: Annotated[list[Level], msgspec.Meta(min_length=2, max_length=9)]
+
+
+class Rubric(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a lesson is scored on in a coaching cycle's review (docs/documents.md): each
+    criterion with its levels, 1 to n."""
+
+    criteria: Annotated[list[Criterion], msgspec.Meta(min_length=1, max_length=20)]
+
+
+class Ratio(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A ratio of two tags' counts the cycle's progress shows (open to closed questions)."""
+
+    id: Id
+    label: Label
+    numerator: Id
+    denominator: Id
+
+
 # Unknown fields are refused so a misspelt optional field ("color") is reported, not ignored.
 class Framework(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: Id
@@ -46,6 +80,8 @@ class Framework(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     description: str = ""
     groups: list[Group] = []
     tags: Annotated[list[Tag], msgspec.Meta(min_length=1)]
+    ratios: list[Ratio] = []
+    rubric: Rubric | None = None
 
 
 def load_framework(path: Path | str) -> Framework:
@@ -60,8 +96,14 @@ def load_framework(path: Path | str) -> Framework:
     try:
         framework = msgspec.convert(raw, Framework)
     except msgspec.ValidationError as exc:
-        raise InvalidField(f"{path}: {exc}") from None
-    _check_references(framework, path)
+        raise InvalidField(f"{_where(path, data, str(exc))}: {exc}") from None
+    try:
+        _check_references(framework, path)
+        _check_rubric(framework, path)
+    except InvalidField as exc:
+        raise InvalidField(
+            f"{_where(path, data, exc.message)}{exc.message[len(str(path)) :]}"
+        ) from None
     return framework
 
 
@@ -131,6 +173,63 @@ def _check_references(framework: Framework, path: Path) -> None:
             raise InvalidField(
                 f"{path}: tags[{i}].group {tag.group!r} is not one of the groups ({known})"
             )
+
+
+def _check_rubric(framework: Framework, path: Path) -> None:
+    """Ratios name tags of the framework; a rubric's criteria are unique and each one's levels
+    run 1, 2, ... without a gap."""
+    tags = {tag.id for tag in framework.tags}
+    for i, ratio in enumerate(framework.ratios):
+        for side in ("numerator", "denominator"):
+            if getattr(ratio, side) not in tags:
+                raise InvalidField(
+                    f"{path}: ratios[{i}].{side} {getattr(ratio, side)!r} is not a tag of it"
+                )
+    if framework.rubric is None:
+        return
+    seen: dict[str, int] = {}
+    for i, criterion in enumerate(framework.rubric.criteria):
+        if criterion.id in seen:
+            raise InvalidField(
+                f"{path}: rubric.criteria[{i}].id {criterion.id!r} is already used by "
+                f"rubric.criteria[{seen[criterion.id]}]"
+            )
+        seen[criterion.id] = i
+        numbers = [level.level for level in criterion.levels]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise InvalidField(
+                f"{path}: rubric.criteria[{i}].levels must be numbered 1 to {len(numbers)} "
+                f"in order, not {numbers}"
+            )
+
+
+_PATH_PART = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]")
+
+
+def _where(path: Path, data: bytes, message: str) -> str:
+    """`file:line` of the place a message's `$.a.b[2]` or `a.b[2]` path names, when the file
+    is YAML and the place can be found; the file alone otherwise (the person fixing it has the
+    file open in an editor)."""
+    found = re.search(r"`\$((?:\.[\w-]+|\[\d+\])+)`", message) or re.search(
+        r": ((?:[a-z_]+(?:\[\d+\])?)(?:\.[a-z_]+(?:\[\d+\])?)*) ", message
+    )
+    if found is None or path.suffix.lower() == ".json":
+        return str(path)
+    dotted = found.group(1) if found.group(1).startswith((".", "[")) else "." + found.group(1)
+    try:
+        node = yaml.compose(data)
+    except yaml.YAMLError:
+        return str(path)
+    for key, index in _PATH_PART.findall(dotted):
+        if key and isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
+            node = node.value[int(index)]
+        else:
+            node = None
+        if node is None:
+            return str(path)
+    return f"{path}:{node.start_mark.line + 1}" if node is not None else str(path)
 
 
 def _load_directory(directory: Path) -> dict[str, Framework]:
