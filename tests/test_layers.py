@@ -22,7 +22,9 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("shells and composition", frozenset({"session"})),
     (
         "services",
-        frozenset({"media", "library", "documents", "people", "audit", "metrics", "edge"}),
+        frozenset(
+            {"media", "library", "documents", "people", "cycles", "audit", "metrics", "edge"}
+        ),
     ),
     ("rules and backends", frozenset({"rooms", "orgs", "tokens", "sync", "worker_wire"})),
     (
