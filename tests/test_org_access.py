@@ -264,6 +264,31 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
     ("/auth/link/{secret}", "POST"): ("public", http_probe("POST", "/auth/link/x")),
     ("/api/me", "GET"): ("public", http_probe("GET", "/api/me")),
     ("/api/me/rooms", "GET"): ("public", http_probe("GET", "/api/me/rooms")),
+    # Coaching cycles: a signed-in person's, never a room token's.
+    ("/api/cycles", "GET"): ("public", http_probe("GET", "/api/cycles")),
+    ("/api/cycles", "POST"): ("public", http_probe("POST", "/api/cycles", json={})),
+    ("/api/cycles/{cycle}", "GET"): ("public", http_probe("GET", "/api/cycles/c-x")),
+    ("/api/cycles/{cycle}/accept", "POST"): (
+        "public",
+        http_probe("POST", "/api/cycles/c-x/accept"),
+    ),
+    ("/api/cycles/{cycle}/close", "POST"): ("public", http_probe("POST", "/api/cycles/c-x/close")),
+    ("/api/cycles/{cycle}/sessions", "POST"): (
+        "public",
+        http_probe("POST", "/api/cycles/c-x/sessions", json={}),
+    ),
+    ("/api/cycles/{cycle}/lessons", "POST"): (
+        "public",
+        http_probe("POST", "/api/cycles/c-x/lessons", json={}),
+    ),
+    ("/api/cycles/{cycle}/scores", "PUT"): (
+        "public",
+        http_probe("PUT", "/api/cycles/c-x/scores", json={}),
+    ),
+    ("/api/cycles/{cycle}/progress", "GET"): (
+        "public",
+        http_probe("GET", "/api/cycles/c-x/progress"),
+    ),
     ("/api/rooms/{room}/token", "POST"): ("public", http_probe("POST", "/api/rooms/{room}/token")),
     ("/rooms/{room}/join", "GET"): ("public", http_probe("GET", "/rooms/{room}/join")),
     ("/api/people", "GET"): ("public", http_probe("GET", "/api/people?q=a")),

@@ -55,13 +55,20 @@ async def closing(*clients: httpx.AsyncClient) -> AsyncIterator[None]:
             await client.aclose()
 
 
-@pytest.fixture
-async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
+@contextlib.asynccontextmanager
+async def serve_people(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
+    """A server of a trust's schools, whose people the CLI adds and signs in."""
     settings = make_settings(tmp_path, orgs=ORGS, default_org="ashby-primary")
     for name in ("ORGS", "DEFAULT_ORG", "SECRET", "ADMIN_KEY"):  # what the CLI reads
         monkeypatch.setenv(f"COCOACH_{name}", str(getattr(settings, name.lower())))
     async with serve_in_process(settings) as running:
         yield Env(running.base, running.settings)
+
+
+@pytest.fixture
+async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
+    async with serve_people(tmp_path, monkeypatch) as running:
+        yield running
 
 
 async def test_sessions_with_people(env: Env, capsys: pytest.CaptureFixture[str]) -> None:

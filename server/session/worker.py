@@ -19,6 +19,7 @@ from pycrdt import Map
 from server import logs
 from server.audit import AuditRecorder
 from server.codec import encode
+from server.cycles.directory import Cycles
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.documents.lessons import Lesson, read_lessons
 from server.edge.origin import parse_origins
@@ -118,6 +119,7 @@ class Worker:
         )
         self.media = MediaRouter(self)
         self.people = People(self.store)
+        self.cycles = Cycles(self.store)
         self.providers = Providers(settings)
         addresses = [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
         if addresses:  # process-wide; unset leaves aioice's choice (or what a test chose)

@@ -34,6 +34,7 @@ AuditAction = Literal[
     "voice.leave",
     "camera.watch",
     "talk.read",
+    "cycle.read",
     "person.add",
     "person.roles",
     "person.login_link",

@@ -1,0 +1,274 @@
+"""Coaching cycles over HTTP (docs/cycles.md), for signed-in people (the session cookie).
+
+Only a cycle's people see it (a leader does not browse); one who may not answers 404, as if it
+did not exist. Every read by someone other than its teacher is in the audit log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.audit import remote_of
+from server.cycles.model import Criterion, Cycle, CycleSession, Focus, Score, SessionKind
+from server.cycles.model import new_cycle_id as new_id
+from server.cycles.progress import LessonTags, progress
+from server.cycles.rules import check_member, check_score, may_accept, may_close, may_work
+from server.documents.export import notes_of
+from server.errors import Forbidden, InvalidField, NotFound
+from server.http.auth import actor_of_person
+from server.http.request import read_json, worker_of
+from server.http.signed_in import require_person
+from server.people.model import Person
+from server.people.rules import trust_of
+from server.session.room_records import new_room_id
+from server.session.worker import Worker
+from server.sync.store import RoomRecord
+
+PRIVATE = {"Cache-Control": "no-store"}
+MAX_COACHES = 5
+MAX_CRITERIA = 10
+
+
+class NewCycle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    focus: Focus
+    framework: str
+    teacher: str | None = None  # a coach proposing names the teacher; else it is me
+    coaches: list[str] = msgspec.field(default_factory=list)
+    success_criteria: list[Criterion] = msgspec.field(default_factory=list)
+
+
+class NewSession(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    kind: SessionKind
+    video: str | None = None
+
+
+class NewLesson(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    video: str
+
+
+class NewScore(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    video: str
+    criterion: str
+    level: int
+    evidence: list[str] = msgspec.field(default_factory=list)
+
+
+def cycle_json(cycle: Cycle) -> dict[str, object]:
+    return msgspec.to_builtins(cycle)  # type: ignore[no-any-return]
+
+
+async def _colleagues(worker: Worker, me: Person, ids: Sequence[str]) -> list[Person]:
+    """People of my own trust, by id; NotFound naming the first that is not."""
+    found = []
+    for person_id in ids:
+        person = await worker.people.get(person_id)
+        if person is None or trust_of(worker.orgs, person.org) != trust_of(worker.orgs, me.org):
+            raise NotFound(f"no person {person_id[:64]!r} of your trust")
+        found.append(person)
+    return found
+
+
+async def create(request: Request) -> Response:
+    """The teacher starts a cycle of their own (active at once), or a coach proposes one to a
+    teacher (it starts when the teacher accepts)."""
+    worker = worker_of(request)
+    me = await require_person(request)
+    asked = await read_json(request, NewCycle)
+    worker.frameworks.get(asked.framework)  # NotFound names it
+    if len(asked.coaches) > MAX_COACHES or len(asked.success_criteria) > MAX_CRITERIA:
+        raise InvalidField(
+            f"at most {MAX_COACHES} coaches and {MAX_CRITERIA} success criteria a cycle"
+        )
+    teacher_id = asked.teacher or me.id
+    coach_ids = list(dict.fromkeys(asked.coaches))
+    if teacher_id != me.id:
+        if not me.has("coach"):
+            raise Forbidden("only a coach may propose a cycle to a teacher")
+        coach_ids = list(dict.fromkeys([me.id, *coach_ids]))
+    if teacher_id in coach_ids:
+        raise InvalidField("the teacher cannot be one of the cycle's coaches")
+    await _colleagues(worker, me, [teacher_id, *coach_ids])
+    cycle = Cycle(
+        id=new_id(),
+        teacher=teacher_id,
+        coaches=tuple(coach_ids),
+        focus=asked.focus.strip(),
+        framework=asked.framework,
+        created=time.time(),
+        proposed_by=me.id,
+        status="active" if teacher_id == me.id else "proposed",
+        success_criteria=tuple(c.strip() for c in asked.success_criteria),
+    )
+    await worker.cycles.save(cycle)
+    return JSONResponse(cycle_json(cycle), status_code=201, headers=PRIVATE)
+
+
+async def list_mine(request: Request) -> Response:
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycles = await worker.cycles.of(me.id)
+    return JSONResponse({"cycles": [cycle_json(c) for c in cycles]}, headers=PRIVATE)
+
+
+async def _cycle_for(request: Request, me: Person) -> Cycle:
+    worker = worker_of(request)
+    cycle = await worker.cycles.get(request.path_params["cycle"])
+    if cycle is None:
+        raise NotFound(f"no cycle {request.path_params['cycle'][:64]!r} of yours")
+    check_member(me.id, cycle)
+    if me.id != cycle.teacher:
+        worker.audit.record(
+            "cycle.read", actor_of_person(me), remote=remote_of(request), cycle=cycle.id
+        )
+    return cycle
+
+
+async def get_one(request: Request) -> Response:
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    scores = [msgspec.to_builtins(s) for s in await worker.cycles.scores(cycle.id)]
+    return JSONResponse({**cycle_json(cycle), "scores": scores}, headers=PRIVATE)
+
+
+async def accept(request: Request) -> Response:
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    if not may_accept(me.id, cycle):
+        raise Forbidden("only the teacher accepts a proposed cycle")
+    started = msgspec.structs.replace(cycle, status="active")
+    await worker.cycles.save(started)
+    return JSONResponse(cycle_json(started), headers=PRIVATE)
+
+
+async def close(request: Request) -> Response:
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    if not may_close(me.id, cycle):
+        raise Forbidden("only the teacher closes the cycle, once it is active")
+    closed = msgspec.structs.replace(cycle, status="closed")
+    await worker.cycles.save(closed)
+    return JSONResponse(cycle_json(closed), headers=PRIVATE)
+
+
+def _working(me: Person, cycle: Cycle) -> None:
+    if not may_work(me.id, cycle):
+        raise Forbidden(f"the cycle is {cycle.status}: nothing can be added to it")
+
+
+async def _lesson_of(worker: Worker, cycle: Cycle, video_id: str) -> None:
+    """A lesson may join the cycle if it is the teacher's own video."""
+    record = await worker.videos.get(video_id)
+    if record is None or record.owner != cycle.teacher:
+        raise NotFound(f"no video {video_id[:64]!r} of the cycle's teacher")
+
+
+async def add_session(request: Request) -> Response:
+    """A room bound to the cycle, with its framework and its people."""
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    _working(me, cycle)
+    asked = await read_json(request, NewSession)
+    lessons = cycle.lessons
+    if asked.video is not None:
+        await _lesson_of(worker, cycle, asked.video)
+        lessons = tuple(dict.fromkeys([*lessons, asked.video]))
+    teacher = await worker.people.get(cycle.teacher)
+    assert teacher is not None
+    org = teacher.org if worker.orgs.configured else None
+    people = {cycle.teacher: "teacher", **{coach: "coach" for coach in cycle.coaches}}
+    coach_orgs = set()
+    for coach_id in cycle.coaches:
+        coach = await worker.people.get(coach_id)
+        if coach is not None and org is not None and coach.org != org:
+            coach_orgs.add(coach.org)
+    number = len(cycle.sessions) + 1
+    record = RoomRecord(
+        id=new_room_id(),
+        title=f"{cycle.focus[:80]}: {asked.kind} {number}",
+        created=time.time(),
+        org=org,
+        shared=tuple(sorted(coach_orgs)),
+        framework=cycle.framework,
+        video=asked.video,
+        people=people,
+    )
+    await worker.store.create_room(record)
+    session = CycleSession(record.id, asked.kind, record.created, asked.video)
+    changed = msgspec.structs.replace(cycle, sessions=(*cycle.sessions, session), lessons=lessons)
+    await worker.cycles.save(changed)
+    return JSONResponse(
+        {"room": record.id, "cycle": cycle_json(changed)}, status_code=201, headers=PRIVATE
+    )
+
+
+async def add_lesson(request: Request) -> Response:
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    _working(me, cycle)
+    asked = await read_json(request, NewLesson)
+    await _lesson_of(worker, cycle, asked.video)
+    changed = msgspec.structs.replace(
+        cycle, lessons=tuple(dict.fromkeys([*cycle.lessons, asked.video]))
+    )
+    await worker.cycles.save(changed)
+    return JSONResponse(cycle_json(changed), headers=PRIVATE)
+
+
+async def _lesson_notes(worker: Worker, cycle: Cycle, video: str) -> list[tuple[str, list[str]]]:
+    """(note id, tags) of every note on `video` in the cycle's sessions."""
+    found: list[tuple[str, list[str]]] = []
+    for session in cycle.sessions:
+        doc = await worker.documents.read(session.room)
+        annotations, _ = notes_of(doc, video)
+        found += [(a.id, a.tags) for a in annotations]
+    return found
+
+
+async def score(request: Request) -> Response:
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    asked = await read_json(request, NewScore)
+    framework = worker.frameworks.get(cycle.framework)
+    given = Score(
+        cycle=cycle.id,
+        video=asked.video,
+        scorer=me.id,
+        criterion=asked.criterion,
+        level=asked.level,
+        evidence=tuple(dict.fromkeys(asked.evidence)),
+        at=time.time(),
+    )
+    notes = [note for note, _ in await _lesson_notes(worker, cycle, asked.video)]
+    check_score(given, cycle, framework, notes)
+    await worker.cycles.score(given)
+    return JSONResponse(msgspec.to_builtins(given), headers=PRIVATE)
+
+
+async def cycle_progress(request: Request) -> Response:
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    framework = worker.frameworks.get(cycle.framework)
+    lessons = []
+    for video in cycle.lessons:
+        record = await worker.videos.get(video)
+        if record is None:  # deleted: gone from the charts and the evidence
+            continue
+        counts: dict[str, int] = {}
+        for _, tags in await _lesson_notes(worker, cycle, video):
+            for tag in tags:
+                counts[tag] = counts.get(tag, 0) + 1
+        lessons.append(LessonTags(video, record.duration, counts))
+    scores = [s for s in await worker.cycles.scores(cycle.id) if s.video in cycle.lessons]
+    return JSONResponse(progress(framework, lessons, scores), headers=PRIVATE)
