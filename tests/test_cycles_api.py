@@ -102,3 +102,23 @@ async def test_a_cycle_from_proposal_to_close(
         admin = {"authorization": f"Bearer {ADMIN_KEY}"}
         reads = (await tia.get("/api/audit", params={"action": "cycle.read"}, headers=admin)).json()
         assert reads["events"] and all(e["actor"]["sub"] == cora_id for e in reads["events"])
+
+        # The teacher's progress across her cycles: hers, her coach's, the admin's; not Lee's.
+        lee_id = (await lee.get("/api/me")).json()["id"]
+        for client, headers in ((tia, {}), (cora, {}), (lee, admin)):
+            spans = await client.get(f"/api/people/{tia_id}/progress", headers=headers)
+            assert spans.status_code == 200, spans.text
+            assert [c["cycle"] for c in spans.json()["cycles"]] == [cid]
+        assert (await lee.get(f"/api/people/{tia_id}/progress")).status_code == 404
+        # The closed cycle's report, shared by the teacher with a named person: they read the
+        # report, never the cycle's work.
+        assert (
+            await cora.post(f"/api/cycles/{cid}/share", json={"person": lee_id})
+        ).status_code == 403
+        shared = await tia.post(f"/api/cycles/{cid}/share", json={"person": lee_id})
+        assert shared.json()["shared_with"] == [lee_id]
+        exported = await lee.get(f"/api/cycles/{cid}/export.json")
+        assert exported.status_code == 200
+        assert exported.json()["progress"]["lessons"][0]["video"] == video
+        assert len(exported.json()["scores"]) == 2
+        assert (await lee.get(f"/api/cycles/{cid}")).status_code == 403

@@ -285,6 +285,18 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
         "public",
         http_probe("PUT", "/api/cycles/c-x/scores", json={}),
     ),
+    ("/api/cycles/{cycle}/share", "POST"): (
+        "public",
+        http_probe("POST", "/api/cycles/c-x/share", json={}),
+    ),
+    ("/api/cycles/{cycle}/export.json", "GET"): (
+        "public",
+        http_probe("GET", "/api/cycles/c-x/export.json"),
+    ),
+    ("/api/people/{person}/progress", "GET"): (
+        "public",
+        http_probe("GET", "/api/people/p-x/progress"),
+    ),
     ("/api/cycles/{cycle}/progress", "GET"): (
         "public",
         http_probe("GET", "/api/cycles/c-x/progress"),

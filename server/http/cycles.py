@@ -17,9 +17,17 @@ from server.audit import remote_of
 from server.cycles.model import Criterion, Cycle, CycleSession, Focus, Score, SessionKind
 from server.cycles.model import new_cycle_id as new_id
 from server.cycles.progress import LessonTags, progress
-from server.cycles.rules import check_member, check_score, may_accept, may_close, may_work
+from server.cycles.rules import (
+    check_member,
+    check_score,
+    may_accept,
+    may_close,
+    may_see,
+    may_work,
+)
 from server.documents.export import notes_of
 from server.errors import Forbidden, InvalidField, NotFound
+from server.http.admission import bearer, is_admin
 from server.http.auth import actor_of_person
 from server.http.request import read_json, worker_of
 from server.http.signed_in import require_person
@@ -255,10 +263,7 @@ async def score(request: Request) -> Response:
     return JSONResponse(msgspec.to_builtins(given), headers=PRIVATE)
 
 
-async def cycle_progress(request: Request) -> Response:
-    worker = worker_of(request)
-    me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+async def _progress(worker: Worker, cycle: Cycle) -> dict[str, object]:
     framework = worker.frameworks.get(cycle.framework)
     lessons = []
     for video in cycle.lessons:
@@ -271,4 +276,86 @@ async def cycle_progress(request: Request) -> Response:
                 counts[tag] = counts.get(tag, 0) + 1
         lessons.append(LessonTags(video, record.duration, counts))
     scores = [s for s in await worker.cycles.scores(cycle.id) if s.video in cycle.lessons]
-    return JSONResponse(progress(framework, lessons, scores), headers=PRIVATE)
+    return progress(framework, lessons, scores)
+
+
+async def cycle_progress(request: Request) -> Response:
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    return JSONResponse(await _progress(worker, cycle), headers=PRIVATE)
+
+
+class Share(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    person: str
+
+
+async def share(request: Request) -> Response:
+    """The teacher shares a closed cycle's report with a named person of their trust."""
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    if me.id != cycle.teacher or cycle.status != "closed":
+        raise Forbidden("only the teacher shares the report of a cycle, once it is closed")
+    asked = await read_json(request, Share)
+    (person,) = await _colleagues(worker, me, [asked.person])
+    changed = msgspec.structs.replace(
+        cycle, shared_with=tuple(dict.fromkeys([*cycle.shared_with, person.id]))
+    )
+    await worker.cycles.save(changed)
+    worker.audit.record(
+        "cycle.share",
+        actor_of_person(me),
+        remote=remote_of(request),
+        cycle=cycle.id,
+        person=person.id,
+    )
+    return JSONResponse(cycle_json(changed), headers=PRIVATE)
+
+
+async def report(request: Request) -> Response:
+    """The whole cycle as JSON, for the teacher's portfolio: the cycle, its scores and its
+    progress. Its people, and whom the teacher shared the closed cycle with."""
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await worker.cycles.get(request.path_params["cycle"])
+    if cycle is None or not may_see(me.id, cycle):
+        raise NotFound(f"no cycle {request.path_params['cycle'][:64]!r} of yours")
+    if me.id != cycle.teacher:
+        worker.audit.record(
+            "cycle.read", actor_of_person(me), remote=remote_of(request), cycle=cycle.id
+        )
+    body = {
+        "cycle": cycle_json(cycle),
+        "scores": [msgspec.to_builtins(s) for s in await worker.cycles.scores(cycle.id)],
+        "progress": await _progress(worker, cycle),
+    }
+    headers = {
+        **PRIVATE,
+        "Content-Disposition": f'attachment; filename="cocoach-cycle-{cycle.id}.json"',
+    }
+    return JSONResponse(body, headers=headers)
+
+
+async def person_progress(request: Request) -> Response:
+    """A person's progress across their cycles as teacher: for them, for their coaches in
+    those cycles (only the cycles they coach), and for the admin key."""
+    worker = worker_of(request)
+    person_id = request.path_params["person"]
+    viewer: Person | None = None
+    if not is_admin(worker, bearer(request.headers)):
+        viewer = await require_person(request)
+    cycles = [c for c in await worker.cycles.of(person_id) if c.teacher == person_id]
+    if viewer is not None and viewer.id != person_id:
+        cycles = [c for c in cycles if viewer.id in c.coaches]
+        if not cycles:
+            raise NotFound("no progress of that person that you may see")
+        for cycle in cycles:
+            worker.audit.record(
+                "cycle.read", actor_of_person(viewer), remote=remote_of(request), cycle=cycle.id
+            )
+    rows = [
+        {"cycle": c.id, "focus": c.focus, "status": c.status, **await _progress(worker, c)}
+        for c in sorted(cycles, key=lambda c: c.created)
+    ]
+    return JSONResponse({"person": person_id, "cycles": rows}, headers=PRIVATE)

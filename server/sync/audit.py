@@ -35,6 +35,7 @@ AuditAction = Literal[
     "camera.watch",
     "talk.read",
     "cycle.read",
+    "cycle.share",
     "person.add",
     "person.roles",
     "person.login_link",
