@@ -4,14 +4,18 @@ nothing stored; progress shows each scorer's levels side by side; nobody else se
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pycrdt import Array, Map
 
-from tests.support import ADMIN_KEY
+from tests.support import ADMIN_KEY, TIMEOUT, token
 from tests.test_people_api import Env, closing, serve_people
 from tests.video_support import clip, upload
+from tests.yclient import ydoc
 
 
 @pytest.fixture
@@ -122,3 +126,78 @@ async def test_a_cycle_from_proposal_to_close(
         assert exported.json()["progress"]["lessons"][0]["video"] == video
         assert len(exported.json()["scores"]) == 2
         assert (await lee.get(f"/api/cycles/{cid}")).status_code == 403
+
+
+def action(text: str, author: str, status: str = "planned") -> Map[Any]:
+    return Map(
+        {
+            "text": text,
+            "author": author,
+            "status": status,
+            "created": 1.0,
+            "evidence": Array([]),
+        }
+    )
+
+
+async def test_action_steps_are_co_edited_and_carried_forward(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await env.person("Cora Coach", "cora@ashby.sch.uk", "ashby-primary", "coach")
+    await env.person("Tia Teacher", "tia@ashby.sch.uk", "ashby-primary")
+    cora = await env.signed_in("cora@ashby.sch.uk", capsys)
+    tia = await env.signed_in("tia@ashby.sch.uk", capsys)
+    async with closing(cora, tia):
+        cora_id = (await cora.get("/api/me")).json()["id"]
+        made = await tia.post(
+            "/api/cycles",
+            json={"focus": "Wait time", "framework": "questioning", "coaches": [cora_id]},
+        )
+        cid = made.json()["id"]
+        first = (await tia.post(f"/api/cycles/{cid}/sessions", json={"kind": "planning"})).json()
+        room = first["room"]
+        tia_token = (await tia.post(f"/api/rooms/{room}/token")).json()["token"]
+        cora_token = (await cora.post(f"/api/rooms/{room}/token")).json()["token"]
+        tia_id = (await tia.get("/api/me")).json()["id"]
+        async with (
+            ydoc(env.base, room, tia_token) as teacher,
+            ydoc(env.base, room, cora_token) as coach,
+        ):
+            teacher.doc.get("actions", type=Map)["a1"] = action(
+                "Count to five after asking", tia_id
+            )
+            await teacher.flush()
+            await coach.until(lambda: "a1" in coach.doc.get("actions", type=Map))
+        # Refused, with nothing stored: an observer, a forged author, a status not in the list.
+        for tok, make, words in (
+            (
+                token(room, "observer", "Olu", org="ashby-primary"),
+                lambda m: m.__setitem__("a2", action("x", "o")),
+                "may not change the action",
+            ),
+            (cora_token, lambda m: m.__setitem__("a3", action("x", tia_id)), "author must be you"),
+            (
+                cora_token,
+                lambda m: m.__setitem__("a4", action("x", cora_id, "done")),
+                "status must be one of",
+            ),
+        ):
+            async with ydoc(env.base, room, tok) as client:
+                make(client.doc.get("actions", type=Map))
+                await client.flush()
+                reason = await asyncio.wait_for(client.denied.get(), TIMEOUT)
+                assert words in reason, reason
+        # The next session opens with what they agreed to try; its status moves on there.
+        second = (await cora.post(f"/api/cycles/{cid}/sessions", json={"kind": "review"})).json()
+        next_room = second["room"]
+        next_token = (await tia.post(f"/api/rooms/{next_room}/token")).json()["token"]
+        async with ydoc(env.base, next_room, next_token) as teacher:
+            actions = teacher.doc.get("actions", type=Map)
+            assert set(actions.keys()) == {"a1"}
+            actions["a1"]["status"] = "worked"
+            await teacher.flush()
+            await asyncio.sleep(0.3)
+        cycle = (await cora.get(f"/api/cycles/{cid}")).json()
+        assert [(a["id"], a["status"]) for a in cycle["actions"]] == [("a1", "worked")]
+        figures = (await tia.get(f"/api/cycles/{cid}/progress")).json()
+        assert figures["actions"]["worked"] == 1

@@ -14,10 +14,11 @@ from typing import Any, NamedTuple
 
 from pycrdt import Doc, Map, Text
 
+from server.documents.actions import MAX_ACTIONS, read_action
 from server.documents.model import Annotation, read_annotation
 from server.rooms.roles import Permission
 
-ROOTS = frozenset({"plan", "timeline", "meta", "lessons"})
+ROOTS = frozenset({"plan", "timeline", "meta", "lessons", "actions"})
 SERVER_META = frozenset({"schema"})  # meta keys only the server writes
 MAX_PLAN_CHARS = 200_000
 MAX_NOTES = 5_000
@@ -46,8 +47,10 @@ class Verdict:
 
 def declare_roots(doc: Doc[Any]) -> tuple[Text, Map[Any], Map[Any]]:
     """Give the roots their types before any update arrives, as every client does: the plan,
-    timeline and meta it returns, and `lessons` (server/documents/lessons.py)."""
+    timeline and meta it returns, `lessons` (server/documents/lessons.py) and `actions`
+    (server/documents/actions.py)."""
     doc.get("lessons", type=Map)
+    doc.get("actions", type=Map)
     return (
         doc.get("plan", type=Text),
         doc.get("timeline", type=Map),
@@ -62,6 +65,7 @@ class ChangeWatch:
         self.doc = doc
         self.plan, self.timeline, self.meta = declare_roots(doc)
         self.lessons: Map[Any] = doc.get("lessons", type=Map)
+        self.actions: Map[Any] = doc.get("actions", type=Map)
         # Kept from the events: in Yrs a map's length walks every key it ever had, deleted
         # ones too, so asking on each update would cost the whole history each time.
         self.note_count = len(self.timeline)
@@ -73,6 +77,7 @@ class ChangeWatch:
             self.timeline.integrated.observe_deep(self._on_timeline),
             self.meta.integrated.observe_deep(self._on_meta),
             self.lessons.integrated.observe_deep(lambda _events: self._touch_lessons()),
+            self.actions.integrated.observe_deep(self._on_actions),
         ]
         self.reset()
 
@@ -91,6 +96,7 @@ class ChangeWatch:
         self.notes: set[str] = set()  # notes added, changed or deleted
         self.added: set[str] = set()  # notes whose key the timeline did not have before
         self.note_fields: dict[str, set[str]] = {}  # note -> its top-level fields changed
+        self.action_keys: set[str] = set()  # actions added, changed or deleted
 
     def _touch_plan(self) -> None:
         self.plan_touched = True
@@ -118,6 +124,14 @@ class ChangeWatch:
             else:
                 fields.add(str(path[1]))
 
+    def _on_actions(self, events: Iterable[Any]) -> None:
+        for event in events:
+            path = list(event.path)
+            if path:
+                self.action_keys.add(str(path[0]))
+            elif type(event).__name__ == "MapEvent":
+                self.action_keys.update(str(key) for key in event.keys)
+
     def _on_meta(self, events: Iterable[Any]) -> None:
         for event in events:
             path = list(event.path)
@@ -128,17 +142,22 @@ class ChangeWatch:
 
 
 def judge(
-    watch: ChangeWatch, before: Before, user: str, permissions: frozenset[Permission]
+    watch: ChangeWatch,
+    before: Before,
+    user: str,
+    permissions: frozenset[Permission],
+    before_actions: Callable[[str], str | None] = lambda _key: None,
 ) -> Verdict:
     """Whether the update just applied to `watch.doc` may stand (`problem` None) or why not.
 
-    `before` gives a touched note's facts as they were before the update."""
+    `before` gives a touched note's facts as they were before the update; `before_actions`
+    an action's author before it (None: a new action)."""
     verdict = Verdict(None)
     unknown = set(watch.doc.keys()) - ROOTS
     if unknown:
         verdict.problem = (
             f"unknown shared type {sorted(unknown)[0]!r}: the document has plan, timeline,"
-            " meta, lessons"
+            " meta, lessons, actions"
         )
         return verdict
     if watch.lessons_touched:
@@ -158,6 +177,10 @@ def judge(
         verdict.problem = _meta_problem(watch.meta, watch.meta_keys)
         if verdict.problem:
             return verdict
+    if watch.action_keys:
+        verdict.problem = _actions_problem(watch, before_actions, user, permissions)
+        if verdict.problem:
+            return verdict
     if watch.notes:
         if Permission.ANNOTATE not in permissions:
             verdict.problem = "your role may not annotate the timeline"
@@ -172,6 +195,31 @@ def judge(
                 verdict.problem = f"timeline note {note[:40]!r}: {problem}"
                 return verdict
     return verdict
+
+
+def _actions_problem(
+    watch: ChangeWatch,
+    author_before: Callable[[str], str | None],
+    user: str,
+    permissions: frozenset[Permission],
+) -> str | None:
+    """Coach and teacher (`edit`) write the action steps; an action keeps its author."""
+    if Permission.EDIT not in permissions:
+        return "your role may not change the action steps"
+    if len(watch.actions) > MAX_ACTIONS:
+        return f"there would be over {MAX_ACTIONS} action steps"
+    for key in sorted(watch.action_keys):
+        if key not in watch.actions:
+            continue  # deleted: either of them may
+        now = read_action(key, watch.actions[key])
+        if isinstance(now, str):
+            return f"action {key[:40]!r}: {now}"
+        was = author_before(key)
+        if was is None and now.author != user:
+            return f"action {key[:40]!r}: a new action's author must be you"
+        if was is not None and now.author != was:
+            return f"action {key[:40]!r}: its author cannot change"
+    return None
 
 
 def _note_problem(

@@ -141,7 +141,19 @@ async def get_one(request: Request) -> Response:
     me = await require_person(request)
     cycle = await _cycle_for(request, me)
     scores = [msgspec.to_builtins(s) for s in await worker.cycles.scores(cycle.id)]
-    return JSONResponse({**cycle_json(cycle), "scores": scores}, headers=PRIVATE)
+    actions = await _actions(worker, cycle)
+    return JSONResponse(
+        {**cycle_json(cycle), "scores": scores, "actions": actions}, headers=PRIVATE
+    )
+
+
+async def _actions(worker: Worker, cycle: Cycle) -> list[dict[str, object]]:
+    """The action steps as the cycle's latest session holds them (each session carries the
+    ones before it)."""
+    if not cycle.sessions:
+        return []
+    last = await worker.room_record(cycle.sessions[-1].room)
+    return [msgspec.to_builtins(a) for a in await worker.documents.actions(last)]
 
 
 async def accept(request: Request) -> Response:
@@ -210,6 +222,9 @@ async def add_session(request: Request) -> Response:
         people=people,
     )
     await worker.store.create_room(record)
+    if cycle.sessions:  # what we agreed to try, in view from the first moment of this one
+        last = await worker.room_record(cycle.sessions[-1].room)
+        await worker.documents.carry_actions(record, await worker.documents.actions(last))
     session = CycleSession(record.id, asked.kind, record.created, asked.video)
     changed = msgspec.structs.replace(cycle, sessions=(*cycle.sessions, session), lessons=lessons)
     await worker.cycles.save(changed)
@@ -276,7 +291,8 @@ async def _progress(worker: Worker, cycle: Cycle) -> dict[str, object]:
                 counts[tag] = counts.get(tag, 0) + 1
         lessons.append(LessonTags(video, record.duration, counts))
     scores = [s for s in await worker.cycles.scores(cycle.id) if s.video in cycle.lessons]
-    return progress(framework, lessons, scores)
+    statuses = [str(a["status"]) for a in await _actions(worker, cycle)]
+    return progress(framework, lessons, scores, statuses)
 
 
 async def cycle_progress(request: Request) -> Response:

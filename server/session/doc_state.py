@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pycrdt import Doc, Map, get_state, get_update, merge_updates
 
 from server import yjs_wire
+from server.documents.actions import Action, read_actions, write_action
 from server.documents.lessons import NOTES_BOUND, Lesson, unbound_notes
 from server.documents.rules import ChangeWatch, NoteFacts, declare_roots, judge, note_facts
 from server.rooms.roles import Permission
@@ -217,12 +218,12 @@ class DocState:
         except BAD_UPDATE as exc:
             self.rebuild()
             return f"not a Yjs update: {exc}", False
-        touched = watch.plan_touched or watch.meta_keys or watch.notes
+        touched = watch.plan_touched or watch.meta_keys or watch.notes or watch.action_keys
         if not touched and doc.get_state() == before:
             return None, False  # nothing new (a reconnecting client's echo): nothing to store
         writer = Permission.EDIT in permissions or Permission.ANNOTATE in permissions
         prior = _Prior(self)
-        verdict = judge(watch, prior.facts_of, user, permissions)
+        verdict = judge(watch, prior.facts_of, user, permissions, prior.author_of_action)
         problem = verdict.problem
         if problem is None and not writer:
             problem = "your role may read the document, not change it"
@@ -360,6 +361,21 @@ class DocState:
 
         return self._server_edit(change)
 
+    def carry_actions(self, actions: list[Action]) -> bytes | None:
+        """A cycle's action steps from its last session, into this new one (server edit)."""
+
+        def change(doc: Doc[Any]) -> None:
+            held = doc.get("actions", type=Map)
+            for action in actions:
+                if action.id not in held:
+                    write_action(held, action)
+
+        return self._server_edit(change) if actions else None
+
+    def actions(self) -> list[Action]:
+        doc = self.hot if self.hot is not None else self.replica()
+        return read_actions(doc.get("actions", type=Map))
+
     def _server_edit(self, edit: Callable[[Doc[Any]], None]) -> bytes | None:
         """Make an edit on the replica and commit it; the update, or None if the edit changed
         nothing."""
@@ -403,3 +419,12 @@ class _Prior:
         found = note_facts(self.replica.get("timeline", type=Map), note)
         facts[note] = found
         return found
+
+    def author_of_action(self, key: str) -> str | None:
+        """An action's author before the update (None: it is new). Action steps change
+        seldom: the committed replica is read each time."""
+        if self.replica is None:
+            self.replica = self.content.replica()
+        value = self.replica.get("actions", type=Map).get(key)
+        author = value.get("author") if isinstance(value, Map) else None
+        return author if isinstance(author, str) else None

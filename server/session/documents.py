@@ -14,6 +14,7 @@ from typing import Any
 
 from pycrdt import Doc, merge_updates
 
+from server.documents.actions import Action
 from server.documents.frameworks import FrameworkLibrary, as_meta
 from server.documents.lessons import Lesson, bindings
 from server.documents.rules import declare_roots
@@ -155,6 +156,18 @@ class Documents:
         update = document.content.attach_lesson(lesson)
         if update is not None:
             await self.write(document, update, None)
+
+    async def carry_actions(self, record: RoomRecord, actions: list[Action]) -> None:
+        """A coaching cycle's action steps, into its new session's room (server/http/cycles.py)."""
+        document = await self.open(record)
+        update = document.content.carry_actions(actions)
+        if update is not None:
+            await self.write(document, update, None)
+
+    async def actions(self, record: RoomRecord) -> list[Action]:
+        """The room's action steps as they stand."""
+        document = await self.open(record)
+        return document.content.actions()
 
     async def unload(self, document: RoomDocument) -> None:
         """Drop an unused replica. Its writes are flushed first; a long log is compacted so the
