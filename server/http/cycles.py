@@ -25,7 +25,6 @@ from server.cycles.rules import (
     may_see,
     may_work,
 )
-from server.documents.export import notes_of
 from server.errors import Forbidden, InvalidField, NotFound
 from server.http.admission import bearer, is_admin
 from server.http.auth import actor_of_person
@@ -247,13 +246,22 @@ async def add_lesson(request: Request) -> Response:
     return JSONResponse(cycle_json(changed), headers=PRIVATE)
 
 
-async def _lesson_notes(worker: Worker, cycle: Cycle, video: str) -> list[tuple[str, list[str]]]:
+async def _lesson_notes(
+    worker: Worker, cycle: Cycle, video: str
+) -> list[tuple[str, tuple[str, ...]]]:
     """(note id, tags) of every note on `video` in the cycle's sessions."""
-    found: list[tuple[str, list[str]]] = []
+    return (await _cycle_notes(worker, cycle)).get(video, [])
+
+
+async def _cycle_notes(
+    worker: Worker, cycle: Cycle
+) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Each lesson's notes as (note id, tags), from every session of the cycle."""
+    found: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
     for session in cycle.sessions:
-        doc = await worker.documents.read(session.room)
-        annotations, _ = notes_of(doc, video)
-        found += [(a.id, a.tags) for a in annotations]
+        for video, notes in (await worker.documents.notes_by_lesson(session.room)).items():
+            if video in cycle.lessons:
+                found.setdefault(video, []).extend(notes)
     return found
 
 
@@ -280,13 +288,14 @@ async def score(request: Request) -> Response:
 
 async def _progress(worker: Worker, cycle: Cycle) -> dict[str, object]:
     framework = worker.frameworks.get(cycle.framework)
+    notes = await _cycle_notes(worker, cycle)
     lessons = []
     for video in cycle.lessons:
         record = await worker.videos.get(video)
         if record is None:  # deleted: gone from the charts and the evidence
             continue
         counts: dict[str, int] = {}
-        for _, tags in await _lesson_notes(worker, cycle, video):
+        for _, tags in notes.get(video, []):
             for tag in tags:
                 counts[tag] = counts.get(tag, 0) + 1
         lessons.append(LessonTags(video, record.duration, counts))

@@ -8,13 +8,14 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pycrdt import Doc, merge_updates
 
 from server.documents.actions import Action
+from server.documents.export import notes_of
 from server.documents.frameworks import FrameworkLibrary, as_meta
 from server.documents.lessons import Lesson, bindings
 from server.documents.rules import declare_roots
@@ -31,6 +32,9 @@ from server.sync.lease import Lease
 from server.sync.store import RoomRecord
 
 log = logging.getLogger(__name__)
+
+NOTES_CACHED = 2_000  # rooms whose notes by lesson are kept (a few KiB each)
+NotesByLesson = dict[str, list[tuple[str, tuple[str, ...]]]]
 
 COMPACTION_LEASE_TTL = 30.0
 NO_RELAY = "\x00no-relay"  # a write every client here has already (a re-seed)
@@ -66,6 +70,9 @@ class Documents:
         # process's log entries for ones it has already applied.
         self.writer_id = f"{worker_id}/{secrets.token_hex(4)}"
         self.open_rooms: dict[str, RoomDocument] = {}
+        # Each room's notes by lesson, as of the log's last entry: a cycle's progress reads
+        # every session of it on each request, and most have not changed since the last one.
+        self._notes: OrderedDict[str, tuple[str, NotesByLesson]] = OrderedDict()
         self._opening: Once[str, RoomDocument] = Once()  # two joiners load a room once
         self._consumers: dict[str, asyncio.Task[None]] = {}
         # Each write carries when its update arrived (perf_counter), for the fan-out metric.
@@ -156,6 +163,28 @@ class Documents:
         update = document.content.attach_lesson(lesson)
         if update is not None:
             await self.write(document, update, None)
+
+    async def notes_by_lesson(self, room_id: str) -> NotesByLesson:
+        """Each lesson's notes in the room, as (note id, tags), read once per change of the
+        room's log (a room with an edit still on its way to the log is read afresh)."""
+        document = self.open_rooms.get(room_id)
+        version = None
+        if document is None or document.pending_writes == 0:
+            version = await self.doclog.last_id(room_id)
+            cached = self._notes.get(room_id)
+            if cached is not None and cached[0] == version:
+                self._notes.move_to_end(room_id)
+                return cached[1]
+        annotations, _ = notes_of(await self.read(room_id), None)
+        grouped: NotesByLesson = {}
+        for note in annotations:
+            if note.video is not None:
+                grouped.setdefault(note.video, []).append((note.id, tuple(note.tags)))
+        if version is not None:
+            self._notes[room_id] = (version, grouped)
+            while len(self._notes) > NOTES_CACHED:
+                self._notes.popitem(last=False)
+        return grouped
 
     async def carry_actions(self, record: RoomRecord, actions: list[Action]) -> None:
         """A coaching cycle's action steps, into its new session's room (server/http/cycles.py)."""
