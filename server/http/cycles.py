@@ -7,15 +7,23 @@ did not exist. Every read by someone other than its teacher is in the audit log.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.audit import remote_of
-from server.cycles.model import Criterion, Cycle, CycleSession, Focus, Score, SessionKind
-from server.cycles.model import new_cycle_id as new_id
+from server.cycles.model import (
+    Criterion,
+    Cycle,
+    CycleSession,
+    CycleStatus,
+    Focus,
+    Score,
+    SessionKind,
+    new_cycle_id,
+)
 from server.cycles.progress import LessonTags, progress
 from server.cycles.rules import (
     check_member,
@@ -101,7 +109,7 @@ async def create(request: Request) -> Response:
         raise InvalidField("the teacher cannot be one of the cycle's coaches")
     await _colleagues(worker, me, [teacher_id, *coach_ids])
     cycle = Cycle(
-        id=new_id(),
+        id=new_cycle_id(),
         teacher=teacher_id,
         coaches=tuple(coach_ids),
         focus=asked.focus.strip(),
@@ -156,25 +164,27 @@ async def _actions(worker: Worker, cycle: Cycle) -> list[dict[str, object]]:
 
 
 async def accept(request: Request) -> Response:
-    worker = worker_of(request)
-    me = await require_person(request)
-    cycle = await _cycle_for(request, me)
-    if not may_accept(me.id, cycle):
-        raise Forbidden("only the teacher accepts a proposed cycle")
-    started = msgspec.structs.replace(cycle, status="active")
-    await worker.cycles.save(started)
-    return JSONResponse(cycle_json(started), headers=PRIVATE)
+    return await _move(request, may_accept, "active", "only the teacher accepts a proposed cycle")
 
 
 async def close(request: Request) -> Response:
+    return await _move(
+        request, may_close, "closed", "only the teacher closes the cycle, once it is active"
+    )
+
+
+async def _move(
+    request: Request, allowed: Callable[[str, Cycle], bool], status: CycleStatus, refusal: str
+) -> Response:
+    """The teacher moves the cycle on: accepted (active), or closed."""
     worker = worker_of(request)
     me = await require_person(request)
     cycle = await _cycle_for(request, me)
-    if not may_close(me.id, cycle):
-        raise Forbidden("only the teacher closes the cycle, once it is active")
-    closed = msgspec.structs.replace(cycle, status="closed")
-    await worker.cycles.save(closed)
-    return JSONResponse(cycle_json(closed), headers=PRIVATE)
+    if not allowed(me.id, cycle):
+        raise Forbidden(refusal)
+    moved = msgspec.structs.replace(cycle, status=status)
+    await worker.cycles.save(moved)
+    return JSONResponse(cycle_json(moved), headers=PRIVATE)
 
 
 def _working(me: Person, cycle: Cycle) -> None:

@@ -16,6 +16,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from server import __version__
 from server.audit import remote_of
 from server.errors import Forbidden, InvalidField, NotFound, RoomNotFound
 from server.http.auth import actor_of_person, sign_in_page
@@ -44,8 +45,6 @@ class NewSession(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 async def index(request: Request) -> Response:
     """The home page for a browser (sign-in page when signed out); what this is, for others."""
     if "text/html" not in request.headers.get("accept", ""):
-        from server import __version__
-
         return JSONResponse({"service": "cocoach", "version": __version__, "docs": "README.md"})
     worker = worker_of(request)
     if await person_of(request) is None:
