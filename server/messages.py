@@ -201,6 +201,8 @@ class TalkbackInfo(msgspec.Struct, frozen=True):
 class RoomInfo(msgspec.Struct, frozen=True):
     id: str
     title: str
+    # The coaching cycle the room is a session of: the page shows its action steps.
+    cycle: str | None = None
 
 
 # ---- server -> client -------------------------------------------------------------------------

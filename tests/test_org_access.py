@@ -301,6 +301,12 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
         "public",
         http_probe("GET", "/api/cycles/c-x/progress"),
     ),
+    ("/api/cycles/{cycle}/notes", "GET"): ("public", http_probe("GET", "/api/cycles/c-x/notes")),
+    ("/api/cycles/{cycle}/report.html", "GET"): (
+        "public",
+        http_probe("GET", "/api/cycles/c-x/report.html"),
+    ),
+    ("/c/{cycle}", "GET"): ("public", http_probe("GET", "/c/c-x")),
     ("/api/rooms/{room}/token", "POST"): ("public", http_probe("POST", "/api/rooms/{room}/token")),
     ("/rooms/{room}/join", "GET"): ("public", http_probe("GET", "/rooms/{room}/join")),
     ("/api/people", "GET"): ("public", http_probe("GET", "/api/people?q=a")),

@@ -68,7 +68,8 @@ async def test_sign_in_home_page_and_into_a_session(env: Env, tmp_path: Path) ->
             await expect(page.locator("#me")).to_contain_text("teacher")
             await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
             await expect(page.locator("#sessions-empty")).to_be_visible(timeout=WAIT)
-            for section in ("Coaching cycles", "Film Club groups", "Trust library"):
+            await expect(page.locator("#cycles-empty")).to_be_visible(timeout=WAIT)
+            for section in ("Film Club groups", "Trust library"):
                 heading = page.get_by_role("heading", name=section)
                 await expect(heading.locator("xpath=..")).to_contain_text("Nothing here yet")
             # Ann is not a coach: she may open a session only as its teacher.

@@ -75,7 +75,10 @@ def chromium_path() -> str:
 
 
 def require_built_page() -> None:
-    if not all((DIST / page).is_file() for page in ("session.html", "admin.html", "home.html")):
+    if not all(
+        (DIST / page).is_file()
+        for page in ("session.html", "admin.html", "home.html", "cycle.html")
+    ):
         pytest.fail(
             "the web page is not built (web/dist/session.html is missing): `make test` builds "
             "it; by hand: cd web && npm ci && npm run build"

@@ -24,7 +24,6 @@ from server.cycles.model import (
     SessionKind,
     new_cycle_id,
 )
-from server.cycles.progress import LessonTags, progress
 from server.cycles.rules import (
     check_member,
     check_score,
@@ -36,6 +35,8 @@ from server.cycles.rules import (
 from server.errors import Forbidden, InvalidField, NotFound
 from server.http.admission import bearer, is_admin
 from server.http.auth import actor_of_person
+from server.http.cycle_view import cycle_notes, lesson_notes, whole
+from server.http.cycle_view import cycle_progress as cycle_progress_of
 from server.http.request import read_json, worker_of
 from server.http.signed_in import require_person
 from server.people.model import Person
@@ -144,23 +145,21 @@ async def _cycle_for(request: Request, me: Person) -> Cycle:
 
 
 async def get_one(request: Request) -> Response:
+    """The cycle with all its page shows (server/http/cycle_view.py)."""
     worker = worker_of(request)
     me = await require_person(request)
     cycle = await _cycle_for(request, me)
-    scores = [msgspec.to_builtins(s) for s in await worker.cycles.scores(cycle.id)]
-    actions = await _actions(worker, cycle)
-    return JSONResponse(
-        {**cycle_json(cycle), "scores": scores, "actions": actions}, headers=PRIVATE
-    )
+    return JSONResponse(await whole(worker, cycle), headers=PRIVATE)
 
 
-async def _actions(worker: Worker, cycle: Cycle) -> list[dict[str, object]]:
-    """The action steps as the cycle's latest session holds them (each session carries the
-    ones before it)."""
-    if not cycle.sessions:
-        return []
-    last = await worker.room_record(cycle.sessions[-1].room)
-    return [msgspec.to_builtins(a) for a in await worker.documents.actions(last)]
+async def notes(request: Request) -> Response:
+    """The notes on the cycle's lessons (`?video=` one of them): what a score or an action
+    may cite as evidence."""
+    worker = worker_of(request)
+    me = await require_person(request)
+    cycle = await _cycle_for(request, me)
+    video = request.query_params.get("video")
+    return JSONResponse({"notes": await lesson_notes(worker, cycle, video)}, headers=PRIVATE)
 
 
 async def accept(request: Request) -> Response:
@@ -229,6 +228,7 @@ async def add_session(request: Request) -> Response:
         framework=cycle.framework,
         video=asked.video,
         people=people,
+        cycle=cycle.id,
     )
     await worker.store.create_room(record)
     if cycle.sessions:  # what we agreed to try, in view from the first moment of this one
@@ -256,25 +256,6 @@ async def add_lesson(request: Request) -> Response:
     return JSONResponse(cycle_json(changed), headers=PRIVATE)
 
 
-async def _lesson_notes(
-    worker: Worker, cycle: Cycle, video: str
-) -> list[tuple[str, tuple[str, ...]]]:
-    """(note id, tags) of every note on `video` in the cycle's sessions."""
-    return (await _cycle_notes(worker, cycle)).get(video, [])
-
-
-async def _cycle_notes(
-    worker: Worker, cycle: Cycle
-) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
-    """Each lesson's notes as (note id, tags), from every session of the cycle."""
-    found: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    for session in cycle.sessions:
-        for video, notes in (await worker.documents.notes_by_lesson(session.room)).items():
-            if video in cycle.lessons:
-                found.setdefault(video, []).extend(notes)
-    return found
-
-
 async def score(request: Request) -> Response:
     worker = worker_of(request)
     me = await require_person(request)
@@ -290,35 +271,17 @@ async def score(request: Request) -> Response:
         evidence=tuple(dict.fromkeys(asked.evidence)),
         at=time.time(),
     )
-    notes = [note for note, _ in await _lesson_notes(worker, cycle, asked.video)]
-    check_score(given, cycle, framework, notes)
+    cited = [note for note, _ in (await cycle_notes(worker, cycle)).get(asked.video, [])]
+    check_score(given, cycle, framework, cited)
     await worker.cycles.score(given)
     return JSONResponse(msgspec.to_builtins(given), headers=PRIVATE)
-
-
-async def _progress(worker: Worker, cycle: Cycle) -> dict[str, object]:
-    framework = worker.frameworks.get(cycle.framework)
-    notes = await _cycle_notes(worker, cycle)
-    lessons = []
-    for video in cycle.lessons:
-        record = await worker.videos.get(video)
-        if record is None:  # deleted: gone from the charts and the evidence
-            continue
-        counts: dict[str, int] = {}
-        for _, tags in notes.get(video, []):
-            for tag in tags:
-                counts[tag] = counts.get(tag, 0) + 1
-        lessons.append(LessonTags(video, record.duration, counts))
-    scores = [s for s in await worker.cycles.scores(cycle.id) if s.video in cycle.lessons]
-    statuses = [str(a["status"]) for a in await _actions(worker, cycle)]
-    return progress(framework, lessons, scores, statuses)
 
 
 async def cycle_progress(request: Request) -> Response:
     worker = worker_of(request)
     me = await require_person(request)
     cycle = await _cycle_for(request, me)
-    return JSONResponse(await _progress(worker, cycle), headers=PRIVATE)
+    return JSONResponse(await cycle_progress_of(worker, cycle), headers=PRIVATE)
 
 
 class Share(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -363,7 +326,7 @@ async def report(request: Request) -> Response:
     body = {
         "cycle": cycle_json(cycle),
         "scores": [msgspec.to_builtins(s) for s in await worker.cycles.scores(cycle.id)],
-        "progress": await _progress(worker, cycle),
+        "progress": await cycle_progress_of(worker, cycle),
     }
     headers = {
         **PRIVATE,
@@ -390,7 +353,7 @@ async def person_progress(request: Request) -> Response:
                 "cycle.read", actor_of_person(viewer), remote=remote_of(request), cycle=cycle.id
             )
     rows = [
-        {"cycle": c.id, "focus": c.focus, "status": c.status, **await _progress(worker, c)}
+        {"cycle": c.id, "focus": c.focus, "status": c.status, **await cycle_progress_of(worker, c)}
         for c in sorted(cycles, key=lambda c: c.created)
     ]
     return JSONResponse({"person": person_id, "cycles": rows}, headers=PRIVATE)

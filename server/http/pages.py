@@ -74,6 +74,11 @@ async def admin_page(request: Request) -> Response:
     return page_response("admin.html")
 
 
+async def cycle_page(request: Request) -> Response:
+    """`/c/{cycle}`: a coaching cycle. The page asks the API, which checks the person."""
+    return page_response("cycle.html")
+
+
 class BuiltFiles(StaticFiles):
     """The bundle's files. Their names carry a content hash, so they may be cached for good."""
 

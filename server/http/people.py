@@ -40,7 +40,11 @@ async def find(request: Request) -> Response:
     query = request.query_params.get("q", "")
     found = findable(worker.orgs, person, await worker.people.all(), query)[:MAX_FOUND]
     return JSONResponse(
-        {"people": [{"id": p.id, "name": p.name, "org": p.org} for p in found]},
+        {
+            "people": [
+                {"id": p.id, "name": p.name, "org": p.org, "roles": list(p.roles)} for p in found
+            ]
+        },
         headers=PRIVATE,
     )
 

@@ -83,9 +83,12 @@ class Room:
         state: RoomState | None = None,
         rules: PlaybackRules | None = None,
         talk_measured: bool = True,
+        cycle: str | None = None,
     ) -> None:
-        """`talk_measured`: the room's organisation measures who talks when."""
+        """`talk_measured`: the room's organisation measures who talks when; `cycle`: the
+        coaching cycle it is a session of."""
         self.id = room_id
+        self.cycle = cycle
         self.title = title
         self.state = state if state is not None else RoomState()
         self.rules = rules if rules is not None else PlaybackRules()
@@ -166,7 +169,7 @@ class Room:
         self.state.members[member.id] = member
         welcome = Welcome(
             protocol=PROTOCOL_VERSION,
-            room=RoomInfo(id=self.id, title=self.title),
+            room=RoomInfo(id=self.id, title=self.title, cycle=self.cycle),
             you=self._info(member),
             permissions=sorted(p.value for p in member.permissions),
             members=[self._info(m) for m in self.state.members.values()],

@@ -18,6 +18,7 @@ from server.documents.actions import Action
 from server.documents.export import notes_of
 from server.documents.frameworks import FrameworkLibrary, as_meta
 from server.documents.lessons import Lesson, bindings
+from server.documents.model import Annotation
 from server.documents.rules import declare_roots
 from server.errors import CocoachError, ServiceUnavailable
 from server.metrics import LatencyHistogram
@@ -185,6 +186,11 @@ class Documents:
             while len(self._notes) > NOTES_CACHED:
                 self._notes.popitem(last=False)
         return grouped
+
+    async def notes(self, room_id: str) -> list[Annotation]:
+        """The room's valid notes, each with its lesson (a cycle's evidence, its page)."""
+        annotations, _ = notes_of(await self.read(room_id), None)
+        return annotations
 
     async def carry_actions(self, record: RoomRecord, actions: list[Action]) -> None:
         """A coaching cycle's action steps, into its new session's room (server/http/cycles.py)."""

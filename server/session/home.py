@@ -108,11 +108,13 @@ class RoomHome:
         set_video: Callable[[str, str], Coroutine[Any, Any, None]],
         lesson_attached: Callable[[str, str], Coroutine[Any, Any, None]] | None = None,
         talk_measured: bool = True,
+        cycle: str | None = None,
     ) -> None:
         """`set_video(room, video)` makes a finished recording the room's video;
         `lesson_attached(room, video)` hears that viewers now watch another lesson;
         `talk_measured`: the room's organisation measures who talks when."""
         self.talk_measured = talk_measured
+        self.cycle = cycle
         self._lesson_attached = lesson_attached
         self.context = context
         self.id = room_id
@@ -173,7 +175,9 @@ class RoomHome:
         """Serve as the room's home until cancelled or the lease is lost."""
         data = await self.context.store.load_room_state(self.id)
         state = decode_as(data, RoomState) if data is not None else None
-        self.room = Room(self.id, self.title, state=state, talk_measured=self.talk_measured)
+        self.room = Room(
+            self.id, self.title, state=state, talk_measured=self.talk_measured, cycle=self.cycle
+        )
         self.media.follow(self.room.state.playback)
         log.info("worker %s is now home of room %s", self.context.id, self.id)
         await self._publish(HomeChanged(self.context.id))

@@ -383,6 +383,7 @@ class Worker:
             set_video=self._set_video,
             lesson_attached=self.lesson_attached,
             talk_measured=talk_record.measured(self.settings, self.orgs, record.org),
+            cycle=record.cycle,
         )
         on_media = self._media_requests[record.id] = partial(self.media.on_request, home.media)
         # Subscribe before taking the lease: once others can see us as home, intents they

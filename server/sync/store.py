@@ -27,6 +27,7 @@ class RoomRecord(msgspec.Struct, frozen=True):
     shared: tuple[str, ...] = ()  # other organisations of the same trust it admits
     # Its people (docs/people.md): person id -> their role in it ("coach", "teacher", ...).
     people: dict[str, str] = msgspec.field(default_factory=dict)
+    cycle: str | None = None  # the coaching cycle it is a session of (docs/cycles.md)
 
 
 VideoStatus = Literal["uploading", "recording", "queued", "ingesting", "ready", "failed"]

@@ -4,8 +4,9 @@
 // bar, with consent and retention), and the sections later issues fill. The session cookie is
 // HttpOnly: the page never sees it, same-origin requests carry it.
 import './style.css'
+import { json, sendJson, api } from './api.js'
 import { progressText, statusText, tusUpload } from './upload.js'
-import { $, errorOf, formatTime, h } from './util.js'
+import { $, formatTime, h } from './util.js'
 
 const SEARCH_DELAY_MS = 250
 const CONSENT = {
@@ -15,31 +16,6 @@ const CONSENT = {
 }
 
 let me = null
-
-async function api (path, options = {}) {
-  const response = await fetch(path, { credentials: 'same-origin', ...options })
-  if (response.status === 401) { // the sign-in ended (or never was): the sign-in page
-    location.replace('/')
-    const error = new Error('You are not signed in any more.')
-    error.status = 401
-    throw error
-  }
-  if (!response.ok) {
-    const { message } = await errorOf(response)
-    const error = new Error(message || `${response.status} ${response.statusText}`)
-    error.status = response.status
-    throw error
-  }
-  return response
-}
-
-const json = async (path, options) => (await api(path, options)).json()
-
-const sendJson = (path, body) => json(path, {
-  method: 'POST',
-  headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify(body)
-})
 
 function problem (error) {
   const status = $('#home-status')
@@ -142,6 +118,103 @@ $('#new-form').addEventListener('submit', async (event) => {
   }
 })
 
+// ---- coaching cycles -------------------------------------------------------------------
+
+const CYCLE_STATUS = { proposed: 'Proposed: waits for the teacher', active: 'Active', closed: 'Closed' }
+
+async function loadCycles () {
+  const { cycles } = await json('/api/cycles')
+  $('#cycles-empty').hidden = cycles.length > 0
+  $('#cycles-table').hidden = cycles.length === 0
+  $('#cycles').replaceChildren(...cycles.map((c) => {
+    const mine = c.teacher === me.id
+    const accept = mine && c.status === 'proposed'
+      ? h('button', {
+        type: 'button',
+        text: 'Accept',
+        'aria-label': `Accept the cycle “${c.focus}”`,
+        onclick: async () => {
+          try {
+            await sendJson(`/api/cycles/${encodeURIComponent(c.id)}/accept`, {})
+          } catch (error) { problem(error) }
+          loadCycles()
+        }
+      })
+      : null
+    return h('tr', { class: 'home-cycle', dataset: { cycle: c.id } },
+      h('td', { class: 'home-title', text: c.focus }),
+      h('td', { text: CYCLE_STATUS[c.status] ?? c.status }),
+      h('td', { text: mine ? 'teacher' : 'coach' }),
+      h('td', { text: String(c.sessions.length) }),
+      h('td', {}, accept, ' ', h('a', { class: 'home-open', href: `/c/${encodeURIComponent(c.id)}` },
+        'Open', h('span', { class: 'sr-only', text: ` ${c.focus}` }))))
+  }))
+}
+
+async function loadFrameworks () {
+  const { frameworks } = await json('/api/frameworks')
+  $('#cycle-framework').replaceChildren(...frameworks.map((f) => h('option', { value: f.id, text: f.name })))
+}
+
+let cycleTimer = null
+
+async function searchCycleColleague () {
+  const query = $('#cycle-search').value.trim()
+  let people
+  try {
+    people = (await json(`/api/people?q=${encodeURIComponent(query)}`)).people
+  } catch (error) {
+    $('#cycle-status').textContent = `Could not search: ${error.message}`
+    return
+  }
+  const wanted = $('#cycle-as').value === 'teacher' ? 'coach' : 'teacher'
+  const others = people.filter((p) => p.id !== me?.id && (wanted !== 'coach' || p.roles.includes('coach')))
+  $('#cycle-with').replaceChildren(
+    h('option', { value: '', text: others.length ? `Choose a ${wanted}…` : `Nobody found who can be the ${wanted}` }),
+    ...others.map((p) => h('option', { value: p.id, text: p.org ? `${p.name} (${p.org})` : p.name })))
+  if (query && others.length) $('#cycle-with').value = others[0].id
+}
+
+$('#cycle-search').addEventListener('input', () => {
+  clearTimeout(cycleTimer)
+  cycleTimer = setTimeout(searchCycleColleague, SEARCH_DELAY_MS)
+})
+$('#cycle-as').addEventListener('change', () => {
+  $('#cycle-with-label').textContent = $('#cycle-as').value === 'teacher' ? 'Coach' : 'Teacher'
+  searchCycleColleague()
+})
+
+$('#cycle-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const status = $('#cycle-status')
+  const other = $('#cycle-with').value
+  if (!other) {
+    status.textContent = 'Choose who works on the cycle with you: type their name to find them.'
+    return
+  }
+  const asTeacher = $('#cycle-as').value === 'teacher'
+  const body = {
+    focus: $('#cycle-focus').value.trim(),
+    framework: $('#cycle-framework').value,
+    success_criteria: $('#cycle-criteria').value.split('\n').map((l) => l.trim()).filter(Boolean),
+    ...(asTeacher ? { coaches: [other] } : { teacher: other })
+  }
+  $('#cycle-button').disabled = true
+  try {
+    const cycle = await sendJson('/api/cycles', body)
+    status.textContent = asTeacher
+      ? 'Your cycle has started. Open it to plan the first session.'
+      : 'The cycle is proposed: it starts when the teacher accepts it.'
+    $('#cycle-form').reset()
+    await loadCycles()
+    return cycle
+  } catch (error) {
+    status.textContent = `Could not start the cycle: ${error.message}`
+  } finally {
+    $('#cycle-button').disabled = false
+  }
+})
+
 // ---- my videos --------------------------------------------------------------------------
 
 let refresh = null
@@ -230,6 +303,9 @@ async function start () {
   }
   await Promise.all([
     loadSessions().catch(problem),
+    loadCycles().catch(problem),
+    loadFrameworks().catch(problem),
+    searchCycleColleague(),
     loadVideos(),
     search()
   ])

@@ -2,6 +2,7 @@
 // teacher (and observers) watch the lesson in sync, write notes on its timeline and the next
 // lesson's plan. docs/web.md describes it.
 import './style.css'
+import { ActionsPanel } from './actions.js'
 import { playheadAt } from './clock.js'
 import { SharedDoc } from './doc.js'
 import { renderMembers } from './members.js'
@@ -195,6 +196,19 @@ class Session {
         insertTime: () => formatTime(this.currentTime()),
         seek: (t) => this.seek(t) // a moment link: as a note's time does
       })
+      this.actions = new ActionsPanel({
+        shared: this.shared,
+        sub: this.sub,
+        authorName: this.displayName(),
+        canEdit: this.canEdit,
+        inCycle: Boolean(room.room.cycle),
+        lesson: () => this.currentLesson(),
+        seek: (t) => this.seek(t),
+        showLesson: (video) => this.showLesson(video),
+        nameOf: (sub, written) => this.nameOf(sub, written),
+        toast: (text) => this.toast(text)
+      }, $('#actions'))
+      if (room.room.cycle) this.loadCycle(room.room.cycle)
       this.lessons = new LessonSwitcher($('#lessons'), {
         token: this.token,
         canChoose: this.canEdit,
@@ -203,6 +217,7 @@ class Session {
         choose: (video) => this.showLesson(video)
       })
       this.bindDocument()
+      this.goToLinkedMoment()
       this.video.source = room.live ? 'live' : null
       if (hasWebRTC()) this.video.start()
       else this.onVideoStatus('unsupported')
@@ -220,6 +235,7 @@ class Session {
     if (!this.timeline) return
     this.timeline.bind()
     this.plan.bind(this.shared)
+    this.actions.bind()
     // meta.video changes when a live lesson's recording takes over, or when someone chooses
     // another lesson: watch that one, with its notes.
     this.shared.meta.observe((event) => {
@@ -257,6 +273,41 @@ class Session {
     const name = written || this.names.get(sub)
     if (sub === this.sub) return `${name ?? this.displayName() ?? 'You'} (you)`
     return name ?? String(sub).replace(/^user:/, '')
+  }
+
+  /** A session of a coaching cycle: a link to the cycle's page, and the notes of its earlier
+   * sessions that the action steps cite (for a signed-in person; an invite link reads none). */
+  async loadCycle (cycleId) {
+    try {
+      const response = await fetch(`/api/cycles/${encodeURIComponent(cycleId)}`, { credentials: 'same-origin' })
+      if (!response.ok) return
+      const cycle = await response.json()
+      this.actions.setCited(cycle.evidence)
+      const link = h('a', { class: 'cycle-link', href: `/c/${encodeURIComponent(cycleId)}`, text: `Cycle: ${cycle.focus}` })
+      $('#room-title').after(link)
+    } catch { /* the session works without it */ }
+  }
+
+  /** `#at=SECONDS&lesson=VIDEO` (a piece of evidence on the cycle's page): once the document is
+   * here, show that lesson and go to that moment, for everyone, as a click on the note would. */
+  goToLinkedMoment () {
+    const params = new URLSearchParams(location.hash.slice(1))
+    const at = Number(params.get('at'))
+    if (!params.has('at') || !Number.isFinite(at) || at < 0) return
+    const lesson = params.get('lesson') || null
+    history.replaceState(null, '', location.pathname + location.search)
+    const deadline = Date.now() + 15_000
+    const go = () => {
+      if (Date.now() > deadline) return this.toast(`Go to ${formatTime(at)} to see the moment you followed.`)
+      if (!this.shared.synced || !this.room.playback) return setTimeout(go, 200)
+      if (lesson && this.currentLesson() !== lesson) {
+        this.showLesson(lesson)
+        if (this.room.playback.video !== lesson) return setTimeout(go, 200)
+      }
+      if (lesson && this.room.playback.video !== lesson) return setTimeout(go, 200)
+      this.seek(at)
+    }
+    go()
   }
 
   memberName (id) {
