@@ -5,6 +5,7 @@ nothing stored; progress shows each scorer's levels side by side; nobody else se
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,24 @@ async def test_action_steps_are_co_edited_and_carried_forward(
         assert [(a["id"], a["status"]) for a in cycle["actions"]] == [("a1", "worked")]
         figures = (await tia.get(f"/api/cycles/{cid}/progress")).json()
         assert figures["actions"]["worked"] == 1
+        # A change in the earlier session after the next one began: the newest version wins
+        # (its `updated`), and a stale one (no newer `updated`) does not.
+        async with ydoc(env.base, room, tia_token) as teacher:
+            step = teacher.doc.get("actions", type=Map)["a1"]
+            step["status"] = "dropped"
+            await teacher.flush()
+            await asyncio.sleep(0.3)
+            assert [
+                a["status"] for a in (await cora.get(f"/api/cycles/{cid}")).json()["actions"]
+            ] == ["worked"]
+            with teacher.doc.transaction():
+                step["status"] = "adapt"
+                step["updated"] = time.time()
+            await teacher.flush()
+            await asyncio.sleep(0.3)
+        cycle = (await cora.get(f"/api/cycles/{cid}")).json()
+        assert [(a["id"], a["status"]) for a in cycle["actions"]] == [("a1", "adapt")]
+        third = (await tia.post(f"/api/cycles/{cid}/sessions", json={"kind": "planning"})).json()
+        third_token = (await tia.post(f"/api/rooms/{third['room']}/token")).json()["token"]
+        async with ydoc(env.base, third["room"], third_token) as teacher:
+            assert teacher.doc.get("actions", type=Map)["a1"]["status"] == "adapt"

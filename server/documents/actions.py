@@ -4,8 +4,12 @@ session of the cycle (server/http/cycles.py).
 
 `actions` is a `Y.Map` of action id to a `Y.Map`: `text` (what to try), `author` (the writer's
 `sub`, fixed once written), `authorName`, `status` (`planned`, `tried`, `worked`, `adapt`,
-`dropped`), `created` (Unix seconds), `evidence` (a `Y.Array` of note ids: the moments that
-motivated it, or that show how it went).
+`dropped`), `created` (Unix seconds), `updated` (Unix seconds of its last change, optional:
+`created` when absent), `evidence` (a `Y.Array` of note ids: the moments that motivated it, or
+that show how it went).
+
+`updated` lets a cycle take a change made in an earlier session after the next one began
+(server/http/cycle_view.py): the newest version of each step wins.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Action(msgspec.Struct, frozen=True):
     created: float
     evidence: tuple[str, ...] = ()
     author_name: str | None = None
+    updated: float = 0.0
 
 
 def read_action(key: str, value: object) -> Action | str:
@@ -37,6 +42,7 @@ def read_action(key: str, value: object) -> Action | str:
         return "an action must be a map"
     text, author, status = value.get("text"), value.get("author"), value.get("status")
     created, evidence, name = value.get("created"), value.get("evidence"), value.get("authorName")
+    updated = value.get("updated", created)
     if not isinstance(text, str) or not 1 <= len(text) <= MAX_ACTION_CHARS:
         return f"text must be 1-{MAX_ACTION_CHARS} characters"
     if not isinstance(author, str) or not author:
@@ -45,6 +51,8 @@ def read_action(key: str, value: object) -> Action | str:
         return f"status must be one of {', '.join(ACTION_STATUSES)}"
     if isinstance(created, bool) or not isinstance(created, int | float):
         return "created must be a number (Unix seconds)"
+    if isinstance(updated, bool) or not isinstance(updated, int | float):
+        return "updated must be a number (Unix seconds)"
     notes: list[str] = []
     if evidence is not None:
         if not isinstance(evidence, Array):
@@ -60,6 +68,7 @@ def read_action(key: str, value: object) -> Action | str:
         float(created),
         tuple(notes),
         name if isinstance(name, str) else None,
+        float(updated),
     )
 
 
@@ -80,6 +89,7 @@ def write_action(actions: Map[Any], action: Action) -> None:
             "authorName": action.author_name or "",
             "status": action.status,
             "created": action.created,
+            "updated": action.updated or action.created,
             "evidence": Array(list(action.evidence)),
         }
     )

@@ -13,6 +13,7 @@ import msgspec
 
 from server.cycles.model import Cycle
 from server.cycles.progress import LessonTags, progress
+from server.documents.actions import Action
 from server.documents.model import Annotation
 from server.session.worker import Worker
 
@@ -22,13 +23,25 @@ NOTE_PREVIEW_CHARS = 280
 Notes = dict[str, list[tuple[str, tuple[str, ...]]]]
 
 
-async def actions(worker: Worker, cycle: Cycle) -> list[dict[str, object]]:
-    """The action steps as the cycle's latest session holds them (each session carries the
-    ones before it)."""
+async def current_actions(worker: Worker, cycle: Cycle) -> list[Action]:
+    """The action steps: those of the cycle's latest session (each session carries the ones
+    before it, and a step deleted there is gone), each in its newest version, which may have
+    been written in an earlier session after the next one began."""
     if not cycle.sessions:
         return []
     last = await worker.room_record(cycle.sessions[-1].room)
-    return [msgspec.to_builtins(a) for a in await worker.documents.actions(last)]
+    newest = {a.id: a for a in await worker.documents.actions(last)}
+    for session in cycle.sessions[:-1]:
+        record = await worker.room_record(session.room)
+        for action in await worker.documents.actions(record):
+            known = newest.get(action.id)
+            if known is not None and action.updated > known.updated:
+                newest[action.id] = action
+    return sorted(newest.values(), key=lambda a: (a.created, a.id))
+
+
+async def actions(worker: Worker, cycle: Cycle) -> list[dict[str, object]]:
+    return [msgspec.to_builtins(a) for a in await current_actions(worker, cycle)]
 
 
 async def cycle_notes(worker: Worker, cycle: Cycle) -> Notes:

@@ -35,7 +35,7 @@ from server.cycles.rules import (
 from server.errors import Forbidden, InvalidField, NotFound
 from server.http.admission import bearer, is_admin
 from server.http.auth import actor_of_person
-from server.http.cycle_view import cycle_notes, lesson_notes, whole
+from server.http.cycle_view import current_actions, cycle_notes, lesson_notes, whole
 from server.http.cycle_view import cycle_progress as cycle_progress_of
 from server.http.request import read_json, worker_of
 from server.http.signed_in import require_person
@@ -232,8 +232,7 @@ async def add_session(request: Request) -> Response:
     )
     await worker.store.create_room(record)
     if cycle.sessions:  # what we agreed to try, in view from the first moment of this one
-        last = await worker.room_record(cycle.sessions[-1].room)
-        await worker.documents.carry_actions(record, await worker.documents.actions(last))
+        await worker.documents.carry_actions(record, await current_actions(worker, cycle))
     session = CycleSession(record.id, asked.kind, record.created, asked.video)
     changed = msgspec.structs.replace(cycle, sessions=(*cycle.sessions, session), lessons=lessons)
     await worker.cycles.save(changed)

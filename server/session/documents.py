@@ -198,6 +198,14 @@ class Documents:
         update = document.content.carry_actions(actions)
         if update is not None:
             await self.write(document, update, None)
+            # In the log before the session is announced: any worker reads them from the start.
+            try:
+                async with asyncio.timeout(FLUSH_ON_STOP_SECONDS):
+                    await document.written.wait()
+            except TimeoutError:
+                raise ServiceUnavailable(
+                    "the document store is not keeping up; try again"
+                ) from None
 
     async def actions(self, record: RoomRecord) -> list[Action]:
         """The room's action steps as they stand."""

@@ -39,6 +39,12 @@ export function readActions (actions) {
   return found.sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1))
 }
 
+/** When a step last changed: a cycle takes the newest version of each step, even one written
+ * in an earlier session after the next began. */
+function touch (map) {
+  map.set('updated', Date.now() / 1000)
+}
+
 export class ActionsPanel {
   /**
    * s: {shared, sub, authorName, canEdit, lesson(), seek(t), showLesson(video), nameOf(sub, written),
@@ -87,6 +93,7 @@ export class ActionsPanel {
         ['authorName', (this.s.authorName ?? '').slice(0, MAX_NAME_CHARS)],
         ['status', 'planned'],
         ['created', Date.now() / 1000],
+        ['updated', Date.now() / 1000],
         ['evidence', new Y.Array()]
       ]))
     })
@@ -220,7 +227,11 @@ export class ActionsPanel {
 
   setField (action, key, value) {
     const map = this.actions.get(action.id)
-    if (map instanceof Y.Map && map.get(key) !== value) this.s.shared.transact(() => map.set(key, value))
+    if (!(map instanceof Y.Map) || map.get(key) === value) return
+    this.s.shared.transact(() => {
+      map.set(key, value)
+      touch(map)
+    })
   }
 
   link (action, noteId) {
@@ -229,6 +240,7 @@ export class ActionsPanel {
     this.s.shared.transact(() => {
       if (evidence instanceof Y.Array) evidence.push([noteId])
       else map.set('evidence', Y.Array.from([noteId]))
+      touch(map)
     })
   }
 
@@ -237,7 +249,11 @@ export class ActionsPanel {
     const evidence = map instanceof Y.Map ? map.get('evidence') : null
     if (!(evidence instanceof Y.Array)) return
     const index = evidence.toArray().indexOf(noteId)
-    if (index >= 0) this.s.shared.transact(() => evidence.delete(index, 1))
+    if (index < 0) return
+    this.s.shared.transact(() => {
+      evidence.delete(index, 1)
+      touch(map)
+    })
   }
 
   remove (action) {
