@@ -12,16 +12,29 @@ from typing import Any
 
 import pytest
 from pycrdt import Array, Map
+from redis import Redis as SyncRedis
 
 from tests.support import ADMIN_KEY, TIMEOUT, token
 from tests.test_people_api import Env, closing, serve_people
 from tests.video_support import clip, upload
 from tests.yclient import ydoc
 
+CYCLES_DB = 9  # no other test uses it
 
-@pytest.fixture
-async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
-    async with serve_people(tmp_path, monkeypatch) as running:
+
+@pytest.fixture(params=["embedded", "redis"])
+async def env(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Env]:
+    """Every rule over either backend: the embedded one, and Redis (the contract pattern). Over
+    Redis in a database of its own, emptied first: people are known by their email across the
+    whole store."""
+    url = None
+    if request.param == "redis":
+        url = request.getfixturevalue("redis").url + f"/{CYCLES_DB}"
+        with SyncRedis.from_url(url) as client:
+            client.flushdb()
+    async with serve_people(tmp_path, monkeypatch, url) as running:
         yield running
 
 

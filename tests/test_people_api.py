@@ -56,11 +56,16 @@ async def closing(*clients: httpx.AsyncClient) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def serve_people(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
-    """A server of a trust's schools, whose people the CLI adds and signs in."""
-    settings = make_settings(tmp_path, orgs=ORGS, default_org="ashby-primary")
+async def serve_people(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis: str | None = None
+) -> AsyncIterator[Env]:
+    """A server of a trust's schools, whose people the CLI adds and signs in; embedded, or
+    over Redis (`redis`: its URL)."""
+    settings = make_settings(tmp_path, orgs=ORGS, default_org="ashby-primary", redis=redis)
     for name in ("ORGS", "DEFAULT_ORG", "SECRET", "ADMIN_KEY"):  # what the CLI reads
         monkeypatch.setenv(f"COCOACH_{name}", str(getattr(settings, name.lower())))
+    if redis is not None:
+        monkeypatch.setenv("COCOACH_REDIS", redis)
     async with serve_in_process(settings) as running:
         yield Env(running.base, running.settings)
 

@@ -4,6 +4,7 @@ implementation (real redis-server on a free port)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,8 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from server.cycles.directory import Cycles
+from server.cycles.model import Cycle, Score
 from server.errors import Conflict
 from server.sync.broker import Broker, MemoryBroker
 from server.sync.lease import Lease, MemoryLease
@@ -308,3 +311,37 @@ async def test_store_take_record_gives_a_record_to_one_taker_only(store: Store) 
     assert taken.count(b"the link") == 1 and taken.count(None) == 9
     assert await store.get_record(kind, "secret") is None
     assert await store.take_record(kind, "never") is None
+
+
+async def test_cycles_and_their_scores_read_the_same_from_either_store(store: Store) -> None:
+    """The cycles directory (server/cycles/directory.py) over either store: a saved cycle is
+    read back whole, listed for each of its people only, and a scorer's new score replaces
+    theirs without touching the other scorer's."""
+    teacher, coach, other = unique("p-tia"), unique("p-cora"), unique("p-sam")
+    cycles = Cycles(store)
+    cycle = Cycle(
+        id=unique("c"),
+        teacher=teacher,
+        coaches=(coach,),
+        focus="My questions reach the same five pupils",
+        framework="questioning",
+        created=time.time(),
+        proposed_by=coach,
+        success_criteria=("Ten pupils answer",),
+    )
+    await cycles.save(cycle)
+    assert await cycles.get(cycle.id) == cycle
+    assert await cycles.get(unique("c")) is None
+    moved = msgspec.structs.replace(cycle, status="active")
+    await cycles.save(moved)
+    assert [c.id for c in await cycles.of(teacher)] == [cycle.id]
+    assert [c.status for c in await cycles.of(coach)] == ["active"]
+    assert await cycles.of(other) == []
+    video = unique("v")
+    await cycles.score(Score(cycle.id, video, coach, "question-reach", 3, ("n-1",)))
+    await cycles.score(Score(cycle.id, video, teacher, "question-reach", 2))
+    await cycles.score(Score(cycle.id, video, coach, "question-reach", 4))  # replaces hers
+    found = sorted(await cycles.scores(cycle.id), key=lambda s: s.scorer)
+    assert [(s.scorer, s.level, s.evidence) for s in found] == sorted(
+        [(coach, 4, ()), (teacher, 2, ())]
+    )
