@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -57,11 +58,13 @@ async def closing(*clients: httpx.AsyncClient) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def serve_people(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis: str | None = None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis: str | None = None, **overrides: Any
 ) -> AsyncIterator[Env]:
     """A server of a trust's schools, whose people the CLI adds and signs in; embedded, or
-    over Redis (`redis`: its URL)."""
-    settings = make_settings(tmp_path, orgs=ORGS, default_org="ashby-primary", redis=redis)
+    over Redis (`redis`: its URL); `overrides`: more settings."""
+    settings = make_settings(
+        tmp_path, orgs=ORGS, default_org="ashby-primary", redis=redis, **overrides
+    )
     for name in ("ORGS", "DEFAULT_ORG", "SECRET", "ADMIN_KEY"):  # what the CLI reads
         monkeypatch.setenv(f"COCOACH_{name}", str(getattr(settings, name.lower())))
     if redis is not None:

@@ -32,6 +32,22 @@ class Cycles:
             (c for c in found if person in c.people), key=lambda c: c.created, reverse=True
         )
 
+    async def recorded(self, cycle_id: str, room: str, video: str) -> Cycle | None:
+        """A live lesson observed in one of the cycle's sessions was recorded: the recording
+        is that session's lesson, and one of the cycle's (docs/cycles.md)."""
+        cycle = await self.get(cycle_id)
+        if cycle is None:
+            return None
+        sessions = tuple(
+            msgspec.structs.replace(s, video=video) if s.room == room and s.video is None else s
+            for s in cycle.sessions
+        )
+        lessons = tuple(dict.fromkeys([*cycle.lessons, video]))
+        changed = msgspec.structs.replace(cycle, sessions=sessions, lessons=lessons)
+        if changed != cycle:
+            await self.save(changed)
+        return changed
+
     async def score(self, score: Score) -> None:
         """One scorer's level for one criterion of one lesson; a new one replaces theirs."""
         await self._store.put_record(SCORES, score.key, msgspec.msgpack.encode(score))

@@ -30,6 +30,11 @@ class LibraryRecordings:
         # A classroom's recording is its school's, whoever in the room published it.
         record = await self._room_record(room)
         org = self._orgs.owning(record.org) if self._orgs.configured else None
+        if record.cycle is not None:
+            # An observation in a coaching cycle: the teacher's own lesson, as an upload of
+            # hers is (among her videos, hers to keep or delete), not the classroom camera's.
+            teachers = [person for person, role in record.people.items() if role == "teacher"]
+            owner = teachers[0] if teachers else owner
         video = await self._videos.start_recording(room=room, owner=owner, org=org, title=title)
         return Recording(video.id, self._videos.upload_path(video.id))
 

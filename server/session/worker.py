@@ -293,7 +293,9 @@ class Worker:
     async def _set_video(self, room_id: str, video: str) -> None:
         """A live lesson's recording becomes the room's lesson (`meta.video`, one of its
         `lessons`); the notes made on the lesson before stay on that lesson."""
-        await self.show_lesson(room_id, Lesson(video, time.time(), "recording"))
+        record = await self.show_lesson(room_id, Lesson(video, time.time(), "recording"))
+        if record.cycle is not None:  # an observation of a coaching cycle: its lesson too
+            await self.cycles.recorded(record.cycle, room_id, video)
 
     async def show_lesson(self, room_id: str, lesson: Lesson) -> RoomRecord:
         """The room shows `lesson` from now on, for everyone on every worker: its record (what
