@@ -23,15 +23,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from server.audit import remote_of
-from server.cycles.model import ACTION_STATUSES, Cycle
-from server.cycles.rules import may_see
-from server.errors import NotFound
-from server.http.auth import actor_of_person
+from server.cycles.model import ACTION_STATUSES
 from server.http.cycle_view import whole
+from server.http.cycles import cycle_for
 from server.http.request import worker_of
 from server.http.signed_in import require_person
-from server.people.model import Person
 
 # `whole()` is plain JSON-shaped data (what the cycle page reads); the report only reads it.
 View = Mapping[str, Any]
@@ -314,24 +310,10 @@ def document(view: View) -> str:
     )
 
 
-async def _readable(request: Request, me: Person) -> Cycle:
-    """As the JSON export (`report`, server/http/cycles.py): its people and those the closed
-    cycle was shared with; 404 for anyone else; every read but the teacher's audited."""
-    worker = worker_of(request)
-    cycle = await worker.cycles.get(request.path_params["cycle"])
-    if cycle is None or not may_see(me.id, cycle):
-        raise NotFound(f"no cycle {request.path_params['cycle'][:64]!r} of yours")
-    if me.id != cycle.teacher:
-        worker.audit.record(
-            "cycle.read", actor_of_person(me), remote=remote_of(request), cycle=cycle.id
-        )
-    return cycle
-
-
 async def report_html(request: Request) -> Response:
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _readable(request, me)
+    cycle = await cycle_for(request, me, report=True)
     disposition = "attachment" if request.query_params.get("download") == "1" else "inline"
     headers = {
         **HEADERS,

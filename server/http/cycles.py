@@ -131,12 +131,16 @@ async def list_mine(request: Request) -> Response:
     return JSONResponse({"cycles": [cycle_json(c) for c in cycles]}, headers=PRIVATE)
 
 
-async def _cycle_for(request: Request, me: Person) -> Cycle:
+async def cycle_for(request: Request, me: Person, *, report: bool = False) -> Cycle:
+    """The cycle of the address, for one of its people; with `report`, also for those the
+    teacher shared the closed cycle's report with. 404 for anyone else; every read but the
+    teacher's is audited."""
     worker = worker_of(request)
     cycle = await worker.cycles.get(request.path_params["cycle"])
-    if cycle is None:
+    if cycle is None or (report and not may_see(me.id, cycle)):
         raise NotFound(f"no cycle {request.path_params['cycle'][:64]!r} of yours")
-    check_member(me.id, cycle)
+    if not report:
+        check_member(me.id, cycle)
     if me.id != cycle.teacher:
         worker.audit.record(
             "cycle.read", actor_of_person(me), remote=remote_of(request), cycle=cycle.id
@@ -148,7 +152,7 @@ async def get_one(request: Request) -> Response:
     """The cycle with all its page shows (server/http/cycle_view.py)."""
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+    cycle = await cycle_for(request, me)
     return JSONResponse(await whole(worker, cycle), headers=PRIVATE)
 
 
@@ -157,7 +161,7 @@ async def notes(request: Request) -> Response:
     may cite as evidence."""
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+    cycle = await cycle_for(request, me)
     video = request.query_params.get("video")
     return JSONResponse({"notes": await lesson_notes(worker, cycle, video)}, headers=PRIVATE)
 
@@ -178,7 +182,7 @@ async def _move(
     """The teacher moves the cycle on: accepted (active), or closed."""
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+    cycle = await cycle_for(request, me)
     if not allowed(me.id, cycle):
         raise Forbidden(refusal)
     moved = msgspec.structs.replace(cycle, status=status)
@@ -202,7 +206,7 @@ async def add_session(request: Request) -> Response:
     """A room bound to the cycle, with its framework and its people."""
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+    cycle = await cycle_for(request, me)
     _working(me, cycle)
     asked = await read_json(request, NewSession)
     lessons = cycle.lessons
@@ -244,7 +248,7 @@ async def add_session(request: Request) -> Response:
 async def add_lesson(request: Request) -> Response:
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+    cycle = await cycle_for(request, me)
     _working(me, cycle)
     asked = await read_json(request, NewLesson)
     await _lesson_of(worker, cycle, asked.video)
@@ -258,7 +262,7 @@ async def add_lesson(request: Request) -> Response:
 async def score(request: Request) -> Response:
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+    cycle = await cycle_for(request, me)
     asked = await read_json(request, NewScore)
     framework = worker.frameworks.get(cycle.framework)
     given = Score(
@@ -279,7 +283,7 @@ async def score(request: Request) -> Response:
 async def cycle_progress(request: Request) -> Response:
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+    cycle = await cycle_for(request, me)
     return JSONResponse(await cycle_progress_of(worker, cycle), headers=PRIVATE)
 
 
@@ -291,7 +295,7 @@ async def share(request: Request) -> Response:
     """The teacher shares a closed cycle's report with a named person of their trust."""
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await _cycle_for(request, me)
+    cycle = await cycle_for(request, me)
     if me.id != cycle.teacher or cycle.status != "closed":
         raise Forbidden("only the teacher shares the report of a cycle, once it is closed")
     asked = await read_json(request, Share)
@@ -315,13 +319,7 @@ async def report(request: Request) -> Response:
     progress. Its people, and whom the teacher shared the closed cycle with."""
     worker = worker_of(request)
     me = await require_person(request)
-    cycle = await worker.cycles.get(request.path_params["cycle"])
-    if cycle is None or not may_see(me.id, cycle):
-        raise NotFound(f"no cycle {request.path_params['cycle'][:64]!r} of yours")
-    if me.id != cycle.teacher:
-        worker.audit.record(
-            "cycle.read", actor_of_person(me), remote=remote_of(request), cycle=cycle.id
-        )
+    cycle = await cycle_for(request, me, report=True)
     body = {
         "cycle": cycle_json(cycle),
         "scores": [msgspec.to_builtins(s) for s in await worker.cycles.scores(cycle.id)],
