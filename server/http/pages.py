@@ -74,6 +74,21 @@ async def admin_page(request: Request) -> Response:
     return page_response("admin.html")
 
 
+async def group_page(request: Request) -> Response:
+    """`/g/{group}`: a Film Club group (docs/groups.md)."""
+    return page_response("group.html")
+
+
+async def library_page(request: Request) -> Response:
+    """`/library`: the trust library."""
+    return page_response("library.html")
+
+
+async def clip_page(request: Request) -> Response:
+    """`/clips/{clip}`: a clip."""
+    return page_response("clip.html")
+
+
 async def cycle_page(request: Request) -> Response:
     """`/c/{cycle}`: a coaching cycle. The page asks the API, which checks the person."""
     return page_response("cycle.html")

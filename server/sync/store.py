@@ -28,6 +28,12 @@ class RoomRecord(msgspec.Struct, frozen=True):
     # Its people (docs/people.md): person id -> their role in it ("coach", "teacher", ...).
     people: dict[str, str] = msgspec.field(default_factory=dict)
     cycle: str | None = None  # the coaching cycle it is a session of (docs/cycles.md)
+    # A room of a clip (docs/groups.md): a viewing, a group's discussion or a group session.
+    clip: str | None = None
+    # A group's room: its people are the group's at each moment, facilitators as coaches and
+    # members as `members_as` ("teacher" in a discussion, "observer" in a group session).
+    group: str | None = None
+    members_as: str | None = None
 
 
 VideoStatus = Literal["uploading", "recording", "queued", "ingesting", "ready", "failed"]
@@ -87,6 +93,11 @@ class VideoRecord(msgspec.Struct, frozen=True):
     # recorded decodes as not obtained, which is the safe reading.
     consent: Consent = "not_obtained"
     retention_days: int | None = None  # None: the deployment's `video_retention_days`
+    # A clip's media (docs/groups.md): cut once from this video, from clip_start to clip_end
+    # seconds of it.
+    clip_of: str | None = None
+    clip_start: float = 0.0
+    clip_end: float = 0.0
 
 
 class Store(Protocol):
