@@ -198,7 +198,7 @@ class TalkbackInfo(msgspec.Struct, frozen=True):
     since: float
 
 
-class RoomInfo(msgspec.Struct, frozen=True):
+class RoomInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     title: str
     # The coaching cycle the room is a session of: the page shows its action steps.
