@@ -71,6 +71,10 @@ class Orgs:
             )
         return cls(default=default, trust=trust)
 
+    def schools_of(self, trust: str) -> list[str]:
+        """The organisations of `trust`, sorted."""
+        return sorted(org for org, theirs in self.trust.items() if theirs == trust)
+
     def owning(self, org: str | None) -> str:
         """The organisation a room or video record belongs to (records from before
         organisations carry none: they are the default organisation's)."""

@@ -32,6 +32,7 @@ class Settings:
     # Organisations and privacy (documented in docs/organisations.md).
     orgs: str = ""  # "trust: school, school; trust: school"; "": one implicit organisation
     default_org: str = "default"  # owns records made before organisations were configured
+    clip_max_seconds: float = 600.0  # the longest clip (docs/groups.md)
     allow_download: bool = False  # GET /api/videos/{video}/download for owners and admins
     # Organisations whose rooms do not measure who talks when ("a, b"; "*": none measures).
     talk_unmeasured: str = ""

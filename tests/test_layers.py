@@ -23,7 +23,17 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     (
         "services",
         frozenset(
-            {"media", "library", "documents", "people", "cycles", "audit", "metrics", "edge"}
+            {
+                "media",
+                "library",
+                "documents",
+                "people",
+                "cycles",
+                "clips",
+                "audit",
+                "metrics",
+                "edge",
+            }
         ),
     ),
     ("rules and backends", frozenset({"rooms", "orgs", "tokens", "sync", "worker_wire"})),

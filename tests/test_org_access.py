@@ -307,6 +307,49 @@ CASES: dict[tuple[str, str], tuple[str, Probe]] = {
         http_probe("GET", "/api/cycles/c-x/report.html"),
     ),
     ("/c/{cycle}", "GET"): ("public", http_probe("GET", "/c/c-x")),
+    ("/api/clips", "POST"): (
+        "public",
+        http_probe("POST", "/api/clips", json={}),
+    ),
+    ("/api/clips", "GET"): ("public", http_probe("GET", "/api/clips")),
+    ("/api/clips/{clip}", "GET"): ("public", http_probe("GET", "/api/clips/k-x")),
+    ("/api/clips/{clip}", "DELETE"): ("public", http_probe("DELETE", "/api/clips/k-x")),
+    ("/api/clips/{clip}/shares", "POST"): (
+        "public",
+        http_probe("POST", "/api/clips/k-x/shares", json={}),
+    ),
+    ("/api/clips/{clip}/shares/{group}", "DELETE"): (
+        "public",
+        http_probe("DELETE", "/api/clips/k-x/shares/g-x"),
+    ),
+    ("/api/clips/{clip}/watch", "POST"): (
+        "public",
+        http_probe("POST", "/api/clips/k-x/watch", json={}),
+    ),
+    ("/api/groups", "POST"): (
+        "public",
+        http_probe("POST", "/api/groups", json={}),
+    ),
+    ("/api/groups", "GET"): ("public", http_probe("GET", "/api/groups")),
+    ("/api/groups/{group}", "GET"): ("public", http_probe("GET", "/api/groups/g-x")),
+    ("/api/groups/{group}/members", "POST"): (
+        "public",
+        http_probe("POST", "/api/groups/g-x/members", json={}),
+    ),
+    ("/api/groups/{group}/members/{person}", "DELETE"): (
+        "public",
+        http_probe("DELETE", "/api/groups/g-x/members/p-x"),
+    ),
+    ("/api/groups/{group}/sessions", "POST"): (
+        "public",
+        http_probe("POST", "/api/groups/g-x/sessions", json={}),
+    ),
+    ("/api/library", "POST"): (
+        "public",
+        http_probe("POST", "/api/library", json={}),
+    ),
+    ("/api/library", "GET"): ("public", http_probe("GET", "/api/library")),
+    ("/api/library/{clip}", "DELETE"): ("public", http_probe("DELETE", "/api/library/k-x")),
     ("/g/{group}", "GET"): ("public", http_probe("GET", "/g/g-x")),
     ("/library", "GET"): ("public", http_probe("GET", "/library")),
     ("/clips/{clip}", "GET"): ("public", http_probe("GET", "/clips/k-x")),

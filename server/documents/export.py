@@ -52,6 +52,13 @@ def notes_of(doc: Doc[Any], video: str | None) -> tuple[list[Annotation], list[t
     return [a for a in bound if video is None or a.video == video], invalid
 
 
+def framework_id(doc: Doc[Any]) -> str | None:
+    """The id of the framework the room's page chose (meta.framework), if any."""
+    chosen = _Meta.read(doc).framework
+    found = chosen.get("id") if chosen is not None else None
+    return found if isinstance(found, str) else None
+
+
 def export_json(
     doc: Doc[Any],
     room_id: str,

@@ -27,6 +27,7 @@ from server.errors import (
 )
 from server.http.admission import claims_for, is_admin, presented_token, room_for
 from server.http.auth import actor_of_person
+from server.http.clip_privacy import video_gone
 from server.http.signed_in import person_of
 from server.rooms.roles import Role
 from server.session.worker import Worker
@@ -149,6 +150,7 @@ async def delete_as_caller(request: Request, worker: Worker) -> None:
     caller = await caller_of(request, worker)
     record = await find_video(worker, caller, request.path_params["video"], write=True)
     await worker.videos.delete(record.id)
+    await video_gone(worker, record.id)
     worker.audit.record(
         "video.delete",
         caller.actor,

@@ -18,6 +18,7 @@ from server.errors import (
     RoomNotFound,
     ServiceUnavailable,
 )
+from server.http.clip_rooms import role_in_clip_room
 from server.rooms.roles import Permission, permissions_for
 from server.session.worker import Worker
 from server.sync.store import RoomRecord
@@ -51,9 +52,16 @@ async def room_for(worker: Worker, claims: Claims, room_id: str) -> RoomRecord:
     (or through `check_admin`), so this is the one place the rule lives."""
     org = worker.orgs.of_token(claims.org)
     if not worker.orgs.configured:
-        return await worker.room_record(room_id)
-    record = await worker.current_room_record(room_id)
-    worker.orgs.check_admits(record.id, record.org, record.shared, org)
+        record = await worker.room_record(room_id)
+    else:
+        record = await worker.current_room_record(room_id)
+        worker.orgs.check_admits(record.id, record.org, record.shared, org)
+    if record.clip is not None and await role_in_clip_room(worker, record, claims.sub) is None:
+        # A room of a clip: its people are the group's, and the clip's shares, as they are now.
+        raise Forbidden(
+            "you are no longer one of this clip room's people: "
+            "you left the group, or the clip is no longer shared with it"
+        )
     return record
 
 

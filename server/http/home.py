@@ -20,6 +20,7 @@ from server import __version__
 from server.audit import remote_of
 from server.errors import Forbidden, InvalidField, NotFound, RoomNotFound
 from server.http.auth import actor_of_person, sign_in_page
+from server.http.clip_rooms import role_in_clip_room, via_of
 from server.http.pages import page_response
 from server.http.request import read_json, worker_of
 from server.http.signed_in import person_of, require_person, signed_in
@@ -127,6 +128,8 @@ async def _my_room(worker: Worker, person: Person, room_id: str) -> tuple[RoomRe
     except RoomNotFound:
         record = None
     role = record.people.get(person.id) if record is not None else None
+    if record is not None and record.clip is not None:
+        role = await role_in_clip_room(worker, record, person.id)
     if record is None or role is None:
         raise NotFound(f"no session {room_id[:64]!r} of yours")
     return record, role
@@ -154,6 +157,21 @@ async def room_token(request: Request) -> Response:
     record, role = await _my_room(worker, person, request.path_params["room"])
     assert worker.settings.secret is not None
     ttl = max(60.0, min(MAX_TOKEN_SECONDS, sign_in.expires - time.time()))
+    grants = None
+    if record.clip is not None:
+        # Members of a group session comment on what they watch; every view of a clip is on
+        # record with the group it came through.
+        grants = {"annotate": True} if role == Role.OBSERVER else None
+        clip = await worker.clips.get(record.clip)
+        worker.audit.record(
+            "clip.view",
+            actor_of_person(person),
+            room=record.id,
+            video=record.video,
+            remote=remote_of(request),
+            clip=record.clip,
+            via=via_of(record, person.id, clip.owner if clip else ""),
+        )
     token = mint(
         worker.settings.secret,
         room=record.id,
@@ -162,5 +180,6 @@ async def room_token(request: Request) -> Response:
         sub=person.id,
         ttl=ttl,
         org=person.org if worker.orgs.configured else None,
+        grants=grants,
     )
     return JSONResponse({"token": token, "role": role}, headers=PRIVATE)

@@ -23,6 +23,7 @@ from server.errors import (
 )
 from server.http import tus
 from server.http.access import caller_of, delete_as_caller, find_video, owns, upload_org
+from server.http.clip_privacy import consent_changed
 from server.http.request import check_admin, read_json, worker_of
 from server.library.child import IngestFailed, probe
 from server.library.ingest import with_probe
@@ -65,8 +66,11 @@ async def list_videos(request: Request) -> Response:
     worker = worker_of(request)
     caller = await caller_of(request, worker)
     # Private by default: a token lists only its holder's own videos, not even its room's.
+    # A clip's media is listed with its clip (GET /api/clips), not among one's lessons.
     videos = [
-        v for v in await worker.store.list_videos() if caller.admin or owns(worker, caller, v)
+        v
+        for v in await worker.store.list_videos()
+        if caller.admin or (owns(worker, caller, v) and v.clip_of is None)
     ]
     wanted_org = request.query_params.get("org")
     if caller.admin and wanted_org is not None:
@@ -146,6 +150,8 @@ async def change_video(request: Request) -> Response:
     record = await worker.videos.save(record)
     if "consent" in changed and not consent_covers(record):
         await worker.videos.withdraw(record.id, "consent for the video was withdrawn")
+    if "consent" in changed:
+        await consent_changed(worker, record)
     worker.audit.add(
         AuditEvent(
             time=time.time(),

@@ -67,15 +67,31 @@ class Expired:
     expired_at: float
     days: int
 
+    orphan: bool = False  # a clip whose video is gone
+
     @property
     def reason(self) -> str:
+        if self.orphan:
+            return "the video it was cut from was deleted"
         return f"retention of {self.days} days ended"
 
 
 def select_expired(records: Iterable[VideoRecord], now: float, default_days: int) -> list[Expired]:
-    """The videos whose retention has ended at `now`, longest expired first."""
+    """The videos whose retention has ended at `now`, longest expired first. A clip's media
+    (docs/groups.md) lives exactly as long as the video it was cut from: it goes with it."""
+    records = list(records)
+    by_id = {r.id: r for r in records}
     due = []
     for record in records:
+        if record.clip_of is not None:
+            parent = by_id.get(record.clip_of)
+            if parent is None:
+                due.append(Expired(record, now, 0, orphan=True))
+                continue
+            days = retention_of(parent, default_days)
+            if days is not None and parent.created + days * DAY <= now:
+                due.append(Expired(record, parent.created + days * DAY, days))
+            continue
         days = retention_of(record, default_days)
         if days is None or record.status == "recording":
             continue  # a live lesson still being written goes once it is a finished video

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from pycrdt import Doc, Map, get_state, get_update, merge_updates
+from pycrdt import Array, Doc, Map, Text, get_state, get_update, merge_updates
 
 from server import yjs_wire
+from server.clips.model import ClipNote
 from server.documents.actions import Action, read_actions, write_action
 from server.documents.lessons import NOTES_BOUND, Lesson, unbound_notes
 from server.documents.rules import ChangeWatch, NoteFacts, declare_roots, judge, note_facts
@@ -372,6 +373,17 @@ class DocState:
 
         return self._server_edit(change) if actions else None
 
+    def carry_notes(self, notes: list[ClipNote], video: str) -> bytes | None:
+        """A clip's carried notes, into a room of the clip (server edit), on its media."""
+
+        def change(doc: Doc[Any]) -> None:
+            timeline = doc.get("timeline", type=Map)
+            for note in notes:
+                if note.id not in timeline:
+                    timeline[note.id] = clip_note_map(note, video)
+
+        return self._server_edit(change) if notes else None
+
     def actions(self) -> list[Action]:
         doc = self.hot if self.hot is not None else self.replica()
         return read_actions(doc.get("actions", type=Map))
@@ -428,3 +440,21 @@ class _Prior:
         value = self.replica.get("actions", type=Map).get(key)
         author = value.get("author") if isinstance(value, Map) else None
         return author if isinstance(author, str) else None
+
+
+def clip_note_map(note: ClipNote, video: str) -> Map[Any]:
+    """A carried note as the timeline holds one (docs/documents.md), on the clip's media."""
+    fields: dict[str, Any] = {
+        "start": note.start,
+        "text": Text(note.text),
+        "tags": Array(list(note.tags)),
+        "author": note.author,
+        "created": time.time(),
+        "replies": Array([]),
+        "video": video,
+    }
+    if note.end is not None and note.end > note.start:
+        fields["end"] = note.end
+    if note.author_name:
+        fields["authorName"] = note.author_name
+    return Map(fields)

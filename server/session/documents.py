@@ -14,8 +14,9 @@ from typing import Any
 
 from pycrdt import Doc, merge_updates
 
+from server.clips.model import Clip
 from server.documents.actions import Action
-from server.documents.export import notes_of
+from server.documents.export import framework_id, notes_of
 from server.documents.frameworks import FrameworkLibrary, as_meta
 from server.documents.lessons import Lesson, bindings
 from server.documents.model import Annotation
@@ -187,25 +188,39 @@ class Documents:
                 self._notes.popitem(last=False)
         return grouped
 
+    async def framework_of(self, room_id: str) -> str | None:
+        """The framework the room's page chose (meta.framework)."""
+        return framework_id(await self.read(room_id))
+
     async def notes(self, room_id: str) -> list[Annotation]:
         """The room's valid notes, each with its lesson (a cycle's evidence, its page)."""
         annotations, _ = notes_of(await self.read(room_id), None)
         return annotations
+
+    async def write_through(self, document: RoomDocument, update: bytes) -> None:
+        """A server edit, waited for until it is in the log."""
+        await self.write(document, update, None)
+        try:
+            async with asyncio.timeout(FLUSH_ON_STOP_SECONDS):
+                await document.written.wait()
+        except TimeoutError:
+            raise ServiceUnavailable("the document store is not keeping up; try again") from None
 
     async def carry_actions(self, record: RoomRecord, actions: list[Action]) -> None:
         """A coaching cycle's action steps, into its new session's room (server/http/cycles.py)."""
         document = await self.open(record)
         update = document.content.carry_actions(actions)
         if update is not None:
-            await self.write(document, update, None)
             # In the log before the session is announced: any worker reads them from the start.
-            try:
-                async with asyncio.timeout(FLUSH_ON_STOP_SECONDS):
-                    await document.written.wait()
-            except TimeoutError:
-                raise ServiceUnavailable(
-                    "the document store is not keeping up; try again"
-                ) from None
+            await self.write_through(document, update)
+
+    async def carry_notes(self, record: RoomRecord, clip: Clip) -> None:
+        """A clip's carried notes, into a new room of the clip (server/http/clips.py), in the
+        log before the room is handed out."""
+        document = await self.open(record)
+        update = document.content.carry_notes(list(clip.notes), clip.media)
+        if update is not None:
+            await self.write_through(document, update)
 
     async def actions(self, record: RoomRecord) -> list[Action]:
         """The room's action steps as they stand."""

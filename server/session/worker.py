@@ -18,6 +18,8 @@ from pycrdt import Map
 
 from server import logs
 from server.audit import AuditRecorder
+from server.clips.directory import Clips
+from server.clips.library import TrustLibrary
 from server.codec import encode
 from server.cycles.directory import Cycles
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
@@ -45,7 +47,7 @@ from server.session.media_host import LibraryRecordings, WorkerMediaHost
 from server.session.signaling import MediaRouter
 from server.settings import Settings
 from server.sync.backend import Backend
-from server.sync.keys import WORKERS_CHANNEL, home_channel, media_channel
+from server.sync.keys import ROOM_CUT_CHANNEL, WORKERS_CHANNEL, home_channel, media_channel
 from server.sync.store import RoomRecord
 from server.worker_wire import (
     Deliver,
@@ -120,6 +122,9 @@ class Worker:
         self.media = MediaRouter(self)
         self.people = People(self.store)
         self.cycles = Cycles(self.store)
+        self.clips = Clips(self.store)
+        index = settings.data / "library.sqlite3" if settings.redis is None else None
+        self.library = TrustLibrary(self.clips, self.broker, index, self.spawn)
         self.providers = Providers(settings)
         addresses = [a.strip() for a in settings.media_host_addresses.split(",") if a.strip()]
         if addresses:  # process-wide; unset leaves aioice's choice (or what a test chose)
@@ -133,6 +138,8 @@ class Worker:
         await self.media.start()
         async with asyncio.TaskGroup() as group:
             self._group = group
+            await self.library.start()
+            await self.broker.subscribe(ROOM_CUT_CHANNEL, self._on_room_cut)
             self._ticker = group.create_task(self._tick_forever(), name=f"tick {self.id}")
             writer = group.create_task(self.documents.run_writer(), name=f"writer {self.id}")
             auditor = group.create_task(self.audit.run(), name=f"audit {self.id}")
@@ -147,6 +154,8 @@ class Worker:
                 auditor.cancel()
                 await asyncio.wait({auditor})  # its batch in hand is written by audit.drain()
                 await self.audit.drain()
+                await self.broker.unsubscribe(ROOM_CUT_CHANNEL, self._on_room_cut)
+                await self.library.stop()
                 self._group = None
 
     async def drain(self, seconds: float) -> None:
@@ -284,6 +293,18 @@ class Worker:
     def home_media(self, room_id: str) -> RoomMedia | None:
         room_home = self.homes.get(room_id)
         return room_home.media if room_home is not None else None
+
+    async def cut_room(self, room_id: str, video_id: str, reason: str) -> None:
+        """Close the viewers of `video_id` in one room, on every worker at once: a clip's share
+        was withdrawn (docs/groups.md); its other rooms go on."""
+        await self.broker.publish(ROOM_CUT_CHANNEL, f"{room_id}\n{video_id}\n{reason}".encode())
+
+    def _on_room_cut(self, data: bytes) -> None:
+        room_id, _, rest = data.decode("utf-8", "replace").partition("\n")
+        video_id, _, reason = rest.partition("\n")
+        room_home = self.homes.get(room_id)
+        if room_home is not None:
+            self.spawn(room_home.media.withdraw(video_id, reason), f"cut {room_id}")
 
     def _withdraw_here(self, video_id: str, reason: str) -> None:
         """A video was withdrawn (on some worker): close this worker's viewers of it."""

@@ -10,6 +10,9 @@ ROOMS_INDEX = "cocoach:rooms"
 VIDEOS_INDEX = "cocoach:videos"
 AUDIT_STREAM = "cocoach:audit"
 WITHDRAWN_CHANNEL = "cocoach:videos:withdrawn"  # every worker listens: close viewers of a video
+# Every worker listens: close the viewers in one room (a clip's share withdrawn, docs/groups.md).
+ROOM_CUT_CHANNEL = "cocoach:rooms:cut"
+LIBRARY_CHANNEL = "cocoach:library"  # every worker listens: a clip published or unpublished
 
 
 def room_key(room: str, part: str) -> str:
