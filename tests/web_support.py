@@ -77,7 +77,15 @@ def chromium_path() -> str:
 def require_built_page() -> None:
     if not all(
         (DIST / page).is_file()
-        for page in ("session.html", "admin.html", "home.html", "cycle.html")
+        for page in (
+            "session.html",
+            "admin.html",
+            "home.html",
+            "cycle.html",
+            "group.html",
+            "library.html",
+            "clip.html",
+        )
     ):
         pytest.fail(
             "the web page is not built (web/dist/session.html is missing): `make test` builds "

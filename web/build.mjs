@@ -1,5 +1,6 @@
 // Build the pages: bundle src/ with esbuild into dist/, then write dist/session.html,
-// dist/admin.html, dist/home.html and dist/cycle.html from the templates with the bundles' hashed names.
+// dist/admin.html, dist/home.html, dist/cycle.html, dist/group.html, dist/library.html and
+// dist/clip.html from the templates with the bundles' hashed names.
 // `node build.mjs --watch` rebuilds on change.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
@@ -8,7 +9,15 @@ import * as esbuild from 'esbuild'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const dist = join(here, 'dist')
-const pages = { session: 'session.html', admin: 'admin.html', home: 'home.html', cycle: 'cycle.html' }
+const pages = {
+  session: 'session.html',
+  admin: 'admin.html',
+  home: 'home.html',
+  cycle: 'cycle.html',
+  group: 'group.html',
+  library: 'library.html',
+  clip: 'clip.html'
+}
 
 const options = {
   entryPoints: Object.fromEntries(Object.keys(pages).map((name) => [name, join(here, 'src', `${name}.js`)])),

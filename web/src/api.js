@@ -1,4 +1,4 @@
-// The signed-in person's requests (the home and cycle pages): same-origin, with the session
+// The signed-in person's requests (the home, cycle, group, library and clip pages): same-origin, with the session
 // cookie the page never sees. A 401 means the sign-in ended: the sign-in page, coming back here.
 import { errorOf } from './util.js'
 
@@ -12,9 +12,10 @@ export async function api (path, options = {}) {
     throw error
   }
   if (!response.ok) {
-    const { message } = await errorOf(response)
+    const { code, message } = await errorOf(response)
     const error = new Error(message || `${response.status} ${response.statusText}`)
     error.status = response.status
+    error.code = code
     throw error
   }
   return response

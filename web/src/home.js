@@ -1,10 +1,12 @@
 // The home page at / for a signed-in person (docs/web.md, docs/people.md): who they are, their
 // own sessions (each opened with one click, through /rooms/{room}/join, without a token in any
 // address), a new session with a colleague, their own videos (uploaded with tus and a progress
-// bar, with consent and retention), and the sections later issues fill. The session cookie is
-// HttpOnly: the page never sees it, same-origin requests carry it.
+// bar, with consent and retention), their coaching cycles, their clips, their Film Club groups
+// (a coach or leader starts one) and the trust library's latest clips (docs/groups.md). The
+// session cookie is HttpOnly: the page never sees it, same-origin requests carry it.
 import './style.css'
 import { json, sendJson, api } from './api.js'
+import { STATUS as CLIP_STATUS, lengthText } from './clipui.js'
 import { progressText, statusText, tusUpload } from './upload.js'
 import { $, formatTime, h } from './util.js'
 
@@ -37,6 +39,7 @@ async function loadMe () {
   asCoach.disabled = !coach
   asCoach.textContent = coach ? 'Coach' : 'Coach (your school has not made you a coach)'
   $('#new-as').value = coach ? 'coach' : 'teacher'
+  $('#group-new').hidden = !(coach || me.roles.includes('leader'))
 }
 
 // ---- my sessions ------------------------------------------------------------------------
@@ -292,6 +295,129 @@ $('#upload-form').addEventListener('submit', async (event) => {
   }
 })
 
+// ---- my clips, my groups, the trust library (docs/groups.md) ------------------------------
+
+async function loadClips () {
+  const { clips } = await json('/api/clips')
+  $('#clips-empty').hidden = clips.length > 0
+  $('#clips-table').hidden = clips.length === 0
+  $('#clips').replaceChildren(...clips.map((c) => h('tr', { class: 'home-clip', dataset: { clip: c.id } },
+    h('td', {}, h('a', { class: 'home-clip-title', href: `/clips/${encodeURIComponent(c.id)}`, text: c.title })),
+    h('td', { text: formatTime(c.duration) }),
+    h('td', { class: `status-${c.status}`, text: CLIP_STATUS[c.status] ?? c.status }),
+    h('td', { text: (c.shares ?? []).map((s) => s.group_name).join(', ') || 'nobody' }),
+    h('td', { text: c.published ? 'published' : '–' }))))
+}
+
+const GROUP_KIND = { film_club: 'Film Club', hotspot: 'Hotspot group' }
+
+async function loadGroups () {
+  const { groups } = await json('/api/groups')
+  $('#groups-empty').hidden = groups.length > 0
+  $('#groups').replaceChildren(...groups.map((g) => {
+    const people = new Set([...g.members, ...g.facilitators].map((p) => p.id)).size
+    const facilitating = g.facilitators.some((p) => p.id === me.id)
+    return h('li', { class: 'home-group', dataset: { group: g.id } },
+      h('a', { class: 'home-group-name', href: `/g/${encodeURIComponent(g.id)}`, text: g.name }),
+      h('span', {
+        class: 'hint',
+        text: ` · ${GROUP_KIND[g.kind] ?? g.kind} · ${people} people · ${g.clips.length} ${g.clips.length === 1 ? 'clip' : 'clips'}${facilitating ? ' · you facilitate it' : ''}`
+      }))
+  }))
+}
+
+async function loadLibrary () {
+  const { entries } = await json('/api/library?limit=5')
+  $('#library-empty').hidden = entries.length > 0
+  $('#library-latest').replaceChildren(...entries.map((e) => h('li', { class: 'home-entry', dataset: { clip: e.clip } },
+    h('a', { href: `/clips/${encodeURIComponent(e.clip)}`, text: e.title }),
+    h('span', { class: 'hint', text: ` · ${e.owner_name ?? 'someone'}${e.org ? `, ${e.org}` : ''} · ${lengthText(e.duration)}` }),
+    e.summary ? h('p', { class: 'home-entry-summary', text: e.summary }) : null)))
+}
+
+/** The new group's members, chosen one by one: id -> label. */
+const groupMembers = new Map()
+let groupTimer = null
+let groupSeq = 0
+
+function renderGroupMembers () {
+  $('#group-none').hidden = groupMembers.size > 0
+  $('#group-chosen').replaceChildren(...[...groupMembers].map(([id, label]) => h('li', { dataset: { person: id } },
+    label, ' ',
+    h('button', {
+      type: 'button',
+      text: 'Remove',
+      'aria-label': `Remove ${label} from the new group`,
+      onclick: () => { groupMembers.delete(id); renderGroupMembers() }
+    }))))
+}
+
+async function searchGroupMember () {
+  const query = $('#group-search').value.trim()
+  const seq = ++groupSeq
+  let people
+  try {
+    people = (await json(`/api/people?q=${encodeURIComponent(query)}`)).people
+  } catch (error) {
+    $('#group-status').textContent = `Could not search: ${error.message}`
+    return
+  }
+  if (seq !== groupSeq) return
+  const others = people.filter((p) => p.id !== me?.id && !groupMembers.has(p.id))
+  const select = $('#group-person')
+  select.replaceChildren(h('option', {
+    value: '',
+    text: others.length ? `${others.length} found: choose one` : query ? `Nobody of your trust is called “${query}”` : 'Type a name to find them'
+  }), ...others.map((p) => h('option', { value: p.id, text: p.org ? `${p.name} (${p.org})` : p.name })))
+  if (query && others.length) select.value = others[0].id
+}
+
+$('#group-search').addEventListener('input', () => {
+  clearTimeout(groupTimer)
+  groupTimer = setTimeout(searchGroupMember, SEARCH_DELAY_MS)
+})
+
+$('#group-add').addEventListener('click', () => {
+  const select = $('#group-person')
+  if (!select.value) {
+    $('#group-status').textContent = 'Type a colleague’s name to find them, then add them.'
+    return
+  }
+  groupMembers.set(select.value, select.selectedOptions[0].textContent)
+  $('#group-status').textContent = `${select.selectedOptions[0].textContent} will be in the group.`
+  $('#group-search').value = ''
+  select.replaceChildren(h('option', { value: '', text: 'Type a name to find them' }))
+  renderGroupMembers()
+  $('#group-search').focus()
+})
+
+$('#group-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const status = $('#group-status')
+  if (!groupMembers.size) {
+    status.textContent = 'Add at least one colleague: type their name to find them.'
+    return
+  }
+  $('#group-button').disabled = true
+  try {
+    const group = await sendJson('/api/groups', {
+      name: $('#group-name').value.trim(),
+      kind: $('#group-kind').value,
+      members: [...groupMembers.keys()],
+      facilitators: [me.id]
+    })
+    status.replaceChildren(`“${group.name}” has started. `, h('a', { href: `/g/${encodeURIComponent(group.id)}`, text: 'Open it' }), '.')
+    $('#group-form').reset()
+    groupMembers.clear()
+    renderGroupMembers()
+    await loadGroups()
+  } catch (error) {
+    status.textContent = `The group did not start: ${error.message}`
+  } finally {
+    $('#group-button').disabled = false
+  }
+})
+
 // ---- start ------------------------------------------------------------------------------
 
 async function start () {
@@ -305,6 +431,9 @@ async function start () {
     loadSessions().catch(problem),
     loadCycles().catch(problem),
     loadFrameworks().catch(problem),
+    loadClips().catch(problem),
+    loadGroups().catch(problem),
+    loadLibrary().catch(problem),
     searchCycleColleague(),
     loadVideos(),
     search()

@@ -7,6 +7,7 @@ import { playheadAt } from './clock.js'
 import { SharedDoc } from './doc.js'
 import { renderMembers } from './members.js'
 import { PlanEditor } from './plan.js'
+import { ClipMaker } from './clipmaker.js'
 import { ConversationView } from './conversation.js'
 import { LessonSwitcher, readLessons } from './lessons.js'
 import { Earpiece, TalkBack } from './live.js'
@@ -216,6 +217,14 @@ class Session {
         live: () => Boolean(this.live),
         choose: (video) => this.showLesson(video)
       })
+      this.clips = new ClipMaker({
+        roomId: this.roomId,
+        token: this.token,
+        timeline: this.timeline,
+        currentTime: () => this.currentTime(),
+        duration: () => this.duration(),
+        lesson: () => this.currentLesson() ?? this.room.playback?.video ?? null
+      }, { button: $('#make-clip'), dialog: $('#clip-dialog') })
       this.bindDocument()
       this.goToLinkedMoment()
       this.video.source = room.live ? 'live' : null
@@ -349,6 +358,7 @@ class Session {
   /** Everything that depends on the lesson on screen: its notes, the switcher, the exports. */
   renderLessons () {
     const lesson = this.currentLesson()
+    this.renderClipButton()
     this.timeline?.schedule()
     this.lessons?.render()
     this.renderExports()
@@ -358,6 +368,15 @@ class Session {
       }
       this.shownLesson = lesson
     }
+  }
+
+  /** "Make a clip": for a coach or teacher while a recorded lesson is on screen, not a clip's
+   * own media (a clip's rooms); the server says whether the lesson is theirs. */
+  renderClipButton () {
+    const role = String(this.claims.role ?? '')
+    const lesson = this.currentLesson() ?? this.room?.playback?.video ?? null
+    this.clips?.show((role === 'coach' || role === 'teacher') && Boolean(lesson) && !this.live && !this.ended &&
+      !this.videoInfo?.clipOf)
   }
 
   // ---- playback -----------------------------------------------------------------------
@@ -372,6 +391,7 @@ class Session {
       // The room moved to another video: watch that one (the first is asked for at start).
       if (!first && this.video.status !== 'idle' && this.video.status !== 'unsupported') this.video.connect()
     }
+    this.renderClipButton()
     const you = this.room.you?.id
     const presenter = playback.presenter
     const blocked = presenter && presenter !== you
@@ -436,7 +456,8 @@ class Session {
       if (!response.ok) return // observers may not read the library: no scrubber length
       const record = await response.json()
       if (videoId !== this.videoId) return
-      this.videoInfo = { duration: record.duration, fps: record.fps, title: record.title }
+      this.videoInfo = { duration: record.duration, fps: record.fps, title: record.title, clipOf: record.clip_of ?? null }
+      this.renderClipButton() // a clip's own media is not clipped again
       this.lessons?.setTitle(videoId, record.title)
       $('#time-total').textContent = record.duration ? formatTime(record.duration) : '–'
       this.timeline?.schedule()
@@ -776,7 +797,7 @@ class Session {
   }
 
   onKey (event) {
-    if (event.defaultPrevented || !this.bound || $('#help').open) return
+    if (event.defaultPrevented || !this.bound || $('#help').open || $('#clip-dialog').open) return
     if (isTyping(event.target)) return
     if (this.timeline.handleKey(event)) {
       event.preventDefault()

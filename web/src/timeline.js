@@ -19,6 +19,9 @@ export class TimelineView {
     this.notes = [] // the shown lesson's
     this.otherNotes = 0 // notes of the room's other lessons, not shown
     this.rangeStart = null
+    // The range last marked ([ then ]) or the range note last gone into: what "Make a clip"
+    // offers (clipmaker.js). {start, end} in seconds of the lesson on screen, or null.
+    this.picked = null
     this._unbind = null
     this._scheduled = false
     this._focusNext = null
@@ -173,6 +176,7 @@ export class TimelineView {
       start = Math.min(this.rangeStart, now)
       end = Math.max(this.rangeStart, now)
       if (end - start < 0.05) end = null
+      else this.picked = { start: Math.round(start * 1000) / 1000, end: Math.round(end * 1000) / 1000 }
       this.cancelRange()
     }
     const id = addNote(this.s.shared.doc, {
@@ -271,7 +275,11 @@ class NoteItem {
     this.replyInput.addEventListener('keydown', (event) => {
       if (event.key === 'Escape') { event.stopPropagation(); this.view.s.returnFocus() }
     })
-    this.el = h('li', { class: 'note', dataset: { id } },
+    this.el = h('li', {
+      class: 'note',
+      dataset: { id },
+      onfocusin: () => { if (this.note?.end != null) this.view.picked = { start: this.note.start, end: this.note.end } }
+    },
       h('div', { class: 'note-head' }, this.time, this.chips, this.author, this.remove),
       this.textarea, this.textView, this.replies, this.replyForm)
   }

@@ -12,7 +12,10 @@ export function h (tag, attrs = {}, ...children) {
     } else if (key === 'text') {
       el.textContent = value
     } else if (key === 'style' && typeof value === 'object') {
-      Object.assign(el.style, value)
+      for (const [name, v] of Object.entries(value)) {
+        // A custom property (`--tag`) is set only by setProperty; assigning it does nothing.
+        if (name.startsWith('--')) { if (v !== null && v !== undefined) el.style.setProperty(name, v) } else el.style[name] = v
+      }
     } else if (key === 'dataset') {
       Object.assign(el.dataset, value)
     } else if (key in el && typeof value !== 'string') {
@@ -41,6 +44,21 @@ export function formatTime (seconds, fps = null) {
   let text = hours > 0 ? `${hours}:${two(minutes)}:${two(secs)}` : `${minutes}:${two(secs)}`
   if (fps) text += '.' + two(Math.floor((seconds - whole) * fps + 0.001))
   return text
+}
+
+/** "1:02.25" (milliseconds kept, trailing zeros dropped), for a field a person may edit. */
+export function preciseTime (seconds) {
+  const total = Math.max(0, Math.round(seconds * 1000))
+  const ms = total % 1000
+  const tail = ms > 0 ? `.${String(ms).padStart(3, '0').replace(/0+$/, '')}` : ''
+  return formatTime((total - ms) / 1000) + tail
+}
+
+/** "1:02.5", "62.5" or "1:01:02" -> seconds; NaN when it is not a time. */
+export function parseTime (text) {
+  const parts = String(text).trim().split(':')
+  if (!parts.length || parts.length > 3 || parts.some((p) => !/^\d+(\.\d+)?$/.test(p))) return NaN
+  return parts.reduce((total, part) => total * 60 + Number(part), 0)
 }
 
 /** A local clock in seconds: wall time that never jumps back (performance.now based). */
