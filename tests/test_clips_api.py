@@ -248,6 +248,8 @@ async def test_a_group_of_one_trust_discusses_a_shared_clip(env: Env, trust: Tru
     session = await t.cora.post(f"/api/groups/{group['id']}/sessions", json={"clip": cut["id"]})
     assert session.status_code == 201, session.text
     live_room = session.json()["room"]
+    listed_sessions = (await t.bea.get(f"/api/groups/{group['id']}")).json()["sessions"]
+    assert [g["room"] for g in listed_sessions] == [live_room]  # members find it here
     assert (
         await t.bea.post(f"/api/groups/{group['id']}/sessions", json={"clip": cut["id"]})
     ).status_code == 403

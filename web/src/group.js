@@ -60,6 +60,8 @@ function renderHead () {
   $('#group-tools').replaceChildren(leave)
 }
 
+const timeOf = (seconds) => new Date(seconds * 1000).toLocaleTimeString(undefined, { timeStyle: 'short' })
+
 // ---- shared clips ---------------------------------------------------------------------------
 
 function renderClips () {
@@ -89,6 +91,14 @@ function renderClips () {
         }
       }, 'Start a group session')
       : null
+    // Group sessions of this clip, newest first: any member joins from here.
+    const sessions = (group.sessions ?? []).filter((g) => g.clip === c.clip).slice(0, 3)
+    const joins = sessions.length
+      ? h('p', { class: 'group-sessions' }, 'Group sessions: ', sessions.map((g, i) => [
+        i ? ', ' : '',
+        h('a', { class: 'group-session-join', href: `/r/${encodeURIComponent(g.room)}`, text: `${dateOf(g.created)} ${timeOf(g.created)}` })
+      ]))
+      : null
     return h('li', { class: 'group-clip', dataset: { clip: c.clip } },
       h('div', { class: 'group-clip-head' },
         h('a', { class: 'group-clip-title', href: `/clips/${encodeURIComponent(c.clip)}?via=${encodeURIComponent(group.id)}`, text: c.title }),
@@ -109,6 +119,7 @@ function renderClips () {
           }
         }, 'Open'),
         start),
+      joins,
       session)
   }))
 }
