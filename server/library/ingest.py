@@ -8,6 +8,10 @@ held), so every worker can tell an orphan from a video another worker is busy wi
 start-up and every `ingest_sweep_seconds` re-queues the orphans (a worker that crashed or
 stopped mid-ingest, a queue that was full) and deletes uploads abandoned for
 `upload_expiry_seconds`.
+
+A clip's media (a record with `clip_of`, docs/groups.md) is ingested the same way, but its
+source is the largest rendition of the video it is cut from, encoded from `clip_start` to
+`clip_end`: the video itself is never ingested again, and nothing of it is touched.
 """
 
 from __future__ import annotations
@@ -257,6 +261,15 @@ class Ingest:
         library = self.library
         nice = self.settings.ingest_nice
         source = library.upload_path(record.id)
+        cut: list[str] = []
+        if record.clip_of is not None:
+            try:
+                source = await self._clip_source(record)
+            except IngestFailed as exc:
+                await self._fail(record, str(exc))
+                return
+            cut = ["--start", str(float(record.clip_start)), "--end", str(float(record.clip_end))]
+            await asyncio.to_thread(library.directory(record.id).mkdir, exist_ok=True)
         try:
             if record.generate and not await asyncio.to_thread(_has_bytes, source):
                 clip = ["clip", str(source), "--seconds", str(record.generate)]
@@ -269,7 +282,11 @@ class Ingest:
         except IngestFailed as exc:
             await self._fail(record, str(exc))
             return
-        record = await library.save(with_probe(record, probed))
+        probed_record = with_probe(record, probed)
+        if record.clip_of is not None:  # the parent's length: a clip's is known once made
+            probed_record = msgspec.structs.replace(probed_record, duration=record.duration)
+        record = await library.save(probed_record)
+        # A clip's plan is sized from the parent's rendition: never larger than it.
         plans = plan_for(probed["width"], probed["height"])
         made = [r for r in record.renditions if (library.root / r.file).is_file()]
         for index, plan in enumerate(plans):
@@ -291,6 +308,7 @@ class Ingest:
                         str(plan.video_bitrate),
                         "--audio-bitrate",
                         str(AUDIO_BITRATE),
+                        *cut,
                     ],
                     nice=nice,
                     on_progress=progress,
@@ -329,7 +347,29 @@ class Ingest:
                 )
             )
             log.info("video %s: %s ready (%d bytes)", record.id, plan.name, done["bytes"])
-        await asyncio.to_thread(source.unlink, missing_ok=True)
+        # The upload is done with; a clip's source is its parent's rendition, which stays.
+        await asyncio.to_thread(library.upload_path(record.id).unlink, missing_ok=True)
+
+    async def _clip_source(self, record: VideoRecord) -> Path:
+        """The file a clip is cut from: the largest rendition its video has on disk."""
+        parent_id = record.clip_of
+        assert parent_id is not None
+        parent = await self.library.store.get_video(parent_id)
+        if parent is None:
+            raise IngestFailed(f"the video it is cut from ({parent_id}) no longer exists")
+        root = self.library.root
+
+        def existing() -> list[Rendition]:
+            return [r for r in parent.renditions if (root / r.file).is_file()]
+
+        have = await asyncio.to_thread(existing)
+        if not have:
+            raise IngestFailed(
+                f"the video it is cut from ({parent_id}) has no rendition to cut from "
+                f"(it is {parent.status})"
+            )
+        largest = max(have, key=lambda r: (r.width * r.height, r.bytes))
+        return root / largest.file
 
     async def _step(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import shutil
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import msgspec
 
-from server.errors import NotFound
+from server.errors import InvalidField, NotFound
 from server.library.holds import HoldFrames
 from server.library.ingest import Ingest
 from server.library.purge import RetentionJob, purge_expired
@@ -241,6 +242,39 @@ class VideoLibrary:
         await self.ingest.submit(record)
         log.info("recording %s (%d bytes) queued for ingest", video_id, size)
         return video_id
+
+    async def create_clip(
+        self, parent: VideoRecord, start: float, end: float, title: str
+    ) -> VideoRecord:
+        """A clip's media (docs/groups.md): a video of its own, cut once from `parent` (its
+        largest rendition) from `start` to `end` seconds by the ingest, like a finished
+        recording. It belongs where its video does and follows its consent and retention.
+        InvalidField for a clip of a clip or a range that is not one; the range is otherwise
+        the caller's to check against the video (the ingest fails a cut past its end)."""
+        if parent.clip_of is not None:
+            raise InvalidField(f"video {parent.id!r} is a clip: a clip is cut from a lesson video")
+        if not (math.isfinite(start) and math.isfinite(end) and 0.0 <= start < end):
+            raise InvalidField(f"a clip runs from start to a later end, not {start} to {end}")
+        now = time.time()
+        record = VideoRecord(
+            id=new_video_id(),
+            title=title,
+            created=now,
+            owner=parent.owner,
+            org=parent.org,
+            status="queued",
+            updated=now,
+            consent=parent.consent,
+            retention_days=parent.retention_days,
+            clip_of=parent.id,
+            clip_start=float(start),
+            clip_end=float(end),
+        )
+        await asyncio.to_thread(self.directory(record.id).mkdir, parents=True, exist_ok=False)
+        await self.store.put_video(record)
+        await self.ingest.submit(record)
+        log.info("clip %s of %s (%.3f-%.3f s) queued for ingest", record.id, parent.id, start, end)
+        return record
 
     async def save(self, record: VideoRecord) -> VideoRecord:
         """Write the record back; NotFound if the video was deleted meanwhile (its files are

@@ -3,6 +3,7 @@ cannot take a worker down, and a job can be cancelled by killing it:
 
     python -m server.library.transcode probe INPUT
     python -m server.library.transcode encode INPUT OUTPUT --short-side 360 --video-bitrate 700000
+    python -m server.library.transcode encode INPUT OUTPUT ... --start 12.5 --end 70
     python -m server.library.transcode clip OUTPUT --seconds 60
     python -m server.library.transcode hold DIRECTORY 640x360 [WxH ...]
 
@@ -19,12 +20,18 @@ turned upright (phones record sideways and say so in a display matrix), scaled s
 side is at most `--short-side` (never up), with even dimensions and the aspect ratio kept.
 Audio is Opus at 48 kHz, mono or stereo as the source; a source without sound gets silence,
 so every rendition has both tracks. Output goes to OUTPUT.part and is renamed when complete.
+
+With `--start`/`--end` (seconds of the source from its first picture) `encode` cuts: it seeks
+to the keyframe at or before `start`, decodes from there, drops what comes before `start` (a
+picture within half a frame of it is the first kept) and stops at `end`, so the rendition's
+time 0 is the picture at `start` and its first frame a keyframe (a clip, docs/groups.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -51,6 +58,10 @@ IMAGE_FORMATS = ("image2", "_pipe", "gif", "apng", "webp")
 
 class NotAVideo(Exception):
     """The input cannot be read as a video; the message says why."""
+
+
+class BadCut(ValueError):
+    """A cut (`start`, `end`) that is not a range of the source; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,11 @@ class Encoded:
 
 
 def probe(path: Path) -> Probe:
+    return _probe(path)[0]
+
+
+def _probe(path: Path) -> tuple[Probe, float]:
+    """The probe, and the source time of its first picture (what a cut counts from)."""
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as exc:
@@ -106,7 +122,7 @@ def probe(path: Path) -> Probe:
             width, height = height, width
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        return Probe(
+        probed = Probe(
             container=name,
             video_codec=stream.codec_context.name,
             audio_codec=audio,
@@ -117,6 +133,7 @@ def probe(path: Path) -> Probe:
             duration=round(duration, 3),
             bytes=path.stat().st_size,
         )
+        return probed, float(first.time) if first.time is not None else 0.0
 
 
 def _reason(exc: av.error.FFmpegError) -> str:
@@ -181,18 +198,30 @@ def encode(
     video_bitrate: int,
     audio_bitrate: int,
     progress: Any = None,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> Encoded:
-    """Write one rendition of `source` to `output`; `progress(fraction)` is called as it goes."""
-    info = probe(source)
+    """Write one rendition of `source` to `output`; `progress(fraction)` is called as it goes.
+    `start`/`end` (seconds of the source from its first picture) cut a range of it: time 0 of
+    the output is the picture at `start`."""
+    if not math.isfinite(start) or start < 0:
+        raise BadCut(f"a cut starts at a number of seconds >= 0, not {start}")
+    if end is not None and not (math.isfinite(end) and end > start):
+        raise BadCut(f"a cut ends after it starts ({start} s), not at {end}")
+    info, first = _probe(source)
     fps = output_fps(info.fps)
     width, height = target_size(info.width, info.height, short_side)
+    cut: _Cut | None = None
+    if start > 0 or end is not None:
+        if start >= info.duration:
+            raise BadCut(f"the cut starts at {start} s, past the end ({info.duration} s)")
+        cut = _Cut(first, start, end, 0.5 / (info.fps or fps))
     partial = output.with_name(output.name + ".part")
     with (
-        av.open(str(source), metadata_errors="ignore") as inp,
+        _open_input(source, cut.keep_from if cut is not None and start > 0 else None) as inp,
         av.open(str(partial), mode="w", format="webm") as out,
     ):
         in_video = inp.streams.video[0]
-        in_video.thread_type = "AUTO"
         in_audio = inp.streams.audio[0] if inp.streams.audio else None
         video = _video_stream(out, width, height, fps, video_bitrate)
         channels = min(2, in_audio.codec_context.channels) if in_audio is not None else 1
@@ -203,9 +232,14 @@ def encode(
         # 60 ms Opus frames: a third of the packets of the default 20 ms. Every packet costs the
         # server the same to send whatever its size, and audio was 50 of a viewer's 80 packets/s.
         audio.options = {"frame_duration": "60"}
-        job = _Job(out, video, audio, fps, width, height, info, layout, progress)
+        job = _Job(out, video, audio, fps, width, height, info, layout, progress, cut)
         streams = [in_video] + ([in_audio] if in_audio is not None else [])
         for packet in inp.demux(*streams):
+            if cut is not None:  # past the end of the cut: no need to decode what follows
+                if job.video_done and (in_audio is None or job.audio_done):
+                    break
+                if job.video_done and packet.stream.index == in_video.index:
+                    continue
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
@@ -219,6 +253,8 @@ def encode(
         job.finish(silent=in_audio is None)
     if job.frames == 0:
         partial.unlink(missing_ok=True)
+        if cut is not None:
+            raise BadCut(f"the cut from {start} s to {end} s has no picture")
         raise NotAVideo("not a video: no picture could be decoded")
     partial.replace(output)
     return Encoded(
@@ -229,6 +265,61 @@ def encode(
         duration=round(job.frames / fps, 3),
         bytes=output.stat().st_size,
     )
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A range of the source to encode, in its own time (its first picture at `first`)."""
+
+    first: float  # source time of the source's first picture
+    start: float  # seconds from it
+    end: float | None
+    tolerance: float  # half a source frame: a picture this close to `start` is the one at it
+
+    @property
+    def keep_from(self) -> float:
+        """Source time of the earliest picture kept."""
+        return self.first + self.start - self.tolerance
+
+    @property
+    def stop_at(self) -> float | None:
+        """Source time from which pictures are no longer kept."""
+        return None if self.end is None else self.first + self.end - self.tolerance
+
+
+def _open_input(source: Path, at: float | None) -> Any:
+    """The source, opened, and positioned to decode from the keyframe at or before source time
+    `at` (None: from the beginning)."""
+    container = av.open(str(source), metadata_errors="ignore")
+    container.streams.video[0].thread_type = "AUTO"
+    if at is None:
+        return container
+    try:
+        if _seek(container, at):
+            return container
+    except av.error.FFmpegError:
+        pass
+    # The container could not seek there (no index, or timestamps it seeks by are not the
+    # pictures'): decode from the beginning instead; the cut drops what comes before.
+    container.close()
+    container = av.open(str(source), metadata_errors="ignore")
+    container.streams.video[0].thread_type = "AUTO"
+    return container
+
+
+def _seek(container: Any, at: float) -> bool:
+    """Seek backward to the keyframe at or before source time `at`: True when the first
+    picture decoded from there is indeed not after `at` (the container then stands there)."""
+    stream = container.streams.video[0]
+    if stream.time_base is None:
+        return False
+    ticks = math.floor(at / stream.time_base)
+    container.seek(ticks, stream=stream, backward=True)
+    landed = _first_frame(container)
+    if landed is None or landed.time is None or landed.time > at:
+        return False
+    container.seek(ticks, stream=stream, backward=True)
+    return True
 
 
 def _video_stream(out: Any, width: int, height: int, fps: int, bitrate: int) -> Any:
@@ -270,10 +361,15 @@ class _Job:
         info: Probe,
         layout: str,
         progress: Any,
+        cut: _Cut | None = None,
     ) -> None:
         self.out, self.video, self.audio = out, video, audio
         self.fps, self.width, self.height = fps, width, height
         self.info, self.layout, self.progress = info, layout, progress
+        self.cut = cut
+        self.video_done = False  # a cut: the pictures up to its end are all in
+        self.audio_done = False  # a cut: the sound up to its end is all in
+        self._audio_limit: int | None = None  # a cut: output samples up to its end
         self.frames = 0
         self.samples = 0
         self.origin: float | None = None  # source time of the first picture: output time 0
@@ -294,9 +390,20 @@ class _Job:
     def video_frame(self, frame: VideoFrame) -> None:
         if frame.pts is None or frame.time_base is None:
             return
+        cut = self.cut
+        if cut is not None:
+            at = float(frame.pts * frame.time_base)
+            if self.video_done or at < cut.keep_from:
+                return
+            if cut.stop_at is not None and at >= cut.stop_at:
+                self.video_done = True
+                return
         if self.origin is None:
             self.origin = float(frame.pts * frame.time_base)
             self._first_pts = frame.pts
+            if cut is not None and cut.end is not None:
+                end = cut.first + cut.end
+                self._audio_limit = round((end - self.origin) * AUDIO_RATE)
             self._video_graph = self._make_video_graph(frame)
             for early in self._early_audio:
                 self.audio_frame(early)
@@ -358,6 +465,17 @@ class _Job:
     def audio_frame(self, frame: AudioFrame) -> None:
         if frame.pts is None or frame.time_base is None:
             return
+        cut = self.cut
+        if cut is not None:
+            at = float(frame.pts * frame.time_base)
+            if cut.end is not None and at >= cut.first + cut.end:
+                self.audio_done = True
+            # Sound wholly before the first picture kept is dropped here; the resampler trims
+            # the part of a frame before it (first_pts=0).
+            if self.audio_done or at + frame.samples / frame.sample_rate <= (
+                cut.keep_from if self.origin is None else self.origin
+            ):
+                return
         if self.origin is None:
             self._early_audio.append(frame)  # wait for the first picture to set time 0
             return
@@ -400,6 +518,8 @@ class _Job:
 
     def _encode_audio(self, frame: AudioFrame | None) -> None:
         if frame is not None:
+            if self._audio_limit is not None and self.samples >= self._audio_limit:
+                return  # a cut: its sound stops at its end
             frame.pts = self.samples
             frame.time_base = Fraction(1, AUDIO_RATE)
             self.samples += frame.samples
@@ -439,7 +559,10 @@ class _Job:
         if self.progress is None or now - self._last_report < PROGRESS_EVERY:
             return
         self._last_report = now
-        done = self.frames / self.fps / self.info.duration if self.info.duration else 0.0
+        length = self.info.duration
+        if self.cut is not None:  # the part of the source the cut covers
+            length = min(length, self.cut.end or length) - self.cut.start
+        done = self.frames / self.fps / length if length > 0 else 0.0
         self.progress(min(0.999, done))
 
 
@@ -472,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     encode_cmd.add_argument("--short-side", type=int, required=True)
     encode_cmd.add_argument("--video-bitrate", type=int, required=True)
     encode_cmd.add_argument("--audio-bitrate", type=int, default=64_000)
+    encode_cmd.add_argument("--start", type=float, default=0.0, help="cut from (seconds)")
+    encode_cmd.add_argument("--end", type=float, default=None, help="cut to (seconds)")
     clip_cmd = commands.add_parser("clip")
     clip_cmd.add_argument("output", type=Path)
     clip_cmd.add_argument("--seconds", type=float, default=60.0)
@@ -494,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
                 video_bitrate=args.video_bitrate,
                 audio_bitrate=args.audio_bitrate,
                 progress=lambda p: _say(f"progress {p:.4f}"),
+                start=args.start,
+                end=args.end,
             )
             _say("done " + json.dumps(asdict(done)))
         elif args.command == "clip":
@@ -513,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
                 partial.write_bytes(hold_frame(width, height))
                 partial.replace(path)
             _say("done " + json.dumps({"sizes": [f"{w}x{h}" for w, h in args.sizes]}))
-    except NotAVideo as exc:
+    except (NotAVideo, BadCut) as exc:
         _say(f"error: {exc}")
         return 1
     except (av.error.FFmpegError, OSError, ValueError) as exc:
