@@ -140,6 +140,7 @@ class Worker:
             self._group = group
             await self.library.start()
             await self.broker.subscribe(ROOM_CUT_CHANNEL, self._on_room_cut)
+            reconciler = group.create_task(self.library.run(), name=f"library {self.id}")
             self._ticker = group.create_task(self._tick_forever(), name=f"tick {self.id}")
             writer = group.create_task(self.documents.run_writer(), name=f"writer {self.id}")
             auditor = group.create_task(self.audit.run(), name=f"audit {self.id}")
@@ -154,6 +155,7 @@ class Worker:
                 auditor.cancel()
                 await asyncio.wait({auditor})  # its batch in hand is written by audit.drain()
                 await self.audit.drain()
+                reconciler.cancel()
                 await self.broker.unsubscribe(ROOM_CUT_CHANNEL, self._on_room_cut)
                 await self.library.stop()
                 self._group = None
