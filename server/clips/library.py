@@ -86,7 +86,8 @@ class TrustLibrary:
 
     async def changed(self, clip_id: str) -> None:
         """The clip was published, changed, unpublished or deleted: every worker's index
-        (this one's through the broker too) reads it again."""
+        reads it again: this one before it answers, so its own next search has it."""
+        await self._reread(clip_id)
         await self._broker.publish(LIBRARY_CHANNEL, clip_id.encode())
 
     def search(
