@@ -59,12 +59,20 @@ class TrustLibrary:
 
     async def start(self) -> None:
         await self._broker.subscribe(LIBRARY_CHANNEL, self._on_change)
-        # After subscribing: a publish made meanwhile is read again, never missed.
-        await self.reconcile()
+        # After subscribing: a publish made meanwhile is read again, never missed. In a thread:
+        # thousands of clips take seconds to index, and nothing searches before the worker
+        # serves, so the index is not used by two threads at once.
+        wanted = await self._wanted()
+        await asyncio.to_thread(self._apply, wanted)
 
     async def reconcile(self) -> None:
         """Make the index hold exactly the store's published clips."""
-        wanted = {c.id: library_doc(c) for c in await self._clips.all() if c.published}
+        self._apply(await self._wanted())
+
+    async def _wanted(self) -> dict[str, LibraryDoc]:
+        return {c.id: library_doc(c) for c in await self._clips.all() if c.published}
+
+    def _apply(self, wanted: dict[str, LibraryDoc]) -> None:
         for clip_id in set(self._held) - set(wanted):
             self._forget(clip_id)
         for clip_id, doc in wanted.items():
