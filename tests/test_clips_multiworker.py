@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from server.cli import main as cli
 from tests.media import PeerViewer, accept_answer, offer_viewer
+from tests.people_support import Person, sign_in_everywhere
 from tests.support import ADMIN_KEY, SECRET, TIMEOUT, RedisServer, WorkerProcess, start_worker
 from tests.test_clips_api import upload
 from tests.test_multiworker import lease_holder
@@ -49,12 +49,6 @@ def workers(tmp_path: Path, redis: RedisServer) -> Iterator[list[WorkerProcess]]
     for worker in started:
         if worker.process.poll() is None:
             worker.kill()
-
-
-@dataclass
-class Person:
-    id: str
-    on: dict[str, httpx.AsyncClient]  # worker base -> a client with this person's cookie
 
 
 @dataclass
@@ -88,24 +82,18 @@ async def trust_of_three(
             ("Bea", "brook-academy", "teacher"),
         ):
             email = f"{first.lower()}-{tag}@example.org"
-            add = ["person", "add", "--name", f"{first} {tag}", "--email", email]
-            assert await asyncio.to_thread(cli, [*add, "--org", org, "--role", role, *flags]) == 0
-            capsys.readouterr()
-            assert await asyncio.to_thread(cli, ["login-link", "--email", email, *flags]) == 0
-            secret = capsys.readouterr().out.strip().rsplit("/", 1)[1]
-            on_one = await stack.enter_async_context(
-                httpx.AsyncClient(base_url=workers[0].base, timeout=TIMEOUT)
+            person = await sign_in_everywhere(
+                stack,
+                workers,
+                capsys,
+                flags,
+                name=f"{first} {tag}",
+                email=email,
+                role=role,
+                org=org,
             )
-            used = await on_one.post(f"/auth/link/{secret}")
-            assert used.status_code == 303, used.text
-            on = {workers[0].base: on_one}
-            for worker in workers[1:]:
-                on[worker.base] = await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=worker.base, timeout=TIMEOUT, cookies=on_one.cookies)
-                )
-            me = (await on_one.get("/api/me")).json()
-            assert me["org"] == org, me
-            found.append(Person(me["id"], on))
+            assert person.org == org, person
+            found.append(person)
         yield Trust(found[0], found[1], found[2], tag)
 
 

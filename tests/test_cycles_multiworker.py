@@ -10,15 +10,13 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pycrdt import Array, Map
 
-from server.cli import main as cli
+from tests.people_support import Person, sign_in_everywhere
 from tests.support import SECRET, TIMEOUT, RedisServer, WorkerProcess, start_worker
 from tests.yclient import YClient, ydoc
 
@@ -30,13 +28,6 @@ def workers(tmp_path: Path, redis: RedisServer) -> Iterator[list[WorkerProcess]]
     for worker in started:
         if worker.process.poll() is None:
             worker.kill()
-
-
-@dataclass
-class Person:
-    id: str
-    name: str
-    on: dict[str, httpx.AsyncClient]  # worker base -> a client with this person's cookie
 
 
 @contextlib.asynccontextmanager
@@ -55,23 +46,11 @@ async def people(
     async with contextlib.AsyncExitStack() as stack:
         for name, role in ((f"Tia {tag}", "teacher"), (f"Cora {tag}", "coach")):
             email = f"{name.split()[0].lower()}-{tag}@example.org"
-            add = ["person", "add", "--name", name, "--email", email, "--role", role, *flags]
-            assert await asyncio.to_thread(cli, add) == 0
-            capsys.readouterr()
-            assert await asyncio.to_thread(cli, ["login-link", "--email", email, *flags]) == 0
-            secret = capsys.readouterr().out.strip().rsplit("/", 1)[1]
-            first = await stack.enter_async_context(
-                httpx.AsyncClient(base_url=workers[0].base, timeout=TIMEOUT)
-            )
-            used = await first.post(f"/auth/link/{secret}")
-            assert used.status_code == 303, used.text
-            on = {workers[0].base: first}
-            for worker in workers[1:]:
-                on[worker.base] = await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=worker.base, timeout=TIMEOUT, cookies=first.cookies)
+            found.append(
+                await sign_in_everywhere(
+                    stack, workers, capsys, flags, name=name, email=email, role=role
                 )
-            me = (await first.get("/api/me")).json()
-            found.append(Person(me["id"], me["name"], on))
+            )
         yield found[0], found[1]
 
 
