@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
-from server import logs
+from server import __version__, logs, preflight
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CocoachError, InvalidField
 from server.library.library import add_generated_video
@@ -32,6 +32,7 @@ from server.sync.audit import Actor, AuditEvent
 from server.sync.backend import open_audit, open_store
 from server.sync.store import RoomRecord
 from server.tokens import mint, new_sub
+from server.web_dist import dist_dir
 
 WS_MAX_BYTES = (
     2 * 1024 * 1024
@@ -57,6 +58,7 @@ def _backend_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cocoach", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"cocoach {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the server")
@@ -311,6 +313,11 @@ def serve(settings: Settings, log_level: str) -> int:
         die_with_supervisor()
         settings = replace(settings.with_secrets(), port=inherited.getsockname()[1])
         return run_worker(settings, inherited)
+    found = preflight.problems(settings, dist_dir())
+    for problem in found:
+        print(f"cocoach: {problem.text}", file=sys.stderr, flush=True)
+    if any(problem.fatal for problem in found):
+        return 2
     first_run = settings.redis is None and not (settings.data / "secret").exists()
     settings = settings.with_secrets()
     sock = _bind(settings.host, settings.port)

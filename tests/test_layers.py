@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent / "server"
 # Top to bottom. A module may import modules of its own group and of any group below it,
 # never above: that is what makes the graph point one way.
 LAYERS: list[tuple[str, frozenset[str]]] = [
-    ("entry points", frozenset({"app", "cli", "drain", "supervisor"})),
+    ("entry points", frozenset({"app", "cli", "drain", "supervisor", "preflight"})),
     ("routes", frozenset({"http"})),
     ("shells and composition", frozenset({"session"})),
     (
@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "messages",
                 "errors",
                 "settings",
+                "web_dist",
                 "logs",
                 "once",
                 "lifeline",

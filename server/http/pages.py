@@ -7,15 +7,12 @@ without a build still answers `/r/{room}` and `/admin`, with a page that says ho
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-REPO_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+from server.web_dist import dist_dir
 
 # The HTML carries no secret itself, but the address it was loaded from does (the invite's
 # token): never send it on as a Referer, never cache the page, never let it be framed.
@@ -49,12 +46,6 @@ there is nothing to show here yet.</p>
 page first, or build it by hand with <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>
 (Node.js 18 or newer). Then reload this page; your link stays valid.</p>
 </body></html>"""
-
-
-def dist_dir() -> Path:
-    """Where the built page is: `COCOACH_WEB_DIST`, else `web/dist` beside the server."""
-    configured = os.environ.get("COCOACH_WEB_DIST")
-    return Path(configured) if configured else REPO_DIST
 
 
 def page_response(name: str) -> Response:
