@@ -162,7 +162,8 @@ async def test_a_clip_is_cut_once_from_the_largest_rendition(tmp_path: Path) -> 
             lesson = await upload(client, data, "lesson")
             assert (await wait_for(client, lesson))["status"] == "ready"
         parent = await videos.get(lesson)
-        assert parent is not None and [r.name for r in parent.renditions] == ["360p", "720p"]
+        assert parent is not None
+        assert [r.name for r in parent.renditions] == ["360p", "720p"], parent.error
         folder = tmp_path / "videos" / lesson
         deadline = time.monotonic() + TIMEOUT
         while (folder / "upload").exists():  # removed just after the last rendition is saved
