@@ -10,6 +10,7 @@ the inverted row tells a clean read from a frame caught mid-change.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -151,8 +152,14 @@ def tone(spec: ClipSpec, start_sample: int, samples: int) -> NDArray[np.int16]:
     return (wave * 32767).astype(np.int16)
 
 
-def write_clip(path: Path, spec: ClipSpec | None = None, encoding: Encoding = PHONE_MP4) -> Path:
-    """Write a clip of `spec` to `path` with `encoding`; returns `path`."""
+def write_clip(
+    path: Path,
+    spec: ClipSpec | None = None,
+    encoding: Encoding = PHONE_MP4,
+    progress: Callable[[float], None] | None = None,
+) -> Path:
+    """Write a clip of `spec` to `path` with `encoding`; returns `path`. `progress(fraction)`
+    is told how far it is, about twice a second of clip."""
     spec = spec or ClipSpec()
     frames = round(spec.seconds * spec.fps)
     with av.open(str(path), mode="w", format=encoding.container) as output:
@@ -180,6 +187,8 @@ def write_clip(path: Path, spec: ClipSpec | None = None, encoding: Encoding = PH
             written += audio_per_frame
             for packet in audio.encode(sound):
                 output.mux(packet)
+            if progress is not None and number % (spec.fps // 2 or 1) == 0:
+                progress(min(0.999, number / frames))
         for packet in video.encode(None):
             output.mux(packet)
         for packet in audio.encode(None):

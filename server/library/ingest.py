@@ -37,6 +37,8 @@ from server.sync.store import Rendition, SourceInfo, Store, VideoRecord
 
 log = logging.getLogger(__name__)
 
+# The part of a generated video's progress (the demo lesson) that is its making.
+GENERATING_SHARE = 0.3
 PROGRESS_WRITE_SECONDS = 1.0  # at most one progress write to the store per second per job
 MAX_ATTEMPTS = 3  # ingests started for one video before it is given up as failed
 CHILD_ATTEMPTS = 3  # runs of one transcode step whose child crashed, before the video fails
@@ -273,7 +275,9 @@ class Ingest:
         try:
             if record.generate and not await asyncio.to_thread(_has_bytes, source):
                 clip = ["clip", str(source), "--seconds", str(record.generate)]
-                _, record = await self._step(record, None, clip, nice=nice)
+                making = _Progress(library, record, 0, 1, share=GENERATING_SHARE)
+                _, record = await self._step(record, making, clip, nice=nice, on_progress=making)
+                record = making.record
                 size = (await asyncio.to_thread(source.stat)).st_size
                 record = msgspec.structs.replace(record, upload_length=size, upload_offset=size)
             probed, record = await self._step(
@@ -289,11 +293,14 @@ class Ingest:
         # A clip's plan is sized from the parent's rendition: never larger than it.
         plans = plan_for(probed["width"], probed["height"])
         made = [r for r in record.renditions if (library.root / r.file).is_file()]
+        # A generated video's progress went to GENERATING_SHARE while it was made: it goes on
+        # from there, so the page's "N% done" only ever moves forward.
+        first = GENERATING_SHARE if record.generate else 0.0
         for index, plan in enumerate(plans):
             if any(r.name == plan.name for r in made):
                 continue  # made before this worker was stopped
             out = library.root / library.rendition_file(record.id, plan.name)
-            progress = _Progress(library, record, index, len(plans))
+            progress = _Progress(library, record, index, len(plans), start=first)
             try:
                 done, record = await self._step(
                     record,
@@ -342,7 +349,7 @@ class Ingest:
                     progress.record,
                     status="ready",
                     renditions=tuple(made),
-                    progress=round((index + 1) / len(plans), 4),
+                    progress=round(first + (1 - first) * (index + 1) / len(plans), 4),
                     duration=made[0].duration,
                 )
             )
@@ -430,11 +437,23 @@ class Ingest:
 
 
 class _Progress:
-    """Writes a job's progress to its record, at most once a second."""
+    """Writes a job's progress to its record, at most once a second: job `index` of `count`,
+    within the part of the whole from `start` that is `share` long."""
 
-    def __init__(self, library: Shelf, record: VideoRecord, index: int, count: int) -> None:
+    def __init__(
+        self,
+        library: Shelf,
+        record: VideoRecord,
+        index: int,
+        count: int,
+        *,
+        start: float = 0.0,
+        share: float | None = None,
+    ) -> None:
         self.library, self.record = library, record
         self.index, self.count = index, count
+        self.start = start
+        self.share = 1.0 - start if share is None else share
         self._last = time.monotonic()
 
     async def __call__(self, fraction: float) -> None:
@@ -442,7 +461,8 @@ class _Progress:
         if now - self._last < PROGRESS_WRITE_SECONDS:
             return
         self._last = now
-        overall = round((self.index + min(1.0, max(0.0, fraction))) / self.count, 4)
+        done = (self.index + min(1.0, max(0.0, fraction))) / self.count
+        overall = round(self.start + self.share * done, 4)
         self.record = await self.library.save(
             msgspec.structs.replace(self.record, progress=overall)
         )

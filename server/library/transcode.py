@@ -627,7 +627,11 @@ def main(argv: list[str] | None = None) -> int:
             from server.library.clip import ClipSpec, write_clip
 
             partial = args.output.with_name(args.output.name + ".part")
-            write_clip(partial, ClipSpec(seconds=args.seconds))
+            write_clip(
+                partial,
+                ClipSpec(seconds=args.seconds),
+                progress=lambda p: _say(f"progress {p:.4f}"),
+            )
             partial.replace(args.output)
             _say("done {}")
         elif args.command == "hold":
