@@ -18,6 +18,8 @@ import uvicorn
 from server import __version__, logs, preflight
 from server.documents.frameworks import BUILTIN_DIR, FrameworkLibrary
 from server.errors import CocoachError, InvalidField
+from server.library.child import IngestFailed
+from server.library.ingest import make_served, served_ready
 from server.library.library import add_generated_video
 from server.library.purge import Purged, purge_expired
 from server.orgs import Orgs
@@ -324,7 +326,7 @@ def serve(settings: Settings, log_level: str) -> int:
     port = sock.getsockname()[1]
     settings = replace(settings, port=port)
     if first_run and asyncio.run(_create_demo(settings)):
-        _print_first_run(settings)
+        _print_first_run(settings, made=asyncio.run(_make_demo_lesson(settings)))
         for who, email in (("Coach", DEMO_COACH), ("Teacher", DEMO_TEACHER)):
             link = asyncio.run(login_link(settings, email, None))
             print(f"  {who} sign-in:  {link}", flush=True)
@@ -378,7 +380,33 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _print_first_run(settings: Settings) -> None:
+async def _make_demo_lesson(settings: Settings) -> bool:
+    """The demo lesson, made before its links are printed, so whoever opens one at once sees
+    it play: generated straight into its served form, a few seconds' work, once (it stays in
+    the data folder). Should that fail, the server's ingest makes it once it runs."""
+    async with open_store(settings) as store:
+        room = await store.get_room(DEMO_ROOM)
+        video = await store.get_video(room.video) if room is not None and room.video else None
+        if video is None or video.status != "queued" or not video.generate:
+            return False
+        print(f"making the demo lesson ({video.generate:g} s of video, once)…", flush=True)
+        root = settings.library or settings.data / "videos"
+        try:
+            rendition = await make_served(root, video)
+        except IngestFailed as exc:
+            print(
+                f"cocoach: the demo lesson was not made now ({exc}); the server makes it once "
+                "it runs",
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
+        await store.update_video(served_ready(video, rendition))
+        await asyncio.to_thread((root / video.id / "upload").unlink, missing_ok=True)
+        return True
+
+
+def _print_first_run(settings: Settings, *, made: bool) -> None:
     assert settings.secret is not None
     base = settings.public_url or f"http://{_url_host(settings.host)}:{settings.port}"
     links = {
@@ -393,12 +421,17 @@ def _print_first_run(settings: Settings) -> None:
         )
         for role in (Role.COACH, Role.TEACHER)
     }
+    lesson = (
+        "The demo lesson is ready: open an invite and it plays."
+        if made
+        else "The demo lesson video is being made in the background."
+    )
     print(
         "First run: created the demo room and the secrets in "
         f"{settings.data.resolve()}.\n"
         f"  Coach invite:   {links[Role.COACH]}\n"
         f"  Teacher invite: {links[Role.TEACHER]}\n"
-        "The demo lesson video is being generated and transcoded in the background.\n"
+        f"{lesson}\n"
         "More invites: cocoach token --room demo --role coach --name YourName\n"
         f"A new sign-in link: cocoach login-link --email {DEMO_COACH}\n"
         f"Admin key (for /api): {settings.data / 'admin_key'}",

@@ -59,7 +59,8 @@ async def test_first_run_creates_demo_room_and_prints_invites(tmp_path: Path) ->
             [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--data", str(fresh)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # A short demo lesson: the first run makes it before it prints the links.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "COCOACH_DEMO_CLIP_SECONDS": "2"},
         )
     try:
         deadline = time.monotonic() + 3 * TIMEOUT

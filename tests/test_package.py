@@ -56,6 +56,7 @@ def test_the_wheel_carries_the_page_and_an_installed_server_serves_it(tmp_path: 
     # The installed files alone (run from elsewhere, no checkout beside them) serve the page.
     env = {k: v for k, v in os.environ.items() if k != "COCOACH_WEB_DIST"}
     env["PYTHONPATH"] = str(installed)
+    env["COCOACH_DEMO_CLIP_SECONDS"] = "2"  # the first run makes it before it listens
     server = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--data", str(tmp_path / "d")],
         cwd=tmp_path,

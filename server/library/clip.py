@@ -10,6 +10,7 @@ the inverted row tells a clean read from a frame caught mid-change.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,6 +19,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 from numpy.typing import NDArray
 
 BITS = 16
@@ -57,6 +59,11 @@ class Encoding:
     video_options: tuple[tuple[str, str], ...] = ()
     audio_options: tuple[tuple[str, str], ...] = ()
     gop: int | None = None
+    # A keyframe on every whole second and no other, as a served rendition has (the ingest's
+    # rule, server/library/transcode.py).
+    keyframe_each_second: bool = False
+    video_bitrate: int | None = None
+    audio_bitrate: int | None = None
 
 
 PHONE_MP4 = Encoding()
@@ -67,6 +74,24 @@ WEBM_VP8 = Encoding(
     audio_codec="libopus",
     video_options=(("auto-alt-ref", "0"), ("lag-in-frames", "0"), ("deadline", "realtime")),
     audio_options=(("frame_duration", "60"),),  # as ingest writes it
+)
+# Straight into the served format, as a 360p rendition is (the demo lesson, made in seconds
+# rather than made as a phone video and transcoded).
+SERVED_360P = Encoding(
+    container="webm",
+    video_codec="libvpx",
+    audio_codec="libopus",
+    video_options=(
+        ("auto-alt-ref", "0"),
+        ("lag-in-frames", "0"),
+        ("deadline", "realtime"),
+        ("cpu-used", "16"),
+        ("keyint_min", "30"),
+    ),
+    audio_options=(("frame_duration", "60"),),
+    keyframe_each_second=True,
+    video_bitrate=700_000,
+    audio_bitrate=64_000,
 )
 
 
@@ -168,16 +193,26 @@ def write_clip(
         video.pix_fmt = encoding.pixel_format
         video.codec_context.gop_size = encoding.gop or spec.fps
         video.options = dict(encoding.video_options)
+        if encoding.video_bitrate:
+            video.bit_rate = encoding.video_bitrate
+        video.codec_context.thread_count = min(4, os.cpu_count() or 1)
         audio: Any = output.add_stream(encoding.audio_codec, rate=spec.sample_rate)
         audio.layout = "mono"
         audio.options = dict(encoding.audio_options)
+        if encoding.audio_bitrate:
+            audio.bit_rate = encoding.audio_bitrate
         audio_per_frame = spec.sample_rate // spec.fps
         written = 0
         for number in range(frames):
             picture = av.VideoFrame.from_ndarray(draw(spec, number), format="rgb24")
             picture.pts = number
             picture.time_base = Fraction(1, spec.fps)
-            for packet in video.encode(picture.reformat(format=encoding.pixel_format)):
+            if encoding.keyframe_each_second:
+                each = PictureType.I if number % spec.fps == 0 else PictureType.NONE
+            picture = picture.reformat(format=encoding.pixel_format)
+            if encoding.keyframe_each_second:
+                picture.pict_type = each
+            for packet in video.encode(picture):
                 output.mux(packet)
             samples = tone(spec, written, audio_per_frame)
             sound = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,8 +37,6 @@ from server.sync.store import Rendition, SourceInfo, Store, VideoRecord
 
 log = logging.getLogger(__name__)
 
-# The part of a generated video's progress (the demo lesson) that is its making.
-GENERATING_SHARE = 0.3
 PROGRESS_WRITE_SECONDS = 1.0  # at most one progress write to the store per second per job
 MAX_ATTEMPTS = 3  # ingests started for one video before it is given up as failed
 CHILD_ATTEMPTS = 3  # runs of one transcode step whose child crashed, before the video fails
@@ -260,6 +258,9 @@ class Ingest:
             )
 
     async def _ingest(self, record: VideoRecord) -> None:
+        if record.generate:
+            await self._generated(record)
+            return
         library = self.library
         nice = self.settings.ingest_nice
         source = library.upload_path(record.id)
@@ -273,13 +274,6 @@ class Ingest:
             cut = ["--start", str(float(record.clip_start)), "--end", str(float(record.clip_end))]
             await asyncio.to_thread(library.directory(record.id).mkdir, exist_ok=True)
         try:
-            if record.generate and not await asyncio.to_thread(_has_bytes, source):
-                clip = ["clip", str(source), "--seconds", str(record.generate)]
-                making = _Progress(library, record, 0, 1, share=GENERATING_SHARE)
-                _, record = await self._step(record, making, clip, nice=nice, on_progress=making)
-                record = making.record
-                size = (await asyncio.to_thread(source.stat)).st_size
-                record = msgspec.structs.replace(record, upload_length=size, upload_offset=size)
             probed, record = await self._step(
                 record, None, ["probe", str(source)], nice=nice, stall=PROBE_SECONDS
             )
@@ -293,14 +287,11 @@ class Ingest:
         # A clip's plan is sized from the parent's rendition: never larger than it.
         plans = plan_for(probed["width"], probed["height"])
         made = [r for r in record.renditions if (library.root / r.file).is_file()]
-        # A generated video's progress went to GENERATING_SHARE while it was made: it goes on
-        # from there, so the page's "N% done" only ever moves forward.
-        first = GENERATING_SHARE if record.generate else 0.0
         for index, plan in enumerate(plans):
             if any(r.name == plan.name for r in made):
                 continue  # made before this worker was stopped
             out = library.root / library.rendition_file(record.id, plan.name)
-            progress = _Progress(library, record, index, len(plans), start=first)
+            progress = _Progress(library, record, index, len(plans))
             try:
                 done, record = await self._step(
                     record,
@@ -349,7 +340,7 @@ class Ingest:
                     progress.record,
                     status="ready",
                     renditions=tuple(made),
-                    progress=round(first + (1 - first) * (index + 1) / len(plans), 4),
+                    progress=round((index + 1) / len(plans), 4),
                     duration=made[0].duration,
                 )
             )
@@ -420,6 +411,25 @@ class Ingest:
                     progress.record = record
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    async def _generated(self, record: VideoRecord) -> None:
+        """A generated lesson (the demo) is made straight into its served 360p rendition:
+        nothing to probe or transcode, so it plays in seconds (the first run usually makes it
+        before the server starts: `make_served`, called by the CLI)."""
+        progress = _Progress(self.library, record, 0, 1)
+        try:
+            rendition = await make_served(
+                self.library.root, record, nice=self.settings.ingest_nice, on_progress=progress
+            )
+        except IngestFailed as exc:
+            await self._fail(progress.record, str(exc))
+            return
+        await self._make_hold(rendition.width, rendition.height)
+        await self.library.save(served_ready(progress.record, rendition))
+        await asyncio.to_thread(self.library.upload_path(record.id).unlink, missing_ok=True)
+        log.info(
+            "video %s: generated, %s ready (%d bytes)", record.id, rendition.name, rendition.bytes
+        )
+
     async def _make_hold(self, width: int, height: int) -> None:
         """The rendition's hold frame, now, so no viewer waits for it (a failure here only
         means the first viewer's request makes it)."""
@@ -436,24 +446,54 @@ class Ingest:
         await asyncio.to_thread(_remove_contents, self.library.directory(record.id))
 
 
-class _Progress:
-    """Writes a job's progress to its record, at most once a second: job `index` of `count`,
-    within the part of the whole from `start` that is `share` long."""
+async def make_served(
+    root: Path,
+    record: VideoRecord,
+    *,
+    nice: int = 0,
+    on_progress: Callable[[float], Awaitable[None]] | None = None,
+) -> Rendition:
+    """Make a generated video's 360p rendition in a child process; what was made."""
+    assert record.generate
+    file = f"{record.id}/360p.webm"
+    await asyncio.to_thread((root / record.id).mkdir, parents=True, exist_ok=True)
+    done = await run_child(
+        ["served", str(root / file), "--seconds", str(record.generate)],
+        nice=nice,
+        on_progress=on_progress,
+    )
+    return Rendition(
+        name="360p",
+        width=done["width"],
+        height=done["height"],
+        file=file,
+        bytes=done["bytes"],
+        fps=done["fps"],
+        duration=done["duration"],
+    )
 
-    def __init__(
-        self,
-        library: Shelf,
-        record: VideoRecord,
-        index: int,
-        count: int,
-        *,
-        start: float = 0.0,
-        share: float | None = None,
-    ) -> None:
+
+def served_ready(record: VideoRecord, rendition: Rendition) -> VideoRecord:
+    """The generated video, ready: its one rendition is what is served."""
+    return msgspec.structs.replace(
+        record,
+        status="ready",
+        progress=1.0,
+        error=None,
+        renditions=(rendition,),
+        duration=rendition.duration,
+        fps=float(rendition.fps),
+        width=rendition.width,
+        height=rendition.height,
+    )
+
+
+class _Progress:
+    """Writes a job's progress to its record, at most once a second."""
+
+    def __init__(self, library: Shelf, record: VideoRecord, index: int, count: int) -> None:
         self.library, self.record = library, record
         self.index, self.count = index, count
-        self.start = start
-        self.share = 1.0 - start if share is None else share
         self._last = time.monotonic()
 
     async def __call__(self, fraction: float) -> None:
@@ -461,15 +501,10 @@ class _Progress:
         if now - self._last < PROGRESS_WRITE_SECONDS:
             return
         self._last = now
-        done = (self.index + min(1.0, max(0.0, fraction))) / self.count
-        overall = round(self.start + self.share * done, 4)
+        overall = round((self.index + min(1.0, max(0.0, fraction))) / self.count, 4)
         self.record = await self.library.save(
             msgspec.structs.replace(self.record, progress=overall)
         )
-
-
-def _has_bytes(path: Path) -> bool:
-    return path.exists() and path.stat().st_size > 0
 
 
 def _remove_contents(directory: Path) -> None:

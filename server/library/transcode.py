@@ -597,9 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     encode_cmd.add_argument("--audio-bitrate", type=int, default=64_000)
     encode_cmd.add_argument("--start", type=float, default=0.0, help="cut from (seconds)")
     encode_cmd.add_argument("--end", type=float, default=None, help="cut to (seconds)")
-    clip_cmd = commands.add_parser("clip")
-    clip_cmd.add_argument("output", type=Path)
-    clip_cmd.add_argument("--seconds", type=float, default=60.0)
+    served_cmd = commands.add_parser("served")
+    served_cmd.add_argument("output", type=Path)
+    served_cmd.add_argument("--seconds", type=float, default=60.0)
     hold_cmd = commands.add_parser("hold")
     hold_cmd.add_argument("directory", type=Path)
     hold_cmd.add_argument("sizes", nargs="+", type=_size)
@@ -623,17 +623,17 @@ def main(argv: list[str] | None = None) -> int:
                 end=args.end,
             )
             _say("done " + json.dumps(asdict(done)))
-        elif args.command == "clip":
-            from server.library.clip import ClipSpec, write_clip
+        elif args.command == "served":
+            from server.library.clip import SERVED_360P, ClipSpec, write_clip
 
+            spec = ClipSpec(seconds=args.seconds)
             partial = args.output.with_name(args.output.name + ".part")
-            write_clip(
-                partial,
-                ClipSpec(seconds=args.seconds),
-                progress=lambda p: _say(f"progress {p:.4f}"),
-            )
+            write_clip(partial, spec, SERVED_360P, progress=lambda p: _say(f"progress {p:.4f}"))
             partial.replace(args.output)
-            _say("done {}")
+            frames = round(spec.seconds * spec.fps)
+            made: dict[str, float] = {"width": spec.width, "height": spec.height, "fps": spec.fps}
+            made |= {"duration": round(frames / spec.fps, 3), "bytes": args.output.stat().st_size}
+            _say("done " + json.dumps(made))
         elif args.command == "hold":
             from server.library.holdframe import hold_frame
 
