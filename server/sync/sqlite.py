@@ -30,8 +30,22 @@ class SqliteDatabase:
             return await self._run_locked(fn)
 
     async def _run_locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        work = asyncio.ensure_future(asyncio.to_thread(fn, self._db))
+        cancelled = False
+        while not work.done():
+            try:
+                await asyncio.wait({work})
+            except asyncio.CancelledError:
+                # The thread goes on using the connection whatever happens here: the lock is
+                # held until it is done, or close() could free the connection under it (a
+                # crash seen at shutdown, not an error). The cancellation is raised after.
+                cancelled = True
+        if cancelled:
+            if not work.cancelled():
+                work.exception()  # read, so it is not reported as never retrieved
+            raise asyncio.CancelledError
         try:
-            return await asyncio.to_thread(fn, self._db)
+            return work.result()
         except sqlite3.IntegrityError:
             raise  # the caller knows what a constraint means
         except sqlite3.Error as exc:
