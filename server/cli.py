@@ -402,7 +402,6 @@ async def _make_demo_lesson(settings: Settings) -> bool:
             )
             return False
         await store.update_video(served_ready(video, rendition))
-        await asyncio.to_thread((root / video.id / "upload").unlink, missing_ok=True)
         return True
 
 

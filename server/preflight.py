@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.settings import Settings
+from server.sync.backend import redis_unreachable
 
 # What the ingest and the conversation need of PyAV's FFmpeg: VP8 and Opus out, and the
 # common phone formats in.
@@ -76,23 +77,14 @@ def available_codecs() -> set[str]:
 
 
 def redis_problem(url: str) -> Problem | None:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-        )
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except (redis.RedisError, OSError, ValueError) as exc:
-        return Problem(
-            f"Redis at {_without_password(url)} cannot be reached ({exc}): start it, or check "
-            "--redis / COCOACH_REDIS (leave both unset to run embedded, without Redis)",
-            fatal=True,
-        )
-    return None
+    reason = redis_unreachable(url, REDIS_TIMEOUT)
+    if reason is None:
+        return None
+    return Problem(
+        f"Redis at {_without_password(url)} cannot be reached ({reason}): start it, or check "
+        "--redis / COCOACH_REDIS (leave both unset to run embedded, without Redis)",
+        fatal=True,
+    )
 
 
 def _without_password(url: str) -> str:

@@ -200,8 +200,7 @@ async def create(request: Request) -> Response:
 async def list_mine(request: Request) -> Response:
     worker = worker_of(request)
     me = await require_person(request)
-    clips = [c for c in await worker.clips.of_owner(me.id)]
-    found = [await clip_json(worker, c, full=True) for c in clips]
+    found = [await clip_json(worker, c, full=True) for c in await worker.clips.of_owner(me.id)]
     return JSONResponse({"clips": found}, headers=PRIVATE)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from server.cycles.model import Cycle
+from server.cycles.model import Cycle, Score
 from server.cycles.progress import LessonTags, progress
 from server.documents.actions import Action
 from server.documents.model import Annotation
@@ -40,10 +40,6 @@ async def current_actions(worker: Worker, cycle: Cycle) -> list[Action]:
     return sorted(newest.values(), key=lambda a: (a.created, a.id))
 
 
-async def actions(worker: Worker, cycle: Cycle) -> list[dict[str, object]]:
-    return [msgspec.to_builtins(a) for a in await current_actions(worker, cycle)]
-
-
 async def cycle_notes(worker: Worker, cycle: Cycle) -> Notes:
     """Each lesson's notes as (note id, tags), from every session of the cycle."""
     found: Notes = {}
@@ -65,18 +61,29 @@ async def live_lessons(worker: Worker, cycle: Cycle) -> dict[str, Any]:
 
 
 async def cycle_progress(worker: Worker, cycle: Cycle) -> dict[str, object]:
+    lessons = await live_lessons(worker, cycle)
+    scores = [s for s in await worker.cycles.scores(cycle.id) if s.video in lessons]
+    return await _progress(worker, cycle, lessons, scores, await current_actions(worker, cycle))
+
+
+async def _progress(
+    worker: Worker,
+    cycle: Cycle,
+    lessons: dict[str, Any],
+    scores: list[Score],
+    steps: list[Action],
+) -> dict[str, object]:
+    """The progress of what the caller has already read (lessons, scores, steps)."""
     framework = worker.frameworks.get(cycle.framework)
     notes = await cycle_notes(worker, cycle)
-    lessons = []
-    for video, record in (await live_lessons(worker, cycle)).items():
+    rows = []
+    for video, record in lessons.items():
         counts: dict[str, int] = {}
         for _, tags in notes.get(video, []):
             for tag in tags:
                 counts[tag] = counts.get(tag, 0) + 1
-        lessons.append(LessonTags(video, record.duration, counts))
-    scores = [s for s in await worker.cycles.scores(cycle.id) if s.video in cycle.lessons]
-    statuses = [str(a["status"]) for a in await actions(worker, cycle)]
-    return progress(framework, lessons, scores, statuses)
+        rows.append(LessonTags(video, record.duration, counts))
+    return progress(framework, rows, scores, [a.status for a in steps])
 
 
 def note_json(room: str, note: Annotation) -> dict[str, object]:
@@ -117,10 +124,9 @@ async def whole(worker: Worker, cycle: Cycle) -> dict[str, object]:
     its progress."""
     framework = worker.frameworks.get(cycle.framework)
     lessons = await live_lessons(worker, cycle)
-    steps = await actions(worker, cycle)
+    steps = await current_actions(worker, cycle)
     scores = [s for s in await worker.cycles.scores(cycle.id) if s.video in lessons]
-    cited = {str(n) for a in steps for n in a["evidence"]}  # type: ignore[attr-defined]
-    cited |= {n for s in scores for n in s.evidence}
+    cited = {n for a in steps for n in a.evidence} | {n for s in scores for n in s.evidence}
     evidence = {}
     if cited:
         for note in await lesson_notes(worker, cycle):
@@ -137,7 +143,7 @@ async def whole(worker: Worker, cycle: Cycle) -> dict[str, object]:
             video: {"title": record.title, "duration_s": record.duration}
             for video, record in lessons.items()
         },
-        "actions": steps,
+        "actions": [msgspec.to_builtins(a) for a in steps],
         "scores": [msgspec.to_builtins(s) for s in scores],
         "evidence": evidence,
         "framework_info": {
@@ -147,5 +153,5 @@ async def whole(worker: Worker, cycle: Cycle) -> dict[str, object]:
             "ratios": [msgspec.to_builtins(r) for r in framework.ratios],
             "rubric": msgspec.to_builtins(framework.rubric) if framework.rubric else None,
         },
-        "progress": await cycle_progress(worker, cycle),
+        "progress": await _progress(worker, cycle, lessons, scores, steps),
     }

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.audit import remote_of
-from server.clips.model import Group, GroupKind, GroupName, new_group_id
+from server.clips.model import Clip, Group, GroupKind, GroupName, new_group_id
 from server.clips.rules import (
     check_facilitator,
     check_one_trust,
@@ -25,6 +25,7 @@ from server.http.request import read_json, worker_of
 from server.http.signed_in import require_person
 from server.people.model import Person
 from server.session.worker import Worker
+from server.sync.store import RoomRecord
 
 PRIVATE = {"Cache-Control": "no-store"}
 PersonIds = Annotated[list[str], msgspec.Meta(max_length=200)]
@@ -57,7 +58,15 @@ async def _people(worker: Worker, ids: list[str], trust: str) -> list[Person]:
     return found
 
 
-async def group_json(worker: Worker, group: Group) -> dict[str, object]:
+async def group_json(
+    worker: Worker,
+    group: Group,
+    clips_rooms: tuple[list[Clip], list[RoomRecord]] | None = None,
+) -> dict[str, object]:
+    """The group as docs/groups.md shows it. `clips_rooms`: the store's clips and rooms, read
+    once by a caller listing several groups."""
+    every_clip, rooms = clips_rooms or await _clips_and_rooms(worker)
+
     async def person(person_id: str) -> dict[str, object]:
         found = await worker.people.get(person_id)
         return {
@@ -67,7 +76,7 @@ async def group_json(worker: Worker, group: Group) -> dict[str, object]:
         }
 
     clips = []
-    for clip in await worker.clips.all():
+    for clip in every_clip:
         share = next((s for s in clip.shares if s.group == group.id), None)
         if share is None or await worker.videos.get(clip.media) is None:
             continue
@@ -84,7 +93,7 @@ async def group_json(worker: Worker, group: Group) -> dict[str, object]:
         )
     sessions = [
         {"room": r.id, "clip": r.clip, "title": r.title, "created": r.created}
-        for r in await worker.store.list_rooms()
+        for r in rooms
         if r.group == group.id and r.members_as == "observer"
     ]
     return {
@@ -94,6 +103,10 @@ async def group_json(worker: Worker, group: Group) -> dict[str, object]:
         "facilitators": [await person(p) for p in group.facilitators],
         "clips": sorted(clips, key=lambda c: float(str(c["created"])), reverse=True),
     }
+
+
+async def _clips_and_rooms(worker: Worker) -> tuple[list[Clip], list[RoomRecord]]:
+    return await worker.clips.all(), await worker.store.list_rooms()
 
 
 async def _mine(request: Request, me: Person) -> Group:
@@ -139,7 +152,8 @@ async def create(request: Request) -> Response:
 async def list_mine(request: Request) -> Response:
     worker = worker_of(request)
     me = await require_person(request)
-    groups = [await group_json(worker, g) for g in await worker.clips.groups_of(me.id)]
+    read = await _clips_and_rooms(worker)
+    groups = [await group_json(worker, g, read) for g in await worker.clips.groups_of(me.id)]
     return JSONResponse({"groups": groups}, headers=PRIVATE)
 
 

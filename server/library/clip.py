@@ -207,11 +207,10 @@ def write_clip(
             picture = av.VideoFrame.from_ndarray(draw(spec, number), format="rgb24")
             picture.pts = number
             picture.time_base = Fraction(1, spec.fps)
-            if encoding.keyframe_each_second:
-                each = PictureType.I if number % spec.fps == 0 else PictureType.NONE
             picture = picture.reformat(format=encoding.pixel_format)
             if encoding.keyframe_each_second:
-                picture.pict_type = each
+                whole_second = number % spec.fps == 0
+                picture.pict_type = PictureType.I if whole_second else PictureType.NONE
             for packet in video.encode(picture):
                 output.mux(packet)
             samples = tone(spec, written, audio_per_frame)

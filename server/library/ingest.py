@@ -30,7 +30,7 @@ import msgspec
 from server.errors import CocoachError, NotFound, ServiceUnavailable
 from server.library.child import PROBE_SECONDS, IngestFailed, run_child
 from server.library.holds import HoldFrames
-from server.library.renditions import AUDIO_BITRATE, output_fps, plan_for
+from server.library.renditions import AUDIO_BITRATE, UPLOAD_FILE, output_fps, plan_for
 from server.settings import Settings
 from server.sync.lease import Lease
 from server.sync.store import Rendition, SourceInfo, Store, VideoRecord
@@ -425,7 +425,6 @@ class Ingest:
             return
         await self._make_hold(rendition.width, rendition.height)
         await self.library.save(served_ready(progress.record, rendition))
-        await asyncio.to_thread(self.library.upload_path(record.id).unlink, missing_ok=True)
         log.info(
             "video %s: generated, %s ready (%d bytes)", record.id, rendition.name, rendition.bytes
         )
@@ -453,7 +452,8 @@ async def make_served(
     nice: int = 0,
     on_progress: Callable[[float], Awaitable[None]] | None = None,
 ) -> Rendition:
-    """Make a generated video's 360p rendition in a child process; what was made."""
+    """Make a generated video's 360p rendition in a child process; what was made. The empty
+    upload that stood for its source goes: there is nothing to ingest any more."""
     assert record.generate
     file = f"{record.id}/360p.webm"
     await asyncio.to_thread((root / record.id).mkdir, parents=True, exist_ok=True)
@@ -462,6 +462,7 @@ async def make_served(
         nice=nice,
         on_progress=on_progress,
     )
+    await asyncio.to_thread((root / record.id / UPLOAD_FILE).unlink, missing_ok=True)
     return Rendition(
         name="360p",
         width=done["width"],

@@ -30,7 +30,7 @@ from server.errors import InvalidField, NotFound
 from server.library.holds import HoldFrames
 from server.library.ingest import Ingest
 from server.library.purge import RetentionJob, purge_expired
-from server.library.renditions import pick_rendition
+from server.library.renditions import UPLOAD_FILE, pick_rendition
 from server.settings import Settings
 from server.sync.audit import AuditEvent
 from server.sync.broker import Broker
@@ -39,8 +39,6 @@ from server.sync.lease import Lease
 from server.sync.store import VIDEO_ID, Consent, Store, VideoRecord
 
 log = logging.getLogger(__name__)
-
-UPLOAD_FILE = "upload"
 
 
 def new_video_id() -> str:

@@ -31,6 +31,7 @@ RENDITIONS = (
 )
 RENDITION_NAMES = tuple(plan.name for plan in RENDITIONS)
 AUDIO_BITRATE = 64_000
+UPLOAD_FILE = "upload"  # a video's uploaded source, in its folder, until it is ingested
 
 
 def plan_for(width: int, height: int) -> list[RenditionPlan]:

@@ -115,3 +115,21 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
     finally:
         await broker.close()
         await client.aclose()
+
+
+def redis_unreachable(url: str, timeout: float) -> str | None:
+    """Why Redis at `url` cannot be reached now, or None (`cocoach serve`'s check before it
+    starts, server/preflight.py): one blocking PING, no pool kept."""
+    import redis as sync_redis
+
+    try:
+        client = sync_redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (sync_redis.RedisError, OSError, ValueError) as exc:
+        return str(exc)
+    return None
