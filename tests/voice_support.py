@@ -99,6 +99,12 @@ class Heard:
                 mono = frame.to_ndarray().reshape(-1)[:: len(frame.layout.channels)]
                 self.blocks.append((time.time(), mono.astype(np.int16)))
 
+    async def until_any(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.blocks:
+            assert time.monotonic() < deadline, "nothing heard"
+            await asyncio.sleep(0.02)
+
     def since(self, start: float, end: float | None = None) -> Pcm:
         found = [b for t, b in self.blocks if t >= start and (end is None or t <= end)]
         return np.concatenate(found) if found else np.zeros(0, dtype=np.int16)

@@ -483,16 +483,22 @@ class Session {
   }
 
   tick () {
+    // Runs every animation frame: the page is written only where something changed, or the
+    // browser would lay out and paint it 60 times a second on a school laptop for nothing.
     const now = this.currentTime()
     const fps = this.live ? null : this.videoInfo?.fps ?? null
-    $('#time-now').textContent = formatTime(now, fps)
+    const shown = formatTime(now, fps)
+    const timeNow = $('#time-now')
+    if (timeNow.textContent !== shown) timeNow.textContent = shown
     const total = this.live ? 'live' : this.videoInfo?.duration ? formatTime(this.videoInfo.duration) : '–'
     if ($('#time-total').textContent !== total) $('#time-total').textContent = total
     const scrubber = $('#scrubber')
     const duration = this.duration()
     if (Number(scrubber.max) !== duration) scrubber.max = String(duration)
-    if (!this.dragging && document.activeElement !== scrubber) scrubber.value = String(now)
-    scrubber.setAttribute('aria-valuetext', formatTime(now))
+    const value = String(Math.round(now * 20) / 20) // 50 ms: finer than a pixel of the bar
+    if (!this.dragging && document.activeElement !== scrubber && scrubber.value !== value) scrubber.value = value
+    const spoken = formatTime(now)
+    if (scrubber.getAttribute('aria-valuetext') !== spoken) scrubber.setAttribute('aria-valuetext', spoken)
     requestAnimationFrame(() => this.tick())
   }
 
