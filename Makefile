@@ -60,8 +60,12 @@ node-deps:
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 
+# The suite mostly waits on real time (media, browsers, worker processes), so it runs on more
+# processes than cores, a file at a time, the longest files first (tests/conftest.py).
+# TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 4
 pytest: $(STAMP) system-deps node-deps web
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/dist web/node_modules

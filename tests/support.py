@@ -227,12 +227,28 @@ def _spawn_redis(port: int, directory: Path, appendonly: bool) -> subprocess.Pop
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    try:
+        return _until_ours(process, port)
+    except AssertionError:
+        process.kill()
+        process.wait()
+        raise
+
+
+def _until_ours(process: subprocess.Popen[bytes], port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + TIMEOUT
     while True:
+        # Ours, not another test process's that took the port first (the suite runs on
+        # several processes): a Redis that lost the race exits, and the one answering is not it.
+        assert process.poll() is None, f"redis-server could not listen on {port}"
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
+                s.sendall(b"INFO server\r\n")
+                answer = s.recv(65536)
+                if answer.startswith(b"$"):
+                    assert f"process_id:{process.pid}\r\n".encode() in answer, (
+                        f"another redis-server answers on {port}"
+                    )
                     return process
         except OSError:
             pass
@@ -243,8 +259,15 @@ def _spawn_redis(port: int, directory: Path, appendonly: bool) -> subprocess.Pop
 @contextlib.contextmanager
 def redis_server(appendonly: bool = False) -> Iterator[RedisServer]:
     directory = Path(tempfile.mkdtemp(prefix="cocoach-redis-"))
-    port = free_port()
-    server = RedisServer(port, _spawn_redis(port, directory, appendonly), directory, appendonly)
+    for attempt in range(5):
+        port = free_port()
+        try:
+            process = _spawn_redis(port, directory, appendonly)
+            break
+        except AssertionError:
+            if attempt == 4:
+                raise
+    server = RedisServer(port, process, directory, appendonly)
     try:
         yield server
     finally:
