@@ -19,8 +19,12 @@ from server.messages import CLIENT_TYPES
 from server.rooms.roles import Permission, Role, permissions_for
 from server.session.doc_state import DocState
 
-CASES = 10_000
-FUZZ = settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck))
+CASES = 10_000  # per test and CI run (issue 7: at least 10,000 each)
+# Each Hypothesis example is a batch of BATCH cases, each checked as before on its own: most of
+# a case's cost was Hypothesis's per-example bookkeeping (1.2 ms a decoder case alone, 0.36 ms
+# batched), and a failing batch still shrinks to the one case that fails.
+BATCH = 10
+FUZZ = settings(max_examples=CASES // BATCH, deadline=None, suppress_health_check=list(HealthCheck))
 
 scalars = (
     st.none()
@@ -69,18 +73,23 @@ frames = st.fixed_dictionaries(
 @pytest.mark.timeout(600)  # CPU-bound: a machine shared with the rest of the suite is slower
 @FUZZ
 @given(
-    st.binary(max_size=256)
-    | frames.map(msgspec.msgpack.encode)
-    | values.map(msgspec.msgpack.encode)
+    st.lists(
+        st.binary(max_size=256)
+        | frames.map(msgspec.msgpack.encode)
+        | values.map(msgspec.msgpack.encode),
+        min_size=BATCH,
+        max_size=BATCH,
+    )
 )
-def test_room_protocol_decoder(frame: bytes) -> None:
-    try:
-        message = decode_client(frame, max_bytes=64 * 1024)
-    except ClientError as error:
-        assert error.code in {"malformed", "unknown_type", "invalid_field", "frame_too_large"}
-        assert error.message
-    else:
-        assert type(message) in CLIENT_TYPES.values()
+def test_room_protocol_decoder(batch: list[bytes]) -> None:
+    for frame in batch:
+        try:
+            message = decode_client(frame, max_bytes=64 * 1024)
+        except ClientError as error:
+            assert error.code in {"malformed", "unknown_type", "invalid_field", "frame_too_large"}
+            assert error.message
+        else:
+            assert type(message) in CLIENT_TYPES.values()
 
 
 def _seed_updates() -> list[bytes]:
@@ -128,8 +137,19 @@ yjs_frames = (
 
 @pytest.mark.timeout(600)
 @FUZZ
-@given(yjs_frames, st.sampled_from(list(Role)), st.booleans())
-def test_yjs_path(frame: bytes, role: Role, cold: bool) -> None:
+@given(
+    st.lists(
+        st.tuples(yjs_frames, st.sampled_from(list(Role)), st.booleans()),
+        min_size=BATCH,
+        max_size=BATCH,
+    )
+)
+def test_yjs_path(batch: list[tuple[bytes, Role, bool]]) -> None:
+    for frame, role, cold in batch:
+        judge_yjs_frame(frame, role, cold)
+
+
+def judge_yjs_frame(frame: bytes, role: Role, cold: bool) -> None:
     """Decode, then judge as the server does, in a room with a replica (hot) or with its state
     as bytes only (cold): nothing may escape but a refusal or an acceptance, a refused update
     must leave the committed state as it was, and the replica must stay the committed state."""
