@@ -128,6 +128,19 @@ async def wait_until(check: Callable[[], bool], what: str, timeout: float = TIME
         await asyncio.sleep(0.02)
 
 
+@dataclass(frozen=True)
+class Late:
+    ticks: int  # ticks the child says it missed, up to at least the mixes counted in `seen`
+    seen: dict[str, int]  # listener -> mixes heard by then
+
+
+async def late_ticks(mixer: Mixer, heard: Heard) -> Late:
+    """The child's missed ticks, from a report it made after the mixes heard so far."""
+    seen = {listener: len(mixes) for (_, listener), mixes in heard.mixes.items()}
+    await child_ready(mixer)  # its next report
+    return Late(mixer.stats.child.late_ticks, seen)
+
+
 # ---- who hears whom ---------------------------------------------------------------------
 
 
@@ -142,13 +155,16 @@ async def test_each_talker_hears_the_other_and_never_itself_nor_the_lesson(talk:
         await asyncio.sleep(0.3)
         assert mixer.stats.strangers == len(lesson)
         assert mixer.stats.restarts == 0 and mixer.stats.dropped == 0
+        late = await late_ticks(mixer, heard)
     a, b, listen_only = (heard_pcm(heard, who) for who in ("A", "B", "L"))
     for who, pcm in (("A", a), ("B", b), ("L", listen_only)):
         # The mix goes on all along: a frame every 20 ms while anybody is heard, and silence
-        # sent as DTX sends it meanwhile (a frame every 400 ms), never a longer gap.
+        # sent as DTX sends it meanwhile (a frame every 400 ms), never a longer gap but for
+        # ticks the child reports it missed (a loaded machine can stall it).
         stamps = [timestamp for _, timestamp in heard.mixes[(ROOM, who)]]
         assert (stamps[-1] - stamps[0]) / RATE > 0.9 * talk.conv.seconds
-        assert max(b - a for a, b in itertools.pairwise(stamps)) <= 960 * mixing.DTX_EVERY
+        longest = max(b - a for a, b in itertools.pairwise(stamps[: late.seen[who]]))
+        assert longest <= 960 * (mixing.DTX_EVERY + late.ticks)
         assert line_db(pcm, LESSON_HZ) < 8.0
     assert line_db(a, MARKS["B"]) > 15.0 and line_db(a, MARKS["A"]) < 8.0
     assert line_db(b, MARKS["A"]) > 15.0 and line_db(b, MARKS["B"]) < 8.0
@@ -173,11 +189,15 @@ async def test_nothing_but_talkers_is_mixed(talk: Talk) -> None:
         await child_ready(mixer)
         await send(mixer, {(ROOM, "lesson"): lesson})
         await asyncio.sleep(0.2)
+        late = await late_ticks(mixer, heard)
     mixes = heard.mixes[(ROOM, "L")]
     assert {opus for opus, _ in mixes} == {mixing.SILENCE}
-    # Silence as DTX sends it: DTX_AFTER frames, then one every DTX_EVERY ticks.
-    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(mixes)]
-    assert gaps[mixing.DTX_AFTER :] and set(gaps[mixing.DTX_AFTER :]) == {960 * mixing.DTX_EVERY}
+    # Silence as DTX sends it: DTX_AFTER frames, then one every DTX_EVERY ticks (later only
+    # by ticks the child reports it missed).
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(mixes[: late.seen["L"]])]
+    dtx = gaps[mixing.DTX_AFTER :]
+    assert dtx and all(gap % 960 == 0 and gap >= 960 * mixing.DTX_EVERY for gap in dtx)
+    assert sum(gap - 960 * mixing.DTX_EVERY for gap in dtx) <= 960 * late.ticks
     assert int(np.abs(decode([o for o, _ in mixes])).max()) == 0
     async with raw_child() as child:
         await child.send(Join(ROOM, "A"), Listen(ROOM, "L", None))
