@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from server.errors import NotFound
+from server.library.ingest import _Progress
 from server.library.library import VideoLibrary
 from server.library.purge import LEASE, Purged, RetentionJob
 from server.library.retention import Expired
@@ -113,3 +114,17 @@ async def test_the_retention_round_runs_only_under_its_lease() -> None:
     assert [p.expired.record.id for p in done] == ["v0000000000d4"]
     assert [(e.action, e.video) for e in audited] == [("video.purge", "v0000000000d4")]
     assert await lease.holder(LEASE) == "w1"
+
+
+async def test_progress_reaches_one_only_when_the_last_rendition_is_saved(shelf: Shelf) -> None:
+    """The transcoder says 1.0 as it finishes a rendition; the record must not, since a record
+    at 1.0 is one with every rendition made (the page and the tests wait for that)."""
+    record = VideoRecord(id="v0000000000e5", title="Lesson", created=0.0, owner="t1", updated=0.0)
+    await shelf.store.put_video(record)
+    for index in (0, 1):
+        progress = _Progress(shelf.library, record, index, 2)
+        progress._last = 0.0  # as if the last write was long ago
+        await progress(1.0)
+        stored = await shelf.library.get(record.id)
+        assert stored is not None and stored.progress == progress.record.progress
+        assert 0.0 < stored.progress < (index + 1) / 2

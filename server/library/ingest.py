@@ -502,7 +502,9 @@ class _Progress:
         if now - self._last < PROGRESS_WRITE_SECONDS:
             return
         self._last = now
-        overall = round((self.index + min(1.0, max(0.0, fraction))) / self.count, 4)
+        # Short of 1.0 until the step's rendition is saved: the transcoder says 1.0 as it
+        # finishes, and a record at 1.0 must have every rendition (clients wait for that).
+        overall = round((self.index + min(0.999, max(0.0, fraction))) / self.count, 4)
         self.record = await self.library.save(
             msgspec.structs.replace(self.record, progress=overall)
         )
