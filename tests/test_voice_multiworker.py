@@ -6,6 +6,7 @@ home, with the talk record kept."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Iterator
@@ -37,8 +38,11 @@ async def test_the_conversation_across_workers_and_a_home_that_dies(
     one, two = workers
     room = await create_room(one.base)
     cal, tia = token(room, "coach", "Cal", sub="cal"), token(room, "teacher", "Tia", sub="tia")
-    async with connect(one.base, room, cal) as home_page, connect(two.base, room, tia) as page:
+    async with contextlib.AsyncExitStack() as stack:
+        # The coach's worker is the home: she is in before the teacher knocks on the other.
+        home_page = await stack.enter_async_context(connect(one.base, room, cal))
         await home_page.expect("welcome")
+        page = await stack.enter_async_context(connect(two.base, room, tia))
         await page.expect("welcome")
         assert lease_holder(redis, room) == "w1"
         coach, answer = await start_voice(one.base, room, cal, Microphone())
