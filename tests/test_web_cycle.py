@@ -88,6 +88,16 @@ async def upload_with_consent(client: httpx.AsyncClient, data: bytes, title: str
     return url.split("/")[3]
 
 
+# What the page knows when its evidence picker lacks a note (a failure's diagnosis).
+PICKER_JS = """() => ({
+  options: [...document.querySelectorAll('#actions .evidence-add option')].map((o) => o.text),
+  notes: [...window.cocoach.shared.timeline.values()].map((n) => n.toJSON()),
+  lesson: window.cocoach.lesson(),
+  active: document.activeElement?.className,
+  visible: document.visibilityState,
+})"""
+
+
 async def seek(page: Page, seconds: float) -> None:
     """The room to `seconds`, for everyone, as the scrubber moves it."""
     await page.evaluate(f"() => window.cocoach.seek({seconds})")
@@ -185,9 +195,12 @@ async def test_a_whole_cycle_in_the_browser(
         await tag(tia, "2", "Is it a half?")
         await tag(tia, "2", "Who knows?")
         first = tia.locator("#actions .action").first
-        await first.locator(".evidence-add").select_option(
-            label="0:01 Why is a half bigger than a third?"
-        )
+        try:
+            await first.locator(".evidence-add").select_option(
+                label="0:01 Why is a half bigger than a third?"
+            )
+        except Exception as exc:
+            raise AssertionError(f"the evidence picker: {await tia.evaluate(PICKER_JS)}") from exc
         await expect(first.locator(".evidence-go")).to_contain_text("Why is a half", timeout=WAIT)
         await first.locator(".action-status").select_option("tried")
 
