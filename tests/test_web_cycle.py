@@ -89,13 +89,19 @@ async def upload_with_consent(client: httpx.AsyncClient, data: bytes, title: str
 
 
 # What the page knows when its evidence picker lacks a note (a failure's diagnosis).
-PICKER_JS = """() => ({
-  options: [...document.querySelectorAll('#actions .evidence-add option')].map((o) => o.text),
-  notes: [...window.cocoach.shared.timeline.values()].map((n) => n.toJSON()),
-  lesson: window.cocoach.lesson(),
-  active: document.activeElement?.className,
-  visible: document.visibilityState,
-})"""
+PICKER_JS = """() => {
+  try {
+    return {
+      options: [...document.querySelectorAll('#actions .evidence-add option')].map((o) => o.text),
+      notes: window.cocoach.shared.timeline.toJSON(),
+      lesson: window.cocoach.lesson(),
+      active: document.activeElement?.className,
+      visible: document.visibilityState,
+    }
+  } catch (error) {
+    return String(error)
+  }
+}"""
 
 
 async def seek(page: Page, seconds: float) -> None:
