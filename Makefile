@@ -60,13 +60,20 @@ node-deps:
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 
-# TEST_WORKERS=2 runs the suite on two processes, a file at a time, the longest files first
-# (tests/conftest.py): 7.6 min instead of 13-15 on 2 cores. It is not the default yet: under
-# that load two real-time tests (the mixer's DTX gaps, the cycle page's evidence list) failed
-# once in CI, and CI must not be flaky. Three or four processes were slower on 2 cores.
-TEST_WORKERS ?= 0
+# The suite runs on TEST_WORKERS processes (pytest-xdist), a file at a time, the longest files
+# first (tests/conftest.py); then the few tests marked `alone` run by themselves, on a quiet
+# machine (see docs/benchmarks.md for why and for the times). TEST_WORKERS=0: one process.
+# Sharing two cores three ways, the parallel part stretches every test timeout twofold (as CI
+# does anyway) unless COCOACH_TEST_SLOWNESS says otherwise.
+TEST_WORKERS ?= 3
 pytest: $(STAMP) system-deps node-deps web
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+ifeq ($(TEST_WORKERS),0)
+	$(PY) -m pytest
+else
+	COCOACH_TEST_SLOWNESS=$${COCOACH_TEST_SLOWNESS:-2} \
+	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not alone"
+	$(PY) -m pytest -m alone
+endif
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/dist web/node_modules
