@@ -99,7 +99,10 @@ PICKER_JS = """() => {
     return {
       options: [...document.querySelectorAll('#actions .evidence-add option')].map((o) => o.text),
       notes: window.cocoach.shared.timeline.toJSON(),
-      lesson: window.cocoach.lesson(),
+      lesson: window.cocoach.currentLesson(),
+      start: window.cocoach.currentTime(),
+      playback: window.cocoach.room.playback,
+      actions: window.cocoach.shared.doc.getMap('actions').toJSON(),
       active: document.activeElement?.className,
       visible: document.visibilityState,
     }
@@ -115,6 +118,11 @@ async def seek(page: Page, seconds: float) -> None:
     await page.wait_for_function(
         f"() => Math.abs(window.cocoach.room.playback.position - {seconds}) < 0.05", timeout=WAIT
     )
+    clock = await page.evaluate(
+        "() => ({now: window.cocoach.currentTime(), info: window.cocoach.videoInfo,"
+        " playback: window.cocoach.room.playback, video: window.cocoach.videoId})"
+    )
+    assert abs(clock["now"] - seconds) < 0.05, f"the page's clock after the seek: {clock}"
 
 
 async def to_cycle(page: Page, cycle_url: str) -> None:
