@@ -7,42 +7,48 @@ import pytest
 
 from tests.support import RedisServer, Running, make_settings, redis_server, serve_in_process
 
-# The files that take longest, longest first (`pytest --durations`, one process, Dec 2026).
-# `make test` runs the suite on several processes a file at a time in collection order
-# (--dist loadfile --no-loadscope-reorder): starting the long files first keeps one of them
-# from running alone at the end. A file missing here only runs later; nothing is skipped.
+# The files that take longest (`make test`'s three processes, Dec 2026), longest first, with the
+# browser-heavy ones between lighter ones that mostly wait (the mixer, Redis restarts): the
+# first three start together and each process then takes the next file (--dist loadfile
+# --no-loadscope-reorder), so the long files start early and two pages-full of Chromium
+# seldom share the two cores. A file missing here only runs later; nothing is skipped.
 LONGEST_FIRST = [
     "test_web_live_join.py",
-    "test_fuzz.py",
-    "test_web.py",
     "test_mixer.py",
+    "test_fuzz.py",
     "test_web_voice.py",
+    "test_redis_restart.py",
+    "test_web.py",
+    "test_multiworker.py",
+    "test_clips_api.py",
     "test_supervisor.py",
     "test_web_groups.py",
-    "test_multiworker.py",
-    "test_live.py",
-    "test_redis_restart.py",
-    "test_audit.py",
-    "test_clips_api.py",
+    "test_room_socket.py",
     "test_ingest.py",
-    "test_documents_multiworker.py",
-    "test_voice.py",
-    "test_videos.py",
-    "test_package.py",
-    "test_web_cycle.py",
     "test_org_access.py",
+    "test_web_lessons.py",
+    "test_videos.py",
+    "test_live.py",
     "test_clip_media.py",
+    "test_voice.py",
+    "test_documents_multiworker.py",
+    "test_codec_isolation.py",
+    "test_package.py",
     "test_sign_in.py",
     "test_clips_multiworker.py",
-    "test_voice_multiworker.py",
     "test_live_multiworker.py",
-    "test_web_live.py",
-    "test_web_lessons.py",
-    "test_codec_isolation.py",
+    "test_cycle_report.py",
     "test_lesson_tracks.py",
-    "test_web_home.py",
+    "test_whep.py",
     "test_web_admin.py",
+    "test_voice_multiworker.py",
+    "test_web_live.py",
     "test_worker_crash.py",
+    "test_web_home.py",
+    "test_web_consent.py",
+    "test_demo_ingest.py",
+    "test_cli.py",
+    "test_audit.py",
 ]
 
 
