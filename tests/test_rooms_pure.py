@@ -362,6 +362,26 @@ def test_attaching_a_video_resets_playback_and_the_same_video_changes_nothing() 
     assert room.state.playback.video is None and room.state.duration is None
 
 
+def test_a_moment_chosen_before_the_first_lesson_is_attached_is_kept() -> None:
+    """The room's lesson is attached when the first page asks for its media, a moment after
+    the page loads: a seek made meanwhile (a link to a moment) stays, paused there, within the
+    lesson's length. Found as a note made at 0:00 just after a seek to 1.5 s, under load."""
+    room = room_with(member("m"))
+    room.handle(ControlPlayback("m", Seek(position=1.5), 2.0))
+    state = broadcast_playback(room.handle(AttachVideo("v1", 60.0, 25.0, 3.0)))
+    assert state is not None
+    assert (state.video, state.status, state.position, state.at) == ("v1", "paused", 1.5, 3.0)
+    # Past the end of the lesson: at its end.
+    room = room_with(member("m"))
+    room.handle(ControlPlayback("m", Seek(position=90.0), 2.0))
+    state = broadcast_playback(room.handle(AttachVideo("v1", 60.0, 25.0, 3.0)))
+    assert state is not None and state.position == 60.0
+    # Another lesson after that one starts from 0, as before.
+    room.handle(ControlPlayback("m", Seek(position=30.0), 4.0))
+    state = broadcast_playback(room.handle(AttachVideo("v2", 60.0, 25.0, 5.0)))
+    assert state is not None and (state.video, state.position) == ("v2", 0.0)
+
+
 # ---- step ---------------------------------------------------------------------------------
 
 

@@ -49,7 +49,7 @@ from server.rooms.events import (
     Tick,
 )
 from server.rooms.member import Member
-from server.rooms.playback import PlaybackRules, apply_intent
+from server.rooms.playback import PlaybackRules, apply_intent, position_at
 from server.rooms.roles import Permission
 from server.rooms.voice import VoiceRules, VoiceState, admit
 from server.rooms.wait import Viewer, excuse, settle, timed_out
@@ -369,12 +369,23 @@ class Room:
         # Every player loads the new video and reports again; old stalls are forgotten.
         for member_id, viewer in state.viewers.items():
             state.viewers[member_id] = Viewer(viewer.wait_for_me, viewer.ready_once)
+        before = state.playback
+        if before.video is None and event.video is not None:
+            # The room's first lesson, attached when the first page asks for its media: a
+            # moment chosen meanwhile (a link to a moment, a seek as the page loads) was chosen
+            # in this lesson, so it is kept, paused there, not sent back to 0 a second later.
+            position = position_at(before, event.now)
+            if duration is not None:
+                position = min(position, duration)
+        else:
+            position = 0.0  # another lesson: from its start
         playback = PlaybackInfo(
-            rate=state.playback.rate,
+            position=position,
+            rate=before.rate,
             at=event.now,
-            seq=state.playback.seq + 1,
+            seq=before.seq + 1,
             video=event.video,
-            presenter=state.playback.presenter,
+            presenter=before.presenter,
         )
         return self._change_playback(playback, by=None, now=event.now)
 
