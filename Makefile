@@ -61,18 +61,16 @@ node-deps:
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 
 # The suite runs on TEST_WORKERS processes (pytest-xdist), a file at a time, the longest files
-# first (tests/conftest.py); then the few tests marked `alone` run by themselves, on a quiet
-# machine (see docs/benchmarks.md for why and for the times). TEST_WORKERS=0: one process.
-# Sharing two cores three ways, the parallel part stretches every test timeout twofold (as CI
-# does anyway) unless COCOACH_TEST_SLOWNESS says otherwise.
+# first (tests/conftest.py); docs/benchmarks.md has the times. TEST_WORKERS=0: one process.
+# Sharing two cores three ways, every test timeout is stretched twofold (as CI does anyway)
+# unless COCOACH_TEST_SLOWNESS says otherwise.
 TEST_WORKERS ?= 3
 pytest: $(STAMP) system-deps node-deps web
 ifeq ($(TEST_WORKERS),0)
 	$(PY) -m pytest
 else
 	COCOACH_TEST_SLOWNESS=$${COCOACH_TEST_SLOWNESS:-2} \
-	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not alone"
-	$(PY) -m pytest -m alone
+	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 endif
 
 clean:

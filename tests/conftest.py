@@ -24,6 +24,7 @@ LONGEST_FIRST = [
     "test_supervisor.py",
     "test_web_groups.py",
     "test_room_socket.py",
+    "test_web_cycle.py",
     "test_ingest.py",
     "test_org_access.py",
     "test_web_lessons.py",

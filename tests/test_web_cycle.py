@@ -21,11 +21,6 @@ from tests.test_people_api import Env, serve_people
 from tests.video_support import clip, tus_create, tus_patch, wait_for
 from tests.web_support import artifact, chromium
 
-# Run by itself after the parallel part of `make test`: with three test processes on two cores
-# its evidence picker twice lacked a note it should have offered (30 s), and the cause is not
-# yet found (PICKER_JS says what the page had when it happens; docs/benchmarks.md).
-pytestmark = pytest.mark.alone
-
 WAIT = 3 * TIMEOUT * 1000
 TAGS = 5  # the questioning framework's
 
