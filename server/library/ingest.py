@@ -439,10 +439,12 @@ class Ingest:
 
     async def _fail(self, record: VideoRecord, error: str) -> None:
         log.info("video %s failed: %s", record.id, error)
+        # Its files go first: a record that says failed has nothing left behind (clients and
+        # the tests look as soon as they read it).
+        await asyncio.to_thread(_remove_contents, self.library.directory(record.id))
         await self.library.save(
             msgspec.structs.replace(record, status="failed", progress=0.0, error=error)
         )
-        await asyncio.to_thread(_remove_contents, self.library.directory(record.id))
 
 
 async def make_served(
