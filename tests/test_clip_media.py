@@ -30,6 +30,7 @@ from tests.video_support import (
     clip,
     http,
     library_settings,
+    removed,
     upload,
     wait_for,
 )
@@ -165,10 +166,7 @@ async def test_a_clip_is_cut_once_from_the_largest_rendition(tmp_path: Path) -> 
         assert parent is not None
         assert [r.name for r in parent.renditions] == ["360p", "720p"], parent.error
         folder = tmp_path / "videos" / lesson
-        deadline = time.monotonic() + TIMEOUT
-        while (folder / "upload").exists():  # removed just after the last rendition is saved
-            assert time.monotonic() < deadline, "the upload was not removed"
-            await asyncio.sleep(0.05)
+        await removed(folder / "upload")
         files = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
         assert sorted(files) == ["360p.webm", "720p.webm"]
 
@@ -196,7 +194,7 @@ async def test_a_clip_is_cut_once_from_the_largest_rendition(tmp_path: Path) -> 
         # Nothing of the parent was ingested again, written or removed.
         assert await videos.get(lesson) == parent
         assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == files
-        assert not (tmp_path / "videos" / made.id / "upload").exists()
+        await removed(tmp_path / "videos" / made.id / "upload")
 
         # A clip of a clip is refused; so is a range that is not one.
         with pytest.raises(InvalidField, match="is a clip"):

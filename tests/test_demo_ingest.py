@@ -9,7 +9,7 @@ from pathlib import Path
 from server.library.library import add_generated_video
 from tests.support import serve_in_process
 from tests.test_clip_media import library_of
-from tests.video_support import check_rendition, http, library_settings, wait_for
+from tests.video_support import check_rendition, http, library_settings, removed, wait_for
 
 
 async def test_a_generated_lesson_is_made_as_it_is_served(tmp_path: Path) -> None:
@@ -29,4 +29,4 @@ async def test_a_generated_lesson_is_made_as_it_is_served(tmp_path: Path) -> Non
         # What WebRTC serving needs (VP8, Opus, a keyframe each second), every frame there.
         numbers = check_rendition(tmp_path / "videos" / made.renditions[0].file)
         assert numbers == list(range(600))
-        assert not (tmp_path / "videos" / record.id / "upload").exists()
+        await removed(tmp_path / "videos" / record.id / "upload")

@@ -31,6 +31,7 @@ from tests.video_support import (
     http,
     library_settings,
     metadata,
+    removed,
     tus_create,
     tus_offset,
     tus_patch,
@@ -120,7 +121,7 @@ async def test_tus_upload_resumes_after_a_dropped_connection(library: Running, c
         assert [r["name"] for r in video["renditions"]] == ["360p"]  # a 360p source: no 720p
         file = videos_dir(library) / video["renditions"][0]["file"]
         assert check_rendition(file) == list(range(90))
-        assert not (videos_dir(library) / video_id / "upload").exists(), "source removed"
+        await removed(videos_dir(library) / video_id / "upload")
 
 
 async def _patch_and_drop(

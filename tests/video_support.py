@@ -95,6 +95,15 @@ async def upload(client: httpx.AsyncClient, data: bytes, title: str, chunk: int 
     return url.split("/")[3]
 
 
+async def removed(path: Path, what: str = "the upload") -> None:
+    """Wait (bounded) until `path` is gone: the ingest removes a video's upload just after
+    it saves the record that says ready, so a reader of that record may still see it."""
+    deadline = time.monotonic() + TIMEOUT
+    while await asyncio.to_thread(path.exists):
+        assert time.monotonic() < deadline, f"{what} was not removed: {path}"
+        await asyncio.sleep(0.05)
+
+
 async def wait_for(
     client: httpx.AsyncClient,
     video_id: str,
