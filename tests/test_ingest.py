@@ -242,8 +242,12 @@ async def test_deleting_a_video_mid_ingest_stops_its_transcoder(
     ):
         video_id = await upload(client, data, "long")
         await wait_for(client, video_id, done=("ingesting",), complete=False)
-        await asyncio.sleep(0.3)
-        assert transcoders(), "the transcoder runs in a child process"
+        # Its steps (probe, then each rendition) are children one after another: wait for one
+        # to be running, not a fixed moment that may fall between two on a loaded machine.
+        deadline = time.monotonic() + TIMEOUT
+        while not transcoders():
+            assert time.monotonic() < deadline, "the transcoder runs in a child process"
+            await asyncio.sleep(0.02)
         assert (await client.delete(f"/api/videos/{video_id}")).status_code == 204
         deadline = time.monotonic() + TIMEOUT
         while transcoders():
