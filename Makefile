@@ -62,7 +62,7 @@ node-deps:
 
 # TEST_WORKERS=3 runs the suite on three processes (pytest-xdist), a file at a time, the
 # longest files first (tests/conftest.py), with every test timeout stretched twofold (as CI
-# does anyway) unless COCOACH_TEST_SLOWNESS says otherwise: about 6.5 min instead of 13 on 2
+# does anyway) unless COCOACH_TEST_SLOWNESS says otherwise: about 6.5 min instead of 12 on 2
 # cores. Not the default yet: in clean-clone runs under that load, four real-time checks each
 # failed once (all fixed since), and CI must not be flaky (docs/benchmarks.md).
 TEST_WORKERS ?= 0

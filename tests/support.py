@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,14 @@ SLOWNESS = float(os.environ.get("COCOACH_TEST_SLOWNESS", "1"))
 TIMEOUT = 5.0 * SLOWNESS
 SECRET = "test-secret-" + "s" * 64  # long enough for HS512 too, so that case fails on the algorithm
 ADMIN_KEY = "test-admin-key"
+
+
+async def until(check: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
+    """Wait (bounded) until `check()` is true; fail saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:

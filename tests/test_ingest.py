@@ -25,7 +25,7 @@ from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import VideoRecord
-from tests.support import TIMEOUT, RedisServer, Running, serve_in_process, token
+from tests.support import TIMEOUT, RedisServer, Running, serve_in_process, token, until
 from tests.video_support import (
     check_rendition,
     clip,
@@ -244,15 +244,9 @@ async def test_deleting_a_video_mid_ingest_stops_its_transcoder(
         await wait_for(client, video_id, done=("ingesting",), complete=False)
         # Its steps (probe, then each rendition) are children one after another: wait for one
         # to be running, not a fixed moment that may fall between two on a loaded machine.
-        deadline = time.monotonic() + TIMEOUT
-        while not transcoders():
-            assert time.monotonic() < deadline, "the transcoder runs in a child process"
-            await asyncio.sleep(0.02)
+        await until(transcoders, "the transcoder to run in a child process")
         assert (await client.delete(f"/api/videos/{video_id}")).status_code == 204
-        deadline = time.monotonic() + TIMEOUT
-        while transcoders():
-            assert time.monotonic() < deadline, "the transcoder was not stopped"
-            await asyncio.sleep(0.05)
+        await until(lambda: not transcoders(), "the transcoder to be stopped")
         await asyncio.sleep(0.5)
         assert (await client.get(f"/api/videos/{video_id}")).status_code == 404
         assert not (tmp_path / "videos" / video_id).exists()

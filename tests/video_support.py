@@ -17,7 +17,7 @@ import httpx
 
 from server.library.clip import PHONE_MP4, ClipSpec, Encoding, read_frame_number, write_clip
 from server.settings import Settings
-from tests.support import ADMIN_KEY, TIMEOUT, make_settings
+from tests.support import ADMIN_KEY, TIMEOUT, make_settings, until
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_TYPE = "application/offset+octet-stream"
@@ -98,10 +98,7 @@ async def upload(client: httpx.AsyncClient, data: bytes, title: str, chunk: int 
 async def removed(path: Path, what: str = "the upload") -> None:
     """Wait (bounded) until `path` is gone: the ingest removes a video's upload just after
     it saves the record that says ready, so a reader of that record may still see it."""
-    deadline = time.monotonic() + TIMEOUT
-    while await asyncio.to_thread(path.exists):
-        assert time.monotonic() < deadline, f"{what} was not removed: {path}"
-        await asyncio.sleep(0.05)
+    await until(lambda: not path.exists(), f"{what} to be removed: {path}")
 
 
 async def wait_for(
