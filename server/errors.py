@@ -197,6 +197,15 @@ class ServiceUnavailable(CocoachError):
     close_code = CloseCode.TRY_AGAIN_LATER
 
 
+class StaleHome(CocoachError):
+    """A room's home wrote after another worker took its lease (it was cut off from Redis):
+    the write is refused and the home stops acting for the room (server/sync/fence.py)."""
+
+    code = "stale_home"
+    http_status = 503
+    close_code = CloseCode.SERVICE_RESTART
+
+
 class ConfigError(CocoachError):
     """The deployment's settings are wrong; the server refuses to start."""
 

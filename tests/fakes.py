@@ -15,6 +15,7 @@ from server.media.room_media import RoomMedia
 from server.settings import Settings
 from server.sync.audit import Actor, AuditAction, DetailValue
 from server.sync.broker import MemoryBroker
+from server.sync.fence import MemoryFence
 from server.sync.lease import MemoryLease
 from server.sync.store import RoomRecord
 from server.worker_wire import Deliver, ForwardMessage
@@ -142,6 +143,7 @@ class FakeContext(Spawner):
         self.fake_store = FakeStore(self.log)
         self._broker = MemoryBroker()
         self._lease = MemoryLease()
+        self._fence = MemoryFence(self._lease, self.fake_store, self._broker)  # type: ignore[arg-type]
         self.records = records
         self.alive_workers = {"w1"}
         self.delivered: list[Deliver] = []
@@ -167,6 +169,10 @@ class FakeContext(Spawner):
     @property
     def lease(self) -> MemoryLease:
         return self._lease
+
+    @property
+    def fence(self) -> MemoryFence:
+        return self._fence
 
     def alive(self, worker: str) -> bool:
         return worker in self.alive_workers

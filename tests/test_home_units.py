@@ -82,7 +82,9 @@ class Home:
 @pytest_asyncio.fixture
 async def home(tmp_path: Path) -> AsyncIterator[Home]:
     made = Home(tmp_path)
-    task = asyncio.create_task(made.home.run())
+    since = asyncio.get_running_loop().time()
+    token = await made.context.lease.take("r1", "w1", made.context.settings.lease_ttl)
+    task = asyncio.create_task(made.home.run(token, since))
     await made.until(lambda: made.home.room is not None, "the room to load")
     try:
         yield made

@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -15,10 +16,12 @@ import redis.asyncio as aioredis
 
 from server.cycles.directory import Cycles
 from server.cycles.model import Cycle, Score
-from server.errors import Conflict
+from server.errors import Conflict, StaleHome
 from server.sync.broker import Broker, MemoryBroker
+from server.sync.fence import Fence, MemoryFence
 from server.sync.lease import Lease, MemoryLease
 from server.sync.redis_broker import RedisBroker
+from server.sync.redis_fence import RedisFence
 from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
 from server.sync.sqlite_store import SqliteStore
@@ -79,6 +82,39 @@ async def lease(request: pytest.FixtureRequest) -> AsyncIterator[Lease]:
     client = aioredis.Redis.from_url(server.url)
     yield RedisLease(client)
     await client.aclose()
+
+
+@dataclass
+class Fenced:
+    """What a room's home writes through, on one backend."""
+
+    lease: Lease
+    fence: Fence
+    store: Store
+    broker: Broker
+
+
+@pytest.fixture(params=KINDS)
+async def fenced(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Fenced]:
+    if request.param == "embedded":
+        memory_lease, memory_broker = MemoryLease(), MemoryBroker()
+        sqlite = SqliteStore(tmp_path / "store.sqlite3")
+        yield Fenced(
+            memory_lease, MemoryFence(memory_lease, sqlite, memory_broker), sqlite, memory_broker
+        )
+        await sqlite.close()
+        return
+    server: RedisServer = request.getfixturevalue("redis")
+    client = aioredis.Redis.from_url(server.url)
+    redis_broker = RedisBroker(client)
+    reader = asyncio.create_task(redis_broker.run())
+    try:
+        yield Fenced(RedisLease(client), RedisFence(client), RedisStore(client), redis_broker)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await redis_broker.close()
+        await client.aclose()
 
 
 # ---- Broker -------------------------------------------------------------------------------
@@ -345,3 +381,51 @@ async def test_cycles_and_their_scores_read_the_same_from_either_store(store: St
     assert [(s.scorer, s.level, s.evidence) for s in found] == sorted(
         [(coach, 4, ()), (teacher, 2, ())]
     )
+
+
+# ---- Lease with fencing tokens, and the Fence ---------------------------------------------
+
+
+async def test_every_take_gives_a_larger_token(lease: Lease) -> None:
+    room = unique("room")
+    first = await lease.take(room, "a", 5.0)
+    assert first > 0
+    assert await lease.take(room, "b", 5.0) == 0  # a holds it
+    again = await lease.take(room, "a", 5.0)  # a second home on the same worker
+    assert again > first
+    await lease.release(room, "a")
+    taken = await lease.take(room, "b", 5.0)
+    assert taken > again and await lease.holder(room) == "b"
+    assert await lease.renew(room, "b", 5.0)
+
+
+async def test_the_fence_lets_only_the_current_holder_write(fenced: Fenced) -> None:
+    room = unique("room")
+    channel = unique("chan")
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+    await fenced.broker.subscribe(channel, got.put_nowait)
+
+    old = await fenced.lease.take(room, "a", 0.3)
+    await fenced.fence.save_room_state(room, "a", old, b"by a")
+    await fenced.fence.publish(room, "a", old, channel, b"from a")
+    assert await asyncio.wait_for(got.get(), TIMEOUT) == b"from a"
+    assert await fenced.store.load_room_state(room) == b"by a"
+
+    await asyncio.sleep(0.5)  # a's lease lapses: nobody holds it, so nobody may write
+    with pytest.raises(StaleHome):
+        await fenced.fence.save_room_state(room, "a", old, b"lapsed")
+
+    new = await fenced.lease.take(room, "b", 5.0)
+    await fenced.fence.save_room_state(room, "b", new, b"by b")
+    # a comes back with what it had in flight: refused, and b's state stays.
+    with pytest.raises(StaleHome):
+        await fenced.fence.save_room_state(room, "a", old, b"late a")
+    with pytest.raises(StaleHome):
+        await fenced.fence.publish(room, "a", old, channel, b"late a")
+    # A worker's own older token is refused too (a home it ran before).
+    with pytest.raises(StaleHome):
+        await fenced.fence.save_room_state(room, "b", old, b"old b")
+    assert await fenced.store.load_room_state(room) == b"by b"
+    await fenced.fence.publish(room, "b", new, channel, b"from b")
+    assert await asyncio.wait_for(got.get(), TIMEOUT) == b"from b"
+    assert got.empty()

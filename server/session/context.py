@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from server.media.room_media import RoomMedia
 from server.settings import Settings
 from server.sync.broker import Broker
+from server.sync.fence import Fence
 from server.sync.lease import Lease
 from server.sync.store import RoomRecord, Store
 from server.worker_wire import Deliver, ForwardMessage
@@ -42,6 +43,9 @@ class WorkerContext(Tasks, Protocol):
 
     @property
     def lease(self) -> Lease: ...
+
+    @property
+    def fence(self) -> Fence: ...
 
     def alive(self, worker: str) -> bool:
         """Whether `worker` is heard from (a home declares the others' members gone)."""

@@ -16,7 +16,7 @@ from typing import Any, assert_never
 import msgspec
 
 from server.codec import decode_as, encode
-from server.errors import ServiceUnavailable
+from server.errors import ServiceUnavailable, StaleHome
 from server.media.host import MediaHost
 from server.media.room_media import HoldFrames, Lesson, LessonFinder, RoomMedia
 from server.messages import LiveInfo, ServerMessage, Welcome
@@ -69,6 +69,11 @@ from server.worker_wire import (
 log = logging.getLogger(__name__)
 
 ACTIVE_TICKS_FOR = 2.0  # seconds after its last frame that a home keeps sending ticks
+# The share of the lease's time from a renewal's sending that a home trusts it still holds the
+# lease: the rest is the margin for delays between the home's clock and Redis's expiry.
+LEASE_TRUSTED = 0.8
+LOST = "lost"  # another worker holds the lease
+CUT_OFF = "cut off"  # the lease could not be renewed, or a write ahead failed, in time
 
 
 def to_event(message: ForwardMessage, now: float) -> Event:
@@ -120,6 +125,8 @@ class RoomHome:
         self.id = room_id
         self.title = title
         self.room: Room | None = None
+        self.token = 0  # the lease's fencing token, set by `run`
+        self._valid_until = 0.0  # the event loop's time until which we surely hold the lease
         self.idle_since: float | None = None
         self._inbox: asyncio.Queue[ForwardMessage | Event] = asyncio.Queue(
             maxsize=context.settings.home_inbox
@@ -171,42 +178,64 @@ class RoomHome:
 
     # ---- running ------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Serve as the room's home until cancelled or the lease is lost."""
+    async def run(self, token: int, since: float) -> str:
+        """Serve as the room's home until cancelled, the lease is lost (`LOST`), or this worker
+        is cut off from Redis (`CUT_OFF`); which of the two it was. `token` is the fencing
+        token the lease was taken with, `since` (the event loop's clock) when taking it began."""
+        self.token = token
+        self._valid_until = since + self.context.settings.lease_ttl * LEASE_TRUSTED
         data = await self.context.store.load_room_state(self.id)
         state = decode_as(data, RoomState) if data is not None else None
         self.room = Room(
             self.id, self.title, state=state, talk_measured=self.talk_measured, cycle=self.cycle
         )
         self.media.follow(self.room.state.playback)
-        log.info("worker %s is now home of room %s", self.context.id, self.id)
+        log.info("worker %s is now home of room %s (token %d)", self.context.id, self.id, token)
         await self._publish(HomeChanged(self.context.id))
         async with asyncio.TaskGroup() as group:
             inbox = group.create_task(self._process())
             media = group.create_task(self.media.run(self.room.state.live))
-            await self._keep_lease()
-            inbox.cancel()
-            media.cancel()
+            keeper = group.create_task(self._keep_lease())
+            await asyncio.wait({inbox, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            ended = keeper.result() if keeper.done() else inbox.result()
+            for task in (inbox, media, keeper):
+                task.cancel()
+        return ended
 
-    async def _keep_lease(self) -> None:
-        """Renew until another worker holds the lease. While Redis cannot be reached we stay
-        home: nobody else can take the lease then, and our clients are still served. A lease
+    async def _keep_lease(self) -> str:
+        """Renew until another worker holds the lease (`LOST`). A home that cannot renew stops
+        (`CUT_OFF`) before the lease could lapse: a renewal sent at t keeps the lease until at
+        least t + lease_ttl on Redis's clock, and we trust it only for part of that. A lease
         that lapsed meanwhile (or that a Redis restart forgot) is taken again if it is free."""
         settings, lease, me = self.context.settings, self.context.lease, self.context.id
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(settings.lease_ttl / 4)
+            sent = loop.time()
             try:
-                if await lease.renew(self.id, me, settings.lease_ttl):
-                    continue
-                if not await lease.acquire(self.id, me, settings.lease_ttl):
-                    log.warning("worker %s lost the lease of room %s", me, self.id)
-                    return
-                log.info("room %s: lease had lapsed; taken again", self.id)
-                await self._persist()  # the store may have lost the room's state too
+                async with asyncio.timeout_at(self._valid_until):
+                    if not await lease.renew(self.id, me, settings.lease_ttl):
+                        token = await lease.take(self.id, me, settings.lease_ttl)
+                        if not token:
+                            log.warning("worker %s lost the lease of room %s", me, self.id)
+                            return LOST
+                        self.token = token
+                        log.info("room %s: lease had lapsed; taken again", self.id)
+                        await self._persist()  # the store may have lost the room's state too
+            except TimeoutError:
+                log.warning("room %s: lease not renewed in time; stepping down", self.id)
+                return CUT_OFF
             except ServiceUnavailable as exc:
-                log.debug("room %s: lease not renewed (%s); still home", self.id, exc)
+                log.debug("room %s: lease not renewed (%s); trying again", self.id, exc)
+                continue
+            except StaleHome:
+                return LOST
+            self._valid_until = sent + settings.lease_ttl * LEASE_TRUSTED
 
-    async def _process(self) -> None:
+    async def _process(self) -> str:
+        """Run intents until a write ahead fails; then the home stops (`CUT_OFF`, or `LOST` if
+        another worker holds the lease): the room in memory has moved past what is saved, and
+        nobody may be told about a change that is not."""
         assert self.room is not None
         while True:
             batch = [await self._inbox.get()]
@@ -218,7 +247,14 @@ class RoomHome:
                 effects += self.room.handle(event)
             # Write ahead: what any client is told about must survive this worker's crash.
             if any(isinstance(effect, Persist) for effect in effects):
-                await self._persist()
+                try:
+                    await self._save()
+                except StaleHome as exc:
+                    log.warning("%s; stepping down", exc)
+                    return LOST
+                except ServiceUnavailable as exc:
+                    log.warning("room %s: state not persisted (%s); stepping down", self.id, exc)
+                    return CUT_OFF
             for effect in effects:
                 await self._run(effect)
             self.media.follow(self.room.state.playback)
@@ -262,23 +298,40 @@ class RoomHome:
             self._published_at = time.monotonic()
         envelope = FromHome(self.context.id, self._out_seq, message)
         try:
-            await self.context.broker.publish(out_channel(self.id), encode(envelope))
-        except ServiceUnavailable as exc:
+            await self.context.fence.publish(
+                self.id, self.context.id, self.token, out_channel(self.id), encode(envelope)
+            )
+        except (ServiceUnavailable, StaleHome) as exc:
+            # A stale home's keeper finds out at its next renewal and stops.
             log.warning("room %s: publish failed: %s", self.id, exc)
 
     async def leaving(self) -> None:
-        await self._publish(HomeLeaving(self.context.id))
+        """Say we are gone, once the lease is given up: not fenced, it only makes the other
+        workers look for the room's home again."""
+        self._out_seq += 1
+        envelope = FromHome(self.context.id, self._out_seq, HomeLeaving(self.context.id))
+        try:
+            await self.context.broker.publish(out_channel(self.id), encode(envelope))
+        except ServiceUnavailable as exc:
+            log.warning("room %s: could not say it is leaving: %s", self.id, exc)
 
     async def persist(self) -> None:
         """Write the room's state again (after the store restarted and may have lost it)."""
-        await self._persist()
+        try:
+            await self._persist()
+        except StaleHome as exc:
+            log.warning("%s", exc)
 
     async def _persist(self) -> None:
-        assert self.room is not None
         try:
-            await self.context.store.save_room_state(self.id, encode(self.room.state))
+            await self._save()
         except ServiceUnavailable as exc:
             log.warning("room %s: state not persisted: %s", self.id, exc)
+
+    async def _save(self) -> None:
+        assert self.room is not None
+        data = encode(self.room.state)
+        await self.context.fence.save_room_state(self.id, self.context.id, self.token, data)
 
     def _attach(self, lesson: Lesson) -> None:
         """A viewer asked for `lesson`: make it the room's, if it is not already."""

@@ -39,7 +39,7 @@ from server.rooms.member import Member
 from server.session import talk_record
 from server.session.connection import Connection
 from server.session.documents import Documents
-from server.session.home import RoomHome
+from server.session.home import CUT_OFF, RoomHome
 from server.session.lessons import Lessons
 from server.session.liveness import Liveness
 from server.session.local_room import LocalRoom
@@ -67,6 +67,7 @@ class Worker:
         self.broker = backend.broker
         self.store = backend.store
         self.lease = backend.lease
+        self.fence = backend.fence
         self.backend = backend
         self.liveness = Liveness(self.id, settings.worker_timeout, solo=backend.kind == "embedded")
         self.rooms: dict[str, LocalRoom] = {}
@@ -415,11 +416,12 @@ class Worker:
         # publish must reach us.
         await self.broker.subscribe(home_channel(record.id), home.on_forward)
         await self.broker.subscribe(media_channel(record.id), on_media)
+        since = asyncio.get_running_loop().time()
         try:
-            acquired = await self.lease.acquire(record.id, self.id, self.settings.lease_ttl)
+            token = await self.lease.take(record.id, self.id, self.settings.lease_ttl)
         except ServiceUnavailable:
-            acquired = False
-        if not acquired:
+            token = 0
+        if not token:
             await self.broker.unsubscribe(home_channel(record.id), home.on_forward)
             await self.broker.unsubscribe(media_channel(record.id), on_media)
             self._media_requests.pop(record.id, None)
@@ -432,13 +434,14 @@ class Worker:
         context.run(logs.REQUEST_ID.set, None)
         context.run(logs.ROOM.set, record.id)
         self._home_tasks[record.id] = self._group.create_task(
-            self._serve_home(home), name=f"home {record.id}", context=context
+            self._serve_home(home, token, since), name=f"home {record.id}", context=context
         )
         return True
 
-    async def _serve_home(self, home: RoomHome) -> None:
+    async def _serve_home(self, home: RoomHome, token: int, since: float) -> None:
+        ended = None
         try:
-            await home.run()
+            ended = await home.run(token, since)
         except ServiceUnavailable as exc:
             log.warning("home of room %s stopped: %s", home.id, exc)
         except Exception:
@@ -449,7 +452,17 @@ class Worker:
             local = self.rooms.get(home.id)
             if local is not None and local.home == self.id:
                 local.home = None  # the tick finds the next home
+                if ended == CUT_OFF:
+                    self._send_elsewhere(local)
             await self._leave_home(home)
+
+    def _send_elsewhere(self, local: LocalRoom) -> None:
+        """This worker cannot reach Redis, so it cannot serve the room: its members are told to
+        connect again, which takes them to a worker that can (or back here once it can)."""
+        reason = "the room's server lost its database: reconnect"
+        for connection in list(local.connections.values()):
+            connection.deliver(encode(Reconnect(reason="room moving to another server")))
+            connection.drop(CloseCode.SERVICE_RESTART, reason)
 
     async def _leave_home(self, home: RoomHome) -> None:
         try:

@@ -15,10 +15,12 @@ from server.settings import Settings
 from server.sync.audit import AuditLog
 from server.sync.broker import Broker, MemoryBroker
 from server.sync.doclog import DocLog
+from server.sync.fence import Fence, MemoryFence
 from server.sync.lease import Lease, MemoryLease
 from server.sync.redis_audit import RedisAuditLog
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_doclog import RedisDocLog
+from server.sync.redis_fence import RedisFence
 from server.sync.redis_lease import RedisLease
 from server.sync.redis_store import RedisStore
 from server.sync.sqlite_audit import SqliteAuditLog
@@ -33,6 +35,7 @@ class Backend:
     broker: Broker
     store: Store
     lease: Lease
+    fence: Fence  # the writes a room's home makes, checked against its lease
     doclog: DocLog
     audit: AuditLog
 
@@ -91,8 +94,10 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
     if settings.redis is None:
         async with open_store(settings) as store, open_audit(settings) as audit:
             doclog = SqliteDocLog(settings.data / "documents.sqlite3")
+            memory_broker, lease = MemoryBroker(), MemoryLease()
+            fence = MemoryFence(lease, store, memory_broker)
             try:
-                yield Backend("embedded", MemoryBroker(), store, MemoryLease(), doclog, audit)
+                yield Backend("embedded", memory_broker, store, lease, fence, doclog, audit)
             finally:
                 await doclog.close()
         return
@@ -107,6 +112,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
                     broker,
                     RedisStore(client),
                     RedisLease(client),
+                    RedisFence(client),
                     RedisDocLog(client, broker),
                     RedisAuditLog(client, settings.audit_max_events),
                 )

@@ -33,6 +33,16 @@ def lease_key(room: str) -> str:
     return room_key(room, "lease")
 
 
+def fence_key(room: str) -> str:
+    """The last fencing token of the room's lease: a counter that never goes back."""
+    return room_key(room, "fence")
+
+
+def state_key(room: str) -> str:
+    """The room's state as its home last persisted it."""
+    return room_key(room, "state")
+
+
 def talk_key(room: str) -> str:
     """The room's talk record: a list of stretches of talk (who spoke when), oldest first."""
     return room_key(room, "talk")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis.asyncio as redis
 
-from server.sync.keys import lease_key
+from server.sync.keys import fence_key, lease_key
 from server.sync.redis_errors import unavailable
 
 _ACQUIRE = """
@@ -18,6 +18,17 @@ elseif current == ARGV[1] then
   return 1
 end
 return 0
+"""
+
+# KEYS: the lease, its fencing counter. A token is handed out on every success, so a second
+# home of one worker (the first stepped down, its writes perhaps still in flight) is told apart.
+_TAKE = """
+local current = redis.call('GET', KEYS[1])
+if current ~= false and current ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return redis.call('INCR', KEYS[2])
 """
 
 _RENEW = """
@@ -39,12 +50,18 @@ class RedisLease:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._acquire = client.register_script(_ACQUIRE)
+        self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     async def acquire(self, room: str, worker: str, ttl: float) -> bool:
         with unavailable("redis lease failed"):
             return bool(await self._acquire(keys=[lease_key(room)], args=[worker, _ms(ttl)]))
+
+    async def take(self, room: str, worker: str, ttl: float) -> int:
+        with unavailable("redis lease failed"):
+            keys = [lease_key(room), fence_key(room)]
+            return int(await self._take(keys=keys, args=[worker, _ms(ttl)]))
 
     async def renew(self, room: str, worker: str, ttl: float) -> bool:
         with unavailable("redis lease failed"):

@@ -10,6 +10,7 @@ from server.sync.keys import (
     VIDEOS_INDEX,
     records_key,
     room_key,
+    state_key,
     talk_key,
     video_key,
 )
@@ -79,11 +80,11 @@ class RedisStore:
 
     async def save_room_state(self, room_id: str, data: bytes) -> None:
         with unavailable("redis store failed"):
-            await self._client.set(room_key(room_id, "state"), data)
+            await self._client.set(state_key(room_id), data)
 
     async def load_room_state(self, room_id: str) -> bytes | None:
         with unavailable("redis store failed"):
-            data = await self._client.get(room_key(room_id, "state"))
+            data = await self._client.get(state_key(room_id))
         return None if data is None else _bytes(data)
 
     async def append_talk(self, room_id: str, data: bytes) -> bool:

@@ -1,0 +1,48 @@
+"""Redis fence: each write is one Lua call that first checks the room's lease and its fencing
+token (keys of the room's own hash tag, so a cluster runs it on the room's node)."""
+
+from __future__ import annotations
+
+import redis.asyncio as redis
+
+from server.errors import StaleHome
+from server.sync.keys import fence_key, lease_key, state_key
+from server.sync.redis_errors import unavailable
+
+_HOLDS = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
+  return -1
+end
+"""
+
+# KEYS: lease, fence, state; ARGV: worker, token, data.
+_SAVE = _HOLDS + "redis.call('SET', KEYS[3], ARGV[3])\nreturn 1\n"
+
+# KEYS: lease, fence; ARGV: worker, token, channel, message.
+_PUBLISH = _HOLDS + "return redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+
+
+class RedisFence:
+    def __init__(self, client: redis.Redis) -> None:
+        self._save = client.register_script(_SAVE)
+        self._publish = client.register_script(_PUBLISH)
+
+    async def save_room_state(self, room: str, worker: str, token: int, data: bytes) -> None:
+        keys = [lease_key(room), fence_key(room), state_key(room)]
+        with unavailable("redis store failed"):
+            done = await self._save(keys=keys, args=[worker, token, data])
+        _check(room, worker, int(done))
+
+    async def publish(
+        self, room: str, worker: str, token: int, channel: str, message: bytes
+    ) -> None:
+        with unavailable("redis publish failed"):
+            done = await self._publish(
+                keys=[lease_key(room), fence_key(room)], args=[worker, token, channel, message]
+            )
+        _check(room, worker, int(done))
+
+
+def _check(room: str, worker: str, done: int) -> None:
+    if done < 0:
+        raise StaleHome(f"room {room!r}: worker {worker} no longer holds the lease")
