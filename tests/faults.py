@@ -43,7 +43,8 @@ class FaultyProxy:
 
     @contextlib.asynccontextmanager
     async def stalled(self):  # type: ignore[no-untyped-def]
-        """Forward nothing, either way, inside the block."""
+        """Forward nothing, either way, inside the block: a network partition. What was sent
+        meanwhile arrives after it (TCP retransmits); a new connection gets through only then."""
         self._flowing.clear()
         try:
             yield
@@ -51,6 +52,7 @@ class FaultyProxy:
             self._flowing.set()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        await self._flowing.wait()
         try:
             server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

@@ -140,6 +140,26 @@ async def join(
         yield client
 
 
+@contextlib.asynccontextmanager
+async def rejoin(
+    base: str, room: str, role: Role | str, name: str, timeout: float = 4 * TIMEOUT
+) -> AsyncIterator[Client]:
+    """Join as a client told to reconnect does: again and again (bounded) until welcomed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stack = contextlib.AsyncExitStack()
+        try:
+            client = await stack.enter_async_context(join(base, room, role, name))
+            break
+        except (OSError, websockets.ConnectionClosed, AssertionError, TimeoutError):
+            await stack.aclose()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    async with stack:
+        yield client
+
+
 @dataclass
 class Running:
     base: str

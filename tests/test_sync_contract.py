@@ -202,6 +202,15 @@ async def test_store_room_state(store: Store) -> None:
     assert await store.load_room_state(room_id) == b"\x00two"
 
 
+async def test_store_seeds_a_room_state_only_where_there_is_none(store: Store) -> None:
+    room_id = unique("room")
+    assert await store.seed_room_state(room_id, b"kept")
+    assert not await store.seed_room_state(room_id, b"again")
+    await store.save_room_state(room_id, b"by its home")
+    assert not await store.seed_room_state(room_id, b"late")
+    assert await store.load_room_state(room_id) == b"by its home"
+
+
 async def test_store_talk_appends_in_order_and_rooms_are_separate(store: Store) -> None:
     one, two = unique("room"), unique("room")
     assert await store.load_talk(one) == []

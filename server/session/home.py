@@ -126,6 +126,7 @@ class RoomHome:
         self.title = title
         self.room: Room | None = None
         self.token = 0  # the lease's fencing token, set by `run`
+        self.saved: bytes | None = None  # the state last persisted
         self._valid_until = 0.0  # the event loop's time until which we surely hold the lease
         self.idle_since: float | None = None
         self._inbox: asyncio.Queue[ForwardMessage | Event] = asyncio.Queue(
@@ -332,6 +333,7 @@ class RoomHome:
         assert self.room is not None
         data = encode(self.room.state)
         await self.context.fence.save_room_state(self.id, self.context.id, self.token, data)
+        self.saved = data
 
     def _attach(self, lesson: Lesson) -> None:
         """A viewer asked for `lesson`: make it the room's, if it is not already."""

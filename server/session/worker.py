@@ -59,6 +59,10 @@ from server.worker_wire import (
 
 log = logging.getLogger(__name__)
 
+# After it sees the store restarted, a worker takes no room for this many ticks: time for
+# every worker to notice too (at its next tick) and give back the rooms' states it kept.
+RESEED_TICKS = 3
+
 
 class Worker:
     def __init__(self, settings: Settings, backend: Backend) -> None:
@@ -76,6 +80,10 @@ class Worker:
         self.orgs = Orgs.parse(settings.orgs, settings.default_org)
         self._group: asyncio.TaskGroup | None = None
         self._store_epoch: str | None = None
+        # The states of rooms whose home here was cut off from the store, as last saved: given
+        # back if the store comes back without them (a Redis restart without AOF).
+        self._orphans: dict[str, bytes] = {}
+        self._reseeded_at: float | None = None  # when this worker last saw the store restart
         self._home_tasks: dict[str, asyncio.Task[None]] = {}
         self._media_requests: dict[str, Callable[[bytes], None]] = {}  # by room, as subscribed
         self.metrics = Metrics()
@@ -399,6 +407,12 @@ class Worker:
             return True
         if self.draining:
             return False  # a stopping worker takes no rooms; another worker will
+        await self._watch_store()
+        grace = RESEED_TICKS * self.settings.heartbeat_interval
+        if self._reseeded_at is not None and time.monotonic() - self._reseeded_at < grace:
+            # The store restarted and forgot the rooms: every worker gives back the state of
+            # the rooms it was home of first (within a tick), or this home would start empty.
+            return False
         home = RoomHome(
             self,
             record.id,
@@ -454,6 +468,8 @@ class Worker:
                 local.home = None  # the tick finds the next home
                 if ended == CUT_OFF:
                     self._send_elsewhere(local)
+            if ended == CUT_OFF and home.saved is not None:
+                self._orphans[home.id] = home.saved
             await self._leave_home(home)
 
     def _send_elsewhere(self, local: LocalRoom) -> None:
@@ -500,14 +516,19 @@ class Worker:
         epoch = await self.store.epoch()
         if self._store_epoch is None or epoch == self._store_epoch:
             self._store_epoch = epoch
+            self._orphans.clear()  # the store kept them: the rooms' next homes load them
             return
         log.warning("the store restarted (%s -> %s): re-seeding", self._store_epoch, epoch)
         self._store_epoch = epoch
+        self._reseeded_at = time.monotonic()
         for record in list(self._records.values()):
             with contextlib.suppress(Conflict):  # it kept its data
                 await self.store.create_room(record)
         for room_home in list(self.homes.values()):
             await room_home.persist()
+        for room_id, state in list(self._orphans.items()):
+            await self.store.seed_room_state(room_id, state)  # unless a new home wrote one
+        self._orphans.clear()
         await self.documents.reseed()
 
     # ---- liveness -----------------------------------------------------------------------

@@ -82,6 +82,10 @@ class RedisStore:
         with unavailable("redis store failed"):
             await self._client.set(state_key(room_id), data)
 
+    async def seed_room_state(self, room_id: str, data: bytes) -> bool:
+        with unavailable("redis store failed"):
+            return bool(await self._client.set(state_key(room_id), data, nx=True))
+
     async def load_room_state(self, room_id: str) -> bytes | None:
         with unavailable("redis store failed"):
             data = await self._client.get(state_key(room_id))

@@ -84,6 +84,15 @@ class SqliteStore(SqliteDatabase):
             )
         )
 
+    async def seed_room_state(self, room_id: str, data: bytes) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute(
+                "INSERT INTO room_state (id, data) VALUES (?, ?) ON CONFLICT(id) DO NOTHING",
+                (room_id, data),
+            )
+        )
+        return cursor.rowcount > 0
+
     async def load_room_state(self, room_id: str) -> bytes | None:
         row = await self._run(
             lambda db: db.execute("SELECT data FROM room_state WHERE id = ?", (room_id,)).fetchone()

@@ -116,6 +116,10 @@ class Store(Protocol):
 
     async def load_room_state(self, room_id: str) -> bytes | None: ...
 
+    async def seed_room_state(self, room_id: str, data: bytes) -> bool:
+        """Write the room's state only if the store has none (it restarted and forgot it, and
+        no home wrote one since); True if written."""
+
     async def append_talk(self, room_id: str, data: bytes) -> bool:
         """Add one stretch of talk (opaque bytes, a few dozen) to the room's talk record.
         False, and nothing written, once the record holds MAX_TALK_SEGMENTS stretches."""
