@@ -306,6 +306,10 @@ class RoomHome:
             # A stale home's keeper finds out at its next renewal and stops.
             log.warning("room %s: publish failed: %s", self.id, exc)
 
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Publish as the room's home: refused (`StaleHome`) once another worker holds it."""
+        await self.context.fence.publish(self.id, self.context.id, self.token, channel, message)
+
     async def leaving(self) -> None:
         """Say we are gone, once the lease is given up: not fenced, it only makes the other
         workers look for the room's home again."""

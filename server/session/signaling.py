@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import assert_never
 
 import msgspec
 
 from server.codec import encode
-from server.errors import CocoachError, RelayedError, ServiceUnavailable
+from server.errors import CocoachError, RelayedError, ServiceUnavailable, StaleHome
 from server.media.room_media import RoomMedia
 from server.media_wire import (
     LeaveRequest,
@@ -34,6 +35,8 @@ from server.sync.audit import Actor
 from server.sync.keys import media_channel, reply_channel
 
 log = logging.getLogger(__name__)
+
+Reply = Callable[[str, bytes], Awaitable[None]]  # publish (channel, message) as the home
 
 
 def _actor(request: WatchRequest | PublishRequest | VoiceRequest) -> Actor:
@@ -152,17 +155,22 @@ class MediaRouter:
 
     # ---- serving, as a room's home ------------------------------------------------------
 
-    def on_request(self, media: RoomMedia, data: bytes) -> None:
+    def on_request(self, media: RoomMedia, reply: Reply, data: bytes) -> None:
+        """A request for the room's home (here); `reply` publishes the answer, fenced like
+        every other write of the home, so a home that lost the room cannot answer for it."""
         try:
             request = decode_media_request(data)
         except msgspec.DecodeError as exc:
             log.error("room %s: undecodable media request: %s", media.room_id, exc)
             return
-        self.context.spawn(self._answer(media, request), f"media {media.room_id}")
+        self.context.spawn(self._answer(media, reply, request), f"media {media.room_id}")
 
-    async def _answer(self, media: RoomMedia, request: MediaRequest) -> None:
-        reply = await serve(media, request)
-        await self.context.broker.publish(reply_channel(request.reply_to), encode(reply))
+    async def _answer(self, media: RoomMedia, reply: Reply, request: MediaRequest) -> None:
+        answer = await serve(media, request)
+        try:
+            await reply(reply_channel(request.reply_to), encode(answer))
+        except StaleHome as exc:
+            log.warning("media answer not sent: %s", exc)
 
 
 def new_request_id() -> str:

@@ -425,7 +425,9 @@ class Worker:
             talk_measured=talk_record.measured(self.settings, self.orgs, record.org),
             cycle=record.cycle,
         )
-        on_media = self._media_requests[record.id] = partial(self.media.on_request, home.media)
+        on_media = self._media_requests[record.id] = partial(
+            self.media.on_request, home.media, home.publish
+        )
         # Subscribe before taking the lease: once others can see us as home, intents they
         # publish must reach us.
         await self.broker.subscribe(home_channel(record.id), home.on_forward)
