@@ -24,6 +24,10 @@ class Settings:
     port: int = 8000
     data: Path = Path("data")
     redis: str | None = None  # None: embedded mode (in-memory broker, SQLite store)
+    # A document edit is acknowledged (relayed) only once this many Redis replicas have it
+    # (WAIT), within redis_wait_ms; until then it is treated as with Redis away.
+    redis_wait_replicas: int = 0
+    redis_wait_ms: int = 1000
     worker_id: str | None = None  # None: a random id per process
     secret: str | None = None  # None: read or create <data>/secret
     admin_key: str | None = None  # None: read or create <data>/admin_key

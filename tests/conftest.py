@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RedisServer, Running, make_settings, redis_server, serve_in_process
+from tests.support import (
+    RedisServer,
+    Running,
+    make_settings,
+    redis_server,
+    replica_of,
+    serve_in_process,
+)
 
 # The files that take longest (`make test`'s three processes, Dec 2026), longest first, with the
 # browser-heavy ones between lighter ones that mostly wait (the mixer, Redis restarts): the
@@ -72,6 +79,13 @@ def redis() -> Iterator[RedisServer]:
     """One real redis-server on a free port for the whole run; tests use their own keys."""
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def replicated_redis() -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A redis-server and its replica, for the whole run: (primary, replica)."""
+    with redis_server() as primary, replica_of(primary) as replica:
+        yield primary, replica
 
 
 @pytest.fixture

@@ -218,6 +218,7 @@ class RedisServer:
     process: subprocess.Popen[bytes]
     directory: Path
     appendonly: bool = False
+    extra: tuple[str, ...] = ()  # more redis-server arguments (a replica's `--replicaof`, ...)
 
     @property
     def url(self) -> str:
@@ -228,10 +229,12 @@ class RedisServer:
         self.process.wait(TIMEOUT)
 
     def start(self) -> None:
-        self.process = _spawn_redis(self.port, self.directory, self.appendonly)
+        self.process = _spawn_redis(self.port, self.directory, self.appendonly, self.extra)
 
 
-def _spawn_redis(port: int, directory: Path, appendonly: bool) -> subprocess.Popen[bytes]:
+def _spawn_redis(
+    port: int, directory: Path, appendonly: bool, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     assert binary, (
         "redis-server is not installed: .ci/run installs it (apt-get install redis-server)"
@@ -251,6 +254,7 @@ def _spawn_redis(port: int, directory: Path, appendonly: bool) -> subprocess.Pop
             "always",
             "--dir",
             str(directory),
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -285,23 +289,44 @@ def _until_ours(process: subprocess.Popen[bytes], port: int) -> subprocess.Popen
 
 
 @contextlib.contextmanager
-def redis_server(appendonly: bool = False) -> Iterator[RedisServer]:
+def redis_server(appendonly: bool = False, extra: tuple[str, ...] = ()) -> Iterator[RedisServer]:
     directory = Path(tempfile.mkdtemp(prefix="cocoach-redis-"))
     for attempt in range(5):
         port = free_port()
         try:
-            process = _spawn_redis(port, directory, appendonly)
+            process = _spawn_redis(port, directory, appendonly, extra)
             break
         except AssertionError:
             if attempt == 4:
                 raise
-    server = RedisServer(port, process, directory, appendonly)
+    server = RedisServer(port, process, directory, appendonly, extra)
     try:
         yield server
     finally:
         server.process.kill()
         server.process.wait()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def replica_of(primary: RedisServer) -> Iterator[RedisServer]:
+    """A redis-server replicating `primary`, returned once it is in sync."""
+    with redis_server(extra=("--replicaof", "127.0.0.1", str(primary.port))) as replica:
+        wait_in_sync(replica)
+        yield replica
+
+
+def wait_in_sync(replica: RedisServer) -> None:
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(replica.url)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while client.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not sync"
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 # ---- worker processes ---------------------------------------------------------------------

@@ -18,19 +18,24 @@ from server.sync.sqlite_doclog import SqliteDocLog
 from tests.support import TIMEOUT, RedisServer
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", "redis", "redis-wait-replica"])
 async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DocLog]:
     if request.param == "embedded":
         sqlite = SqliteDocLog(tmp_path / "docs.sqlite3")
         yield sqlite
         await sqlite.close()
         return
-    server: RedisServer = request.getfixturevalue("redis")
+    wait = 0
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis")
+    else:  # COCOACH_REDIS_WAIT_REPLICAS=1: appends wait for the replica
+        server, _replica = request.getfixturevalue("replicated_redis")
+        wait = 1
     client = aioredis.Redis.from_url(server.url)
     broker = RedisBroker(client)
     reader = asyncio.create_task(broker.run())
     try:
-        yield RedisDocLog(client, broker)
+        yield RedisDocLog(client, broker, wait_replicas=wait)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)

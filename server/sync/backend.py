@@ -113,7 +113,12 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
                     RedisStore(client),
                     RedisLease(client),
                     RedisFence(client),
-                    RedisDocLog(client, broker),
+                    RedisDocLog(
+                        client,
+                        broker,
+                        wait_replicas=settings.redis_wait_replicas,
+                        wait_ms=settings.redis_wait_ms,
+                    ),
                     RedisAuditLog(client, settings.audit_max_events),
                 )
             finally:

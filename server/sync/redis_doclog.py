@@ -11,6 +11,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from server.errors import ServiceUnavailable
 from server.sync.doclog import NO_ENTRY, DocEntry, EntryCallback, Loaded, id_key
 from server.sync.keys import doc_channel, room_key
 from server.sync.redis_broker import RedisBroker
@@ -18,20 +19,24 @@ from server.sync.redis_errors import unavailable
 
 # Appends a batch of rooms' entries in one call: KEYS are each room's three keys (stream, last
 # id, channel) in turn, ARGV the worker then each room's update; returns prev and id for each
-# room, flat.
-_APPEND_MANY = """
+# room, flat. The quiet variant does not announce: its caller waits for replicas first.
+_APPEND_MANY_QUIET = """
 local out = {}
 for i = 2, #ARGV do
   local k = (i - 2) * 3
   local prev = redis.call('GET', KEYS[k + 2]) or '0-0'
   local id = redis.call('XADD', KEYS[k + 1], '*', 'w', ARGV[1], 'u', ARGV[i])
   redis.call('SET', KEYS[k + 2], id)
-  redis.call('PUBLISH', KEYS[k + 3], ARGV[1] .. '\\n' .. prev .. '\\n' .. id .. '\\n' .. ARGV[i])
+  --announce--
   out[#out + 1] = prev
   out[#out + 1] = id
 end
 return out
 """
+_ANNOUNCE = "ARGV[1] .. '\\n' .. prev .. '\\n' .. id .. '\\n' .. ARGV[i]"
+_APPEND_MANY = _APPEND_MANY_QUIET.replace(
+    "--announce--", f"redis.call('PUBLISH', KEYS[k + 3], {_ANNOUNCE})"
+)
 
 _COMPACT = """
 local current = tonumber(redis.call('HGET', KEYS[2], 'ms') or '-1')
@@ -53,16 +58,41 @@ def _text(value: bytes | str) -> str:
     return value if isinstance(value, str) else value.decode()
 
 
+def _entries(worker: str, items: list[tuple[str, bytes]], flat: list[Any]) -> list[DocEntry]:
+    return [
+        DocEntry(worker, _text(flat[2 * i]), _text(flat[2 * i + 1]), update)
+        for i, (_room, update) in enumerate(items)
+    ]
+
+
+def _announcement(entry: DocEntry) -> bytes:
+    """As the append script announces: worker, prev, id, update, one per line."""
+    head = f"{entry.worker}\n{entry.prev}\n{entry.id}\n".encode()
+    return head + entry.update
+
+
 def parse_announcement(data: bytes) -> DocEntry:
     worker, prev, entry_id, update = data.split(b"\n", 3)
     return DocEntry(worker.decode(), prev.decode(), entry_id.decode(), update)
 
 
 class RedisDocLog:
-    def __init__(self, client: redis.Redis, broker: RedisBroker) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        broker: RedisBroker,
+        *,
+        wait_replicas: int = 0,
+        wait_ms: int = 1000,
+    ) -> None:
+        """`wait_replicas`: an append returns (and is announced) only once that many replicas
+        have it, waiting at most `wait_ms`; fewer raise ServiceUnavailable."""
         self._client = client
         self._broker = broker
+        self._wait_replicas = wait_replicas
+        self._wait_ms = wait_ms
         self._append_many = client.register_script(_APPEND_MANY)
+        self._append_quiet = client.register_script(_APPEND_MANY_QUIET)
         self._compact = client.register_script(_COMPACT)
         self._wrappers: dict[tuple[str, EntryCallback], Callable[[bytes], None]] = {}
 
@@ -78,14 +108,35 @@ class RedisDocLog:
         keys: list[str] = []
         for room, _update in items:
             keys.extend(_keys(room))
+        args: list[str | bytes] = [worker, *(u for _, u in items)]
         with unavailable("redis doc log append failed"):
+            if self._wait_replicas:
+                return await self._append_replicated(worker, items, keys, args)
             # One command for the whole batch: a request per room would take as many pooled
             # connections (or pipeline entries to pack and parse) as there are busy rooms.
-            flat = await self._append_many(keys=keys, args=[worker, *(u for _, u in items)])
-        return [
-            DocEntry(worker, _text(flat[2 * i]), _text(flat[2 * i + 1]), update)
-            for i, (_room, update) in enumerate(items)
-        ]
+            flat = await self._append_many(keys=keys, args=args)
+        return _entries(worker, items, flat)
+
+    async def _append_replicated(
+        self, worker: str, items: list[tuple[str, bytes]], keys: list[str], args: list[str | bytes]
+    ) -> list[DocEntry]:
+        # WAIT counts the replicas that have this connection's writes: one pipeline, so the
+        # append and the WAIT share a connection.
+        async with self._client.pipeline(transaction=False) as pipe:
+            await self._append_quiet(keys=keys, args=args, client=pipe)
+            pipe.wait(self._wait_replicas, self._wait_ms)
+            flat, replicas = await pipe.execute()
+        if int(replicas) < self._wait_replicas:
+            raise ServiceUnavailable(
+                f"{replicas} of {self._wait_replicas} Redis replicas have the edit "
+                f"after {self._wait_ms} ms (COCOACH_REDIS_WAIT_REPLICAS)"
+            )
+        entries = _entries(worker, items, flat)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for (room, _update), entry in zip(items, entries, strict=True):
+                pipe.publish(doc_channel(room), _announcement(entry))
+            await pipe.execute()
+        return entries
 
     async def subscribe(self, room: str, callback: EntryCallback) -> None:
         def on_message(data: bytes) -> None:
