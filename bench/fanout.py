@@ -31,7 +31,7 @@ import math
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,11 +62,12 @@ COCOACH_ENV = {"COCOACH_YJS_RATE_PER_SECOND": "1000", "COCOACH_YJS_RATE_BURST": 
 class Target:
     """Two servers on one Redis; A clients go to `first`, B clients to `second`."""
 
+    name: str  # as in the report's rows
     adapter: Adapter
     stack: infra.Stack
     first: infra.Proc
     second: infra.Proc
-    redis: infra.Proc
+    redises: list[infra.Proc]  # every redis-server process (primary, replicas, cluster nodes)
 
     @property
     def servers(self) -> list[infra.Proc]:
@@ -80,16 +81,29 @@ class Target:
 
 
 class Cocoach(Target):
+    name = "cocoach"
+
     def __init__(self, stack: infra.Stack, redis_pool: int | None = None) -> None:
+        redis, port = stack.redis()
+        self._start(stack, [redis], port, redis_pool)
+
+    def _start(
+        self,
+        stack: infra.Stack,
+        redises: list[infra.Proc],
+        port: int,
+        redis_pool: int | None,
+        **env: str,
+    ) -> None:
         self.adapter = ADAPTERS["cocoach"]
         self.stack = stack
-        self.redis, port = stack.redis()
+        self.redises = redises
         url = f"redis://127.0.0.1:{port}/0"
         if redis_pool is not None:
             # redis-py reads pool options from the URL; the shipped default is 100 connections.
             url += f"?max_connections={redis_pool}"
-        self.first = stack.cocoach("w1", url, **COCOACH_ENV)
-        self.second = stack.cocoach("w2", url, **COCOACH_ENV)
+        self.first = stack.cocoach("w1", url, **COCOACH_ENV, **env)
+        self.second = stack.cocoach("w2", url, **COCOACH_ENV, **env)
 
     def prepare(self, rooms: list[str]) -> None:
         infra.create_rooms(self.first.base, rooms)
@@ -98,16 +112,43 @@ class Cocoach(Target):
         return infra.coach_token(room, sub)
 
 
+class CocoachWaitReplica(Cocoach):
+    """cocoach with COCOACH_REDIS_WAIT_REPLICAS=1: every append waits for Redis's replica."""
+
+    name = "cocoach-wait-replica"
+
+    def __init__(self, stack: infra.Stack, redis_pool: int | None = None) -> None:
+        primary, port = stack.redis()
+        replica, replica_port = stack.redis(
+            "--replicaof", "127.0.0.1", str(port), name="redis-replica"
+        )
+        infra.wait_in_sync(replica_port)
+        wait = {"COCOACH_REDIS_WAIT_REPLICAS": "1"}
+        self._start(stack, [primary, replica], port, redis_pool, **wait)
+
+
 class Hocuspocus(Target):
+    name = "hocuspocus"
+
     def __init__(self, stack: infra.Stack, redis_pool: int | None = None) -> None:
         self.adapter = ADAPTERS["hocuspocus"]
         self.stack = stack
-        self.redis, port = stack.redis()
+        redis, port = stack.redis()
+        self.redises = [redis]
         self.first = stack.hocuspocus("h1", port)
         self.second = stack.hocuspocus("h2", port)
 
 
-TARGETS = {"cocoach": Cocoach, "hocuspocus": Hocuspocus}
+TARGETS: dict[str, Callable[[infra.Stack, int | None], Target]] = {
+    "cocoach": Cocoach,
+    "hocuspocus": Hocuspocus,
+    "cocoach-wait-replica": CocoachWaitReplica,
+}
+# Several targets in one run, side by side.
+GROUPS = {
+    "both": ["cocoach", "hocuspocus"],
+    "replication": ["cocoach", "cocoach-wait-replica"],
+}
 
 
 # ---- one room's load ------------------------------------------------------------------------
@@ -221,7 +262,7 @@ async def run_step(
     profile_dir: Path | None = None,
 ) -> StepResult:
     adapter = target.adapter
-    result = StepResult(adapter.name, rooms, rate, seconds)
+    result = StepResult(target.name, rooms, rate, seconds)
     label = f"b{rate}x{secrets.token_hex(2)}"
     ids = [f"{label}-{i:03d}" for i in range(rooms)]
     await asyncio.to_thread(target.prepare, ids)
@@ -230,7 +271,7 @@ async def run_step(
     state = [Room(room, build_notes(adapter, room, f"bench:{room}:a", count)) for room in ids]
     log_marks = {p.name: len(p.log_lines("")) for p in target.servers}
     if quiet_wait > 0:
-        procs = [*target.servers, target.redis]
+        procs = [*target.servers, *target.redises]
         other = await quiet(procs, quiet_wait, QUIET_CORES)
         if other >= QUIET_CORES:
             print(f"    other load still {other:.2f} cores; measuring anyway", file=sys.stderr)
@@ -292,8 +333,8 @@ async def run_step(
 
 
 def _cpu(target: Target) -> dict[str, float]:
-    procs = [*target.servers, target.redis]
-    values = {p.name: p.cpu_seconds() for p in procs}
+    values = {p.name: p.cpu_seconds() for p in target.servers}
+    values["redis"] = sum(p.cpu_seconds() for p in target.redises)
     values["generator"] = time.process_time()
     # Whatever else ran on the machine meanwhile (other sessions' tests): reported, since it
     # takes cores from the servers and the generator alike.
@@ -386,7 +427,7 @@ def step_line(r: StepResult) -> str:
     cores = " ".join(f"{k}={v:.2f}" for k, v in r.cores.items())
     verdict = "pass" if r.passed else "FAIL"
     return (
-        f"{r.target:<10} {r.rate:>5}/s  sent {r.achieved:7.0f}/s  got {r.delivered:7.0f}/s  "
+        f"{r.target:<20} {r.rate:>5}/s  sent {r.achieved:7.0f}/s  got {r.delivered:7.0f}/s  "
         f"p50 {_ms(r.p50_ms):>7} p99 {_ms(r.p99_ms):>7} p99.9 {_ms(r.p999_ms):>7} "
         f"max {_ms(r.max_ms):>7} ms  lost {r.lost}  lag99 {r.gen_lag_p99_ms:.1f} ms  "
         f"cores[{cores}]  {r.per_server_core:.0f} upd/s/server-core  {verdict}"
@@ -458,7 +499,7 @@ def goals(fixed: StepResult | None, sustained: dict[str, int]) -> list[str]:
 
 
 def targets_of(choice: str) -> list[str]:
-    return ["cocoach", "hocuspocus"] if choice == "both" else [choice]
+    return GROUPS.get(choice, [choice])
 
 
 @contextlib.contextmanager
@@ -550,7 +591,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("python -m bench.fanout", __doc__)
-    parser.add_argument("--target", choices=["cocoach", "hocuspocus", "both"], default="both")
+    parser.add_argument("--target", choices=[*TARGETS, *GROUPS], default="both")
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--rate", type=int, default=1000, help="updates/s over all rooms")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per step")

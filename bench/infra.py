@@ -144,11 +144,15 @@ class Stack:
 
     # ---- the servers --------------------------------------------------------------------
 
-    def redis(self) -> tuple[Proc, int]:
+    def redis(self, *extra: str, name: str = "redis") -> tuple[Proc, int]:
+        """A redis-server on a free loopback port, in a directory of its own; `extra` are
+        more arguments (`--replicaof`, `--cluster-enabled`, ...)."""
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         port = free_port()
+        directory = self.directory / name
+        directory.mkdir(parents=True, exist_ok=True)
         proc = self._spawn(
-            "redis",
+            name,
             [
                 binary,
                 "--port",
@@ -160,7 +164,8 @@ class Stack:
                 "--appendonly",
                 "no",
                 "--dir",
-                str(self.directory),
+                str(directory),
+                *extra,
             ],
         )
         deadline = time.monotonic() + START_TIMEOUT
@@ -338,3 +343,18 @@ def machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return f"{os.cpu_count()} cores, {cpu}, Python {sys.version.split()[0]}"
+
+
+def wait_in_sync(replica_port: int) -> None:
+    """Return once the replica on `replica_port` has synced with its primary."""
+    import redis as sync_redis
+
+    client = sync_redis.Redis(port=replica_port)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis replica did not sync")
+            time.sleep(0.05)
+    finally:
+        client.close()

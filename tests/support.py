@@ -329,6 +329,80 @@ def wait_in_sync(replica: RedisServer) -> None:
         client.close()
 
 
+@dataclass
+class Sentinels:
+    """Redis Sentinels watching one primary as `service`."""
+
+    ports: list[int]
+    processes: list[subprocess.Popen[bytes]]
+    service: str = "cocoach"
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"redis+sentinel://{hosts}/{self.service}"
+
+    def primary_port(self) -> int | None:
+        """The primary's port as the first sentinel names it."""
+        import redis as sync_redis
+
+        client = sync_redis.Redis(port=self.ports[0])
+        try:
+            address = client.execute_command("SENTINEL", "get-master-addr-by-name", self.service)
+            return None if address is None else int(address[1])
+        finally:
+            client.close()
+
+
+@contextlib.contextmanager
+def sentinels(primary: RedisServer, count: int = 3) -> Iterator[Sentinels]:
+    """`count` sentinels on free loopback ports, quorum 2, that call the primary down after
+    1 s; returned once they all watch it and know one another (needed to fail over)."""
+    import redis as sync_redis
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed: .ci/run installs it"
+    directory = Path(tempfile.mkdtemp(prefix="cocoach-sentinel-"))
+    ports, processes = [], []
+    try:
+        for i in range(count):
+            port = free_port()
+            config = directory / f"sentinel-{i}.conf"
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+                f"sentinel monitor cocoach 127.0.0.1 {primary.port} 2\n"
+                "sentinel down-after-milliseconds cocoach 1000\n"
+                "sentinel failover-timeout cocoach 5000\n"
+            )
+            processes.append(
+                subprocess.Popen(
+                    [binary, str(config), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            ports.append(port)
+        deadline = time.monotonic() + 3 * TIMEOUT
+        for port in ports:
+            client = sync_redis.Redis(port=port)
+            try:
+                while True:
+                    with contextlib.suppress(sync_redis.RedisError):
+                        known = client.execute_command("SENTINEL", "sentinels", "cocoach")
+                        if len(known) >= count - 1:
+                            break
+                    assert time.monotonic() < deadline, "the sentinels did not find each other"
+                    time.sleep(0.1)
+            finally:
+                client.close()
+        yield Sentinels(ports, processes)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 # ---- worker processes ---------------------------------------------------------------------
 
 

@@ -7,10 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-
 from server.settings import Settings
 from server.sync.audit import AuditLog
 from server.sync.broker import Broker, MemoryBroker
@@ -19,6 +15,7 @@ from server.sync.fence import Fence, MemoryFence
 from server.sync.lease import Lease, MemoryLease
 from server.sync.redis_audit import RedisAuditLog
 from server.sync.redis_broker import RedisBroker
+from server.sync.redis_connect import connected, unreachable
 from server.sync.redis_doclog import RedisDocLog
 from server.sync.redis_fence import RedisFence
 from server.sync.redis_lease import RedisLease
@@ -40,18 +37,6 @@ class Backend:
     audit: AuditLog
 
 
-def redis_client(url: str) -> redis.Redis:
-    """Fail fast while Redis is away: the callers degrade (serve locally, hold, retry) rather
-    than wait out redis-py's default retries, which would stall every room on the worker."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=1.0,
-        socket_timeout=5.0,
-        health_check_interval=5,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
-    )
-
-
 @asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     """The store alone, for the CLI's one-shot commands."""
@@ -64,11 +49,8 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         finally:
             await sqlite.close()
         return
-    client = redis_client(settings.redis)
-    try:
+    async with connected(settings.redis) as client:
         yield RedisStore(client)
-    finally:
-        await client.aclose()
 
 
 @asynccontextmanager
@@ -81,11 +63,8 @@ async def open_audit(settings: Settings) -> AsyncIterator[AuditLog]:
         finally:
             await sqlite.close()
         return
-    client = redis_client(settings.redis)
-    try:
+    async with connected(settings.redis) as client:
         yield RedisAuditLog(client, settings.audit_max_events)
-    finally:
-        await client.aclose()
 
 
 @asynccontextmanager
@@ -101,46 +80,32 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             finally:
                 await doclog.close()
         return
-    client = redis_client(settings.redis)
-    broker = RedisBroker(client, drop_rate=settings.test_drop_pubsub)
-    try:
-        async with asyncio.TaskGroup() as group:
-            reader = group.create_task(broker.run(), name="redis-subscriber")
-            try:
-                yield Backend(
-                    "redis",
-                    broker,
-                    RedisStore(client),
-                    RedisLease(client),
-                    RedisFence(client),
-                    RedisDocLog(
-                        client,
+    async with connected(settings.redis) as client:
+        broker = RedisBroker(client, drop_rate=settings.test_drop_pubsub)
+        try:
+            async with asyncio.TaskGroup() as group:
+                reader = group.create_task(broker.run(), name="redis-subscriber")
+                try:
+                    yield Backend(
+                        "redis",
                         broker,
-                        wait_replicas=settings.redis_wait_replicas,
-                        wait_ms=settings.redis_wait_ms,
-                    ),
-                    RedisAuditLog(client, settings.audit_max_events),
-                )
-            finally:
-                reader.cancel()
-    finally:
-        await broker.close()
-        await client.aclose()
+                        RedisStore(client),
+                        RedisLease(client),
+                        RedisFence(client),
+                        RedisDocLog(
+                            client,
+                            broker,
+                            wait_replicas=settings.redis_wait_replicas,
+                            wait_ms=settings.redis_wait_ms,
+                        ),
+                        RedisAuditLog(client, settings.audit_max_events),
+                    )
+                finally:
+                    reader.cancel()
+        finally:
+            await broker.close()
 
 
 def redis_unreachable(url: str, timeout: float) -> str | None:
-    """Why Redis at `url` cannot be reached now, or None (`cocoach serve`'s check before it
-    starts, server/preflight.py): one blocking PING, no pool kept."""
-    import redis as sync_redis
-
-    try:
-        client = sync_redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except (sync_redis.RedisError, OSError, ValueError) as exc:
-        return str(exc)
-    return None
+    """Why Redis at `url` cannot be reached now, or None (server/preflight.py)."""
+    return unreachable(url, timeout)
