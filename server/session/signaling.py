@@ -104,10 +104,10 @@ class MediaRouter:
         self._pending: dict[str, asyncio.Future[MediaReply]] = {}
 
     async def start(self) -> None:
-        await self.context.broker.subscribe(reply_channel(self.context.id), self._on_reply)
+        """Nothing to do: a request's reply channel is subscribed while it waits."""
 
     async def stop(self) -> None:
-        await self.context.broker.unsubscribe(reply_channel(self.context.id), self._on_reply)
+        """Nothing to do: no request waits once the worker stops."""
 
     # ---- asking -------------------------------------------------------------------------
 
@@ -132,6 +132,9 @@ class MediaRouter:
     async def _forward(self, request: MediaRequest) -> MediaReply:
         future: asyncio.Future[MediaReply] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
+        replies = reply_channel(self.context.id, request.room)
+        # Subscribed while any request to the room waits (the broker counts them).
+        await self.context.broker.subscribe(replies, self._on_reply)
         try:
             await self.context.broker.publish(media_channel(request.room), encode(request))
             async with asyncio.timeout(self.context.settings.media_rpc_timeout):
@@ -142,6 +145,7 @@ class MediaRouter:
             ) from None
         finally:
             self._pending.pop(request.id, None)
+            await self.context.broker.unsubscribe(replies, self._on_reply)
 
     def _on_reply(self, data: bytes) -> None:
         try:
@@ -168,7 +172,7 @@ class MediaRouter:
     async def _answer(self, media: RoomMedia, reply: Reply, request: MediaRequest) -> None:
         answer = await serve(media, request)
         try:
-            await reply(reply_channel(request.reply_to), encode(answer))
+            await reply(reply_channel(request.reply_to, request.room), encode(answer))
         except StaleHome as exc:
             log.warning("media answer not sent: %s", exc)
 

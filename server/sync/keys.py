@@ -58,9 +58,10 @@ def media_channel(room: str) -> str:
     return room_key(room, "media")
 
 
-def reply_channel(worker: str) -> str:
-    """Answers to the media requests a worker sent."""
-    return f"cocoach:worker:{worker}:media"
+def reply_channel(worker: str, room: str) -> str:
+    """Answers to the media requests a worker sent to a room's home: in the room's slot, so the
+    home's answer is one fenced Lua call in a cluster too."""
+    return room_key(room, f"reply:{worker}")
 
 
 def awareness_channel(room: str) -> str:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.asyncio as redis
-
 from server.sync.audit import AuditEvent, AuditQuery, decode_event, encode_event, matches
 from server.sync.keys import AUDIT_STREAM
+from server.sync.redis_connect import Client
 from server.sync.redis_errors import unavailable
 
 SCAN_PAGE = 500  # entries read per XRANGE while filtering
@@ -37,7 +36,7 @@ return #ARGV
 
 
 class RedisAuditLog:
-    def __init__(self, client: redis.Redis, max_events: int, stream: str = AUDIT_STREAM) -> None:
+    def __init__(self, client: Client, max_events: int, stream: str = AUDIT_STREAM) -> None:
         self._client = client
         self._max = max(1, max_events)
         self.stream = stream

@@ -1,28 +1,35 @@
-"""Redis pub/sub broker: one subscriber connection per worker, fanning out locally."""
+"""Redis pub/sub broker: one subscriber connection per worker (in a cluster, one per node that
+owns a channel it listens to: sharded pub/sub), fanning out locally."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+from typing import Any
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterPubSub
+from redis.exceptions import RedisClusterException, RedisError
 
 from server.errors import ServiceUnavailable
 from server.sync.broker import Callback, Fanout
+from server.sync.redis_connect import Client, sharded
 
 log = logging.getLogger(__name__)
 
 SUBSCRIBE_TIMEOUT = 5.0
+# A cluster's subscriber polls its nodes' connections in turn (redis-py's ClusterPubSub): this
+# long in all per pass when nothing comes, the most a message waits for its turn.
+SHARDED_POLL = 0.02
 
 
 class RedisBroker:
-    def __init__(self, client: redis.Redis, *, drop_rate: float = 0.0) -> None:
+    def __init__(self, client: Client, *, drop_rate: float = 0.0) -> None:
         self._client = client
         # Test switch (COCOACH_TEST_DROP_PUBSUB): drop this share of received messages, to
         # prove that everything built on pub/sub recovers from a lost message.
         self._drop_rate = drop_rate
+        self._sharded = sharded(client)
         self._pubsub = client.pubsub()
         self._fanout: Fanout[bytes] = Fanout()
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -32,8 +39,11 @@ class RedisBroker:
 
     async def publish(self, channel: str, message: bytes) -> None:
         try:
-            await self._client.publish(channel, message)
-        except RedisError as exc:
+            if self._sharded:
+                await self._client.spublish(channel, message)
+            else:
+                await self._client.publish(channel, message)
+        except (RedisError, RedisClusterException) as exc:
             raise ServiceUnavailable(f"redis publish failed: {exc}") from exc
 
     async def subscribe(self, channel: str, callback: Callback) -> None:
@@ -42,12 +52,15 @@ class RedisBroker:
                 return
             confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
             try:
-                await self._pubsub.subscribe(channel)
+                if self._sharded:
+                    await self._pubsub.ssubscribe(channel)
+                else:
+                    await self._pubsub.subscribe(channel)
                 self._subscribed.set()
                 # A PUBLISH on another connection may overtake our SUBSCRIBE: wait until Redis
                 # says we are subscribed, so a reply published right after cannot be missed.
                 await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT)
-            except (RedisError, TimeoutError) as exc:
+            except (RedisError, RedisClusterException, TimeoutError) as exc:
                 self._fanout.remove(channel, callback)
                 raise ServiceUnavailable(f"redis subscribe to {channel} failed: {exc}") from exc
             finally:
@@ -57,14 +70,17 @@ class RedisBroker:
         async with self._lock:
             if self._fanout.remove(channel, callback):
                 try:
-                    await self._pubsub.unsubscribe(channel)
-                except RedisError as exc:
+                    if self._sharded:
+                        await self._pubsub.sunsubscribe(channel)
+                    else:
+                        await self._pubsub.unsubscribe(channel)
+                except (RedisError, RedisClusterException) as exc:
                     log.warning("redis unsubscribe from %s failed: %s", channel, exc)
 
     async def ping(self) -> None:
         try:
             await self._client.ping()
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             raise ServiceUnavailable(f"redis is not reachable: {exc}") from exc
 
     async def run(self) -> None:
@@ -74,8 +90,8 @@ class RedisBroker:
         await self._subscribed.wait()  # redis-py cannot read a pubsub before its first SUBSCRIBE
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=None)
-            except (RedisError, OSError) as exc:
+                message = await self._next_message()
+            except (RedisError, RedisClusterException, OSError) as exc:
                 log.warning("redis subscriber lost its connection (%s); retrying", exc)
                 lost = True
                 await asyncio.sleep(backoff)
@@ -91,14 +107,20 @@ class RedisBroker:
             channel = message["channel"]
             if isinstance(channel, bytes):
                 channel = channel.decode()
-            if kind == "message":
+            if kind in ("message", "smessage"):
                 if self._drop_rate and random.random() < self._drop_rate:
                     continue
                 self._fanout.dispatch(channel, message["data"])
-            elif kind == "subscribe":
+            elif kind in ("subscribe", "ssubscribe"):
                 future = self._confirmed.get(channel)
                 if future is not None and not future.done():
                     future.set_result(None)
+
+    async def _next_message(self) -> dict[str, Any] | None:
+        if isinstance(self._pubsub, ClusterPubSub):
+            return await self._pubsub.get_sharded_message(timeout=SHARDED_POLL)
+        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=None)
+        return message
 
     async def close(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8

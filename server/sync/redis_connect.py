@@ -4,6 +4,10 @@
 - `redis+sentinel://host:port,host:port/service[/db]` (or `rediss+sentinel://`): the primary
   that Redis Sentinel names for `service`, followed through failovers: a connection that breaks
   asks the sentinels again. A user and password in the URL are the data nodes'.
+- `redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`): a Redis Cluster (7 or
+  later), found from any of the nodes named. Every key and channel of a room is in the room's
+  slot, and pub/sub is sharded (`SPUBLISH`/`SSUBSCRIBE`), so a room's traffic stays on the node
+  that owns it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -22,6 +27,22 @@ from redis.backoff import ExponentialBackoff
 from server.errors import ConfigError
 
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme -> TLS
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+
+# What the Redis backends are handed: one server's client (also through Sentinel) or a
+# cluster's. They use commands both have; `sharded` tells which pub/sub to use.
+Client = redis.Redis | RedisCluster
+
+
+def sharded(client: Client) -> bool:
+    """Whether pub/sub must be sharded (a cluster): SPUBLISH and SSUBSCRIBE, each channel in
+    one slot, so a publish in a room's Lua script stays on the room's node."""
+    return isinstance(client, RedisCluster)
+
+
+def publish_command(client: Client) -> str:
+    """The publish command for Lua scripts on `client`."""
+    return "SPUBLISH" if sharded(client) else "PUBLISH"
 
 
 def client_options() -> dict[str, Any]:
@@ -49,17 +70,49 @@ def is_sentinel(url: str) -> bool:
     return urlsplit(url).scheme in SENTINEL_SCHEMES
 
 
+def is_cluster(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    nodes: list[tuple[str, int]]
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def parse_cluster(url: str) -> ClusterAddress:
+    """`redis+cluster://[user:password@]host:port[,host:port...]`."""
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    if parts.path.strip("/"):
+        raise ConfigError("--redis: a cluster URL has no database: redis+cluster://host:port")
+    return ClusterAddress(
+        _host_ports(hosts, "cluster node"),
+        unquote(username) or None,
+        unquote(password) or None,
+        CLUSTER_SCHEMES[parts.scheme],
+    )
+
+
+def _host_ports(hosts: str, what: str) -> list[tuple[str, int]]:
+    found = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--redis: {what} address {item!r} is not host:port")
+        found.append((host.strip("[]"), int(port)))
+    return found
+
+
 def parse_sentinel(url: str) -> SentinelAddress:
     """`redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]`."""
     parts = urlsplit(url)
     userinfo, _, hosts = parts.netloc.rpartition("@")
     username, _, password = userinfo.partition(":")
-    sentinels = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"--redis: sentinel address {item!r} is not host:port")
-        sentinels.append((host.strip("[]"), int(port)))
+    sentinels = _host_ports(hosts, "sentinel")
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ConfigError(
@@ -76,8 +129,22 @@ def parse_sentinel(url: str) -> SentinelAddress:
 
 
 @contextlib.asynccontextmanager
-async def connected(url: str) -> AsyncIterator[redis.Redis]:
+async def connected(url: str) -> AsyncIterator[Client]:
     """A client for `url`, closed on exit."""
+    if is_cluster(url):
+        address = parse_cluster(url)
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
+            username=address.username,
+            password=address.password,
+            ssl=address.tls,
+            **client_options(),
+        )
+        try:
+            yield cluster
+        finally:
+            await cluster.aclose()
+        return
     if not is_sentinel(url):
         client = redis.Redis.from_url(url, **client_options())
         try:
@@ -85,15 +152,15 @@ async def connected(url: str) -> AsyncIterator[redis.Redis]:
         finally:
             await client.aclose()
         return
-    address = parse_sentinel(url)
+    watched = parse_sentinel(url)
     timeouts = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
-    sentinel = Sentinel(address.sentinels, sentinel_kwargs=timeouts)
+    sentinel = Sentinel(watched.sentinels, sentinel_kwargs=timeouts)
     client = sentinel.master_for(
-        address.service,
-        db=address.db,
-        username=address.username,
-        password=address.password,
-        ssl=address.tls,
+        watched.service,
+        db=watched.db,
+        username=watched.username,
+        password=watched.password,
+        ssl=watched.tls,
         **client_options(),
     )
     try:
@@ -108,10 +175,27 @@ def unreachable(url: str, timeout: float) -> str | None:
     """Why Redis at `url` cannot be reached now, or None (`cocoach serve`'s check before it
     starts, server/preflight.py): one blocking PING, no pool kept."""
     import redis as sync_redis
+    from redis.cluster import ClusterNode as SyncClusterNode
+    from redis.cluster import RedisCluster as SyncRedisCluster
+    from redis.exceptions import RedisClusterException
     from redis.sentinel import Sentinel as SyncSentinel
 
+    client: sync_redis.Redis | SyncRedisCluster
     try:
-        if is_sentinel(url):
+        if is_cluster(url):
+            nodes = parse_cluster(url)
+            client = SyncRedisCluster(
+                startup_nodes=[
+                    SyncClusterNode(host, port)  # type: ignore[no-untyped-call]
+                    for host, port in nodes.nodes
+                ],
+                username=nodes.username,
+                password=nodes.password,
+                ssl=nodes.tls,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+            )
+        elif is_sentinel(url):
             address = parse_sentinel(url)
             timeouts = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
             sentinel = SyncSentinel(address.sentinels, sentinel_kwargs=timeouts)
@@ -132,7 +216,7 @@ def unreachable(url: str, timeout: float) -> str | None:
             client.ping()
         finally:
             client.close()
-    except (sync_redis.RedisError, OSError, ValueError) as exc:
+    except (sync_redis.RedisError, RedisClusterException, OSError, ValueError) as exc:
         return str(exc) or type(exc).__name__
     except ConfigError as exc:
         return exc.message

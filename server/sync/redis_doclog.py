@@ -6,15 +6,19 @@ on the worker's one subscriber connection (the RedisBroker)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 
 from server.errors import ServiceUnavailable
 from server.sync.doclog import NO_ENTRY, DocEntry, EntryCallback, Loaded, id_key
 from server.sync.keys import doc_channel, room_key
 from server.sync.redis_broker import RedisBroker
+from server.sync.redis_connect import Client, publish_command, sharded
 from server.sync.redis_errors import unavailable
 
 # Appends a batch of rooms' entries in one call: KEYS are each room's three keys (stream, last
@@ -79,7 +83,7 @@ def parse_announcement(data: bytes) -> DocEntry:
 class RedisDocLog:
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         broker: RedisBroker,
         *,
         wait_replicas: int = 0,
@@ -91,7 +95,10 @@ class RedisDocLog:
         self._broker = broker
         self._wait_replicas = wait_replicas
         self._wait_ms = wait_ms
-        self._append_many = client.register_script(_APPEND_MANY)
+        self._sharded = sharded(client)
+        self._append_many = client.register_script(
+            _APPEND_MANY.replace("'PUBLISH'", f"'{publish_command(client)}'")
+        )
         self._append_quiet = client.register_script(_APPEND_MANY_QUIET)
         self._compact = client.register_script(_COMPACT)
         self._wrappers: dict[tuple[str, EntryCallback], Callable[[bytes], None]] = {}
@@ -105,6 +112,23 @@ class RedisDocLog:
             raise ValueError("worker ids cannot hold a newline")
         if not items:
             return []
+        if not self._sharded:
+            return await self._append_slot(worker, items)
+        # A cluster runs a script on one slot's node: one call per slot, all at once.
+        slots: dict[int, list[int]] = {}
+        for i, (room, _update) in enumerate(items):
+            slots.setdefault(key_slot(room_key(room, "doc:log").encode()), []).append(i)
+        batches = await asyncio.gather(
+            *(self._append_slot(worker, [items[i] for i in held]) for held in slots.values())
+        )
+        entries: list[DocEntry | None] = [None] * len(items)
+        for held, batch in zip(slots.values(), batches, strict=True):
+            for i, entry in zip(held, batch, strict=True):
+                entries[i] = entry
+        return [entry for entry in entries if entry is not None]
+
+    async def _append_slot(self, worker: str, items: list[tuple[str, bytes]]) -> list[DocEntry]:
+        """Append rooms' entries whose keys share a node (all of them, without a cluster)."""
         keys: list[str] = []
         for room, _update in items:
             keys.extend(_keys(room))
@@ -121,11 +145,12 @@ class RedisDocLog:
         self, worker: str, items: list[tuple[str, bytes]], keys: list[str], args: list[str | bytes]
     ) -> list[DocEntry]:
         # WAIT counts the replicas that have this connection's writes: one pipeline, so the
-        # append and the WAIT share a connection.
-        async with self._client.pipeline(transaction=False) as pipe:
-            await self._append_quiet(keys=keys, args=args, client=pipe)
-            pipe.wait(self._wait_replicas, self._wait_ms)
-            flat, replicas = await pipe.execute()
+        # append and the WAIT share a connection (in a cluster: the slot's node's).
+        try:
+            flat, replicas = await self._append_and_wait(keys, args)
+        except NoScriptError:  # a promoted replica may not have loaded the script yet
+            await self._client.script_load(self._append_quiet.script)
+            flat, replicas = await self._append_and_wait(keys, args)
         if int(replicas) < self._wait_replicas:
             raise ServiceUnavailable(
                 f"{replicas} of {self._wait_replicas} Redis replicas have the edit "
@@ -134,9 +159,23 @@ class RedisDocLog:
         entries = _entries(worker, items, flat)
         async with self._client.pipeline(transaction=False) as pipe:
             for (room, _update), entry in zip(items, entries, strict=True):
-                pipe.publish(doc_channel(room), _announcement(entry))
+                if self._sharded:
+                    pipe.spublish(doc_channel(room), _announcement(entry))
+                else:
+                    pipe.publish(doc_channel(room), _announcement(entry))
             await pipe.execute()
         return entries
+
+    async def _append_and_wait(self, keys: list[str], args: list[str | bytes]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            if isinstance(self._client, RedisCluster):
+                node = self._client.get_node_from_key(keys[0])
+                pipe.evalsha(self._append_quiet.sha, len(keys), *keys, *args)
+                pipe.wait(self._wait_replicas, self._wait_ms, target_nodes=node)
+            else:
+                await self._append_quiet(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+                pipe.wait(self._wait_replicas, self._wait_ms)
+            return list(await pipe.execute())
 
     async def subscribe(self, room: str, callback: EntryCallback) -> None:
         def on_message(data: bytes) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from server.errors import ServiceUnavailable
 
@@ -14,5 +14,5 @@ from server.errors import ServiceUnavailable
 def unavailable(what: str) -> Iterator[None]:
     try:
         yield
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:
         raise ServiceUnavailable(f"{what}: {exc}") from exc

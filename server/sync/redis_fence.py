@@ -3,10 +3,9 @@ token (keys of the room's own hash tag, so a cluster runs it on the room's node)
 
 from __future__ import annotations
 
-import redis.asyncio as redis
-
 from server.errors import StaleHome
 from server.sync.keys import fence_key, lease_key, state_key
+from server.sync.redis_connect import Client, publish_command
 from server.sync.redis_errors import unavailable
 
 _HOLDS = """
@@ -23,9 +22,12 @@ _PUBLISH = _HOLDS + "return redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
 
 
 class RedisFence:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self._save = client.register_script(_SAVE)
-        self._publish = client.register_script(_PUBLISH)
+        # In a cluster, SPUBLISH: the room's channels are in the room's slot, like its keys.
+        self._publish = client.register_script(
+            _PUBLISH.replace("'PUBLISH'", f"'{publish_command(client)}'")
+        )
 
     async def save_room_state(self, room: str, worker: str, token: int, data: bytes) -> None:
         keys = [lease_key(room), fence_key(room), state_key(room)]

@@ -3,9 +3,8 @@ the check and the write are one step)."""
 
 from __future__ import annotations
 
-import redis.asyncio as redis
-
 from server.sync.keys import fence_key, lease_key
+from server.sync.redis_connect import Client
 from server.sync.redis_errors import unavailable
 
 _ACQUIRE = """
@@ -47,7 +46,7 @@ return 0
 
 
 class RedisLease:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self._client = client
         self._acquire = client.register_script(_ACQUIRE)
         self._take = client.register_script(_TAKE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 
 from server.errors import Conflict
 from server.sync.keys import (
@@ -14,6 +14,7 @@ from server.sync.keys import (
     talk_key,
     video_key,
 )
+from server.sync.redis_connect import Client
 from server.sync.redis_errors import unavailable
 from server.sync.store import (
     MAX_TALK_SEGMENTS,
@@ -43,7 +44,7 @@ return 1
 
 
 class RedisStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self._client = client
         self._append_talk = client.register_script(_APPEND_TALK)
         self._take_record = client.register_script(_TAKE_RECORD)
@@ -166,7 +167,12 @@ class RedisStore:
             await self._client.ping()
 
     async def epoch(self) -> str:
+        """Redis's run id; a cluster's primaries' together, so that a failover counts as a
+        restart too (the promoted replica may lack the last writes: the workers re-seed)."""
         with unavailable("redis is not reachable"):
+            if isinstance(self._client, RedisCluster):
+                nodes = await self._client.info("server", target_nodes=RedisCluster.PRIMARIES)
+                return ",".join(sorted(str(info["run_id"]) for info in nodes.values()))
             info = await self._client.info("server")
         return str(info["run_id"])
 
