@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 from tests.support import (
+    RedisClusterServers,
     RedisServer,
     Running,
     make_settings,
+    redis_cluster,
     redis_server,
     replica_of,
     serve_in_process,
@@ -79,6 +81,14 @@ def redis() -> Iterator[RedisServer]:
     """One real redis-server on a free port for the whole run; tests use their own keys."""
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[RedisClusterServers]:
+    """A Redis Cluster (three primaries, three replicas) for the whole run; tests use their own
+    keys and must not kill its nodes (a test that fails a node over starts its own)."""
+    with redis_cluster() as servers:
+        yield servers
 
 
 @pytest.fixture(scope="session")

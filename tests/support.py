@@ -224,6 +224,31 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def sync_client(self) -> Any:
+        import redis as sync_redis
+
+        return sync_redis.Redis.from_url(self.url)
+
+    def async_client(self) -> Any:
+        import redis.asyncio as aioredis
+
+        return aioredis.Redis.from_url(self.url)
+
+    def pause_writes(self, milliseconds: int) -> None:
+        """CLIENT PAUSE ... WRITE: writes wait, as on a stalled Redis."""
+        client = self.sync_client()
+        try:
+            client.execute_command("CLIENT", "PAUSE", str(milliseconds), "WRITE")
+        finally:
+            client.close()
+
+    def unpause(self) -> None:
+        client = self.sync_client()
+        try:
+            client.execute_command("CLIENT", "UNPAUSE")
+        finally:
+            client.close()
+
     def stop(self) -> None:
         self.process.kill()  # a crash, not a clean shutdown: AOF alone must keep the data
         self.process.wait(TIMEOUT)
@@ -327,6 +352,139 @@ def wait_in_sync(replica: RedisServer) -> None:
             time.sleep(0.05)
     finally:
         client.close()
+
+
+@dataclass
+class RedisClusterServers:
+    """A Redis Cluster of three primaries, each with one replica, on loopback."""
+
+    nodes: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def sync_client(self) -> Any:
+        from redis.cluster import ClusterNode, RedisCluster
+
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self.nodes])
+
+    def async_client(self) -> Any:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self.nodes])
+
+    def _on_all(self, *command: str) -> None:
+        for node in self.nodes:
+            client = node.sync_client()
+            try:
+                client.execute_command(*command)
+            finally:
+                client.close()
+
+    def pause_writes(self, milliseconds: int) -> None:
+        self._on_all("CLIENT", "PAUSE", str(milliseconds), "WRITE")
+
+    def unpause(self) -> None:
+        self._on_all("CLIENT", "UNPAUSE")
+
+    def primary_of(self, key: str) -> RedisServer:
+        """The node that owns `key`'s slot now."""
+        client = self.nodes[0].sync_client()
+        try:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, primary, *_replicas in client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    port = int(primary[1])
+                    return next(n for n in self.nodes if n.port == port)
+        finally:
+            client.close()
+        raise AssertionError(f"no node owns the slot of {key}")
+
+    def wait_ok(self, timeout: float = 3 * TIMEOUT) -> None:
+        """Until every live node says the cluster is ok and agrees on who owns what."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for node in self.nodes:
+                if node.process.poll() is not None:
+                    continue
+                client = node.sync_client()
+                try:
+                    info = client.execute_command("CLUSTER", "INFO")
+                    text = info.decode() if isinstance(info, bytes) else str(info)
+                    states.append("cluster_state:ok" in text)
+                except Exception:
+                    states.append(False)
+                finally:
+                    client.close()
+            if states and all(states):
+                return
+            assert time.monotonic() < deadline, "the cluster did not come up"
+            time.sleep(0.1)
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as bus:
+                try:
+                    bus.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+@contextlib.contextmanager
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """Six redis-servers (`--cluster-enabled yes`), joined with `redis-cli --cluster create`
+    into three primaries and three replicas; a primary that stops answering for 1 s is
+    replaced by its replica."""
+    cli = shutil.which("redis-cli")
+    assert cli, "redis-cli is not installed: .ci/run installs it (redis-tools)"
+    with contextlib.ExitStack() as stack:
+        nodes = []
+        for _ in range(6):
+            directory = Path(tempfile.mkdtemp(prefix="cocoach-cluster-"))
+            stack.callback(shutil.rmtree, directory, True)
+            port = _cluster_port()
+            extra = (
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(directory / "nodes.conf"),
+                "--cluster-node-timeout",
+                "1000",
+            )
+            process = _spawn_redis(port, directory, False, extra)
+            node = RedisServer(port, process, directory, False, extra)
+            stack.callback(_kill, node)
+            nodes.append(node)
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in nodes),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=3 * TIMEOUT,
+        )
+        servers = RedisClusterServers(nodes)
+        servers.wait_ok()
+        yield servers
+
+
+def _kill(node: RedisServer) -> None:
+    if node.process.poll() is None:
+        node.process.kill()
+    node.process.wait()
 
 
 @dataclass

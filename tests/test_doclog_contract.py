@@ -9,16 +9,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from server.sync.doclog import NO_ENTRY, DocEntry, DocLog
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_doclog import RedisDocLog
 from server.sync.sqlite_doclog import SqliteDocLog
-from tests.support import TIMEOUT, RedisServer
+from tests.support import TIMEOUT, RedisClusterServers, RedisServer
 
 
-@pytest.fixture(params=["embedded", "redis", "redis-wait-replica"])
+@pytest.fixture(params=["embedded", "redis", "redis-wait-replica", "cluster"])
 async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DocLog]:
     if request.param == "embedded":
         sqlite = SqliteDocLog(tmp_path / "docs.sqlite3")
@@ -26,12 +25,15 @@ async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[D
         await sqlite.close()
         return
     wait = 0
+    server: RedisServer | RedisClusterServers
     if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis")
+        server = request.getfixturevalue("redis")
+    elif request.param == "cluster":
+        server = request.getfixturevalue("cluster")
     else:  # COCOACH_REDIS_WAIT_REPLICAS=1: appends wait for the replica
         server, _replica = request.getfixturevalue("replicated_redis")
         wait = 1
-    client = aioredis.Redis.from_url(server.url)
+    client = server.async_client()
     broker = RedisBroker(client)
     reader = asyncio.create_task(broker.run())
     try:

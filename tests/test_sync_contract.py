@@ -9,16 +9,17 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 
 from server.cycles.directory import Cycles
 from server.cycles.model import Cycle, Score
 from server.errors import Conflict, StaleHome
 from server.sync.broker import Broker, MemoryBroker
 from server.sync.fence import Fence, MemoryFence
+from server.sync.keys import out_channel
 from server.sync.lease import Lease, MemoryLease
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_fence import RedisFence
@@ -33,9 +34,15 @@ from server.sync.store import (
     Store,
     VideoRecord,
 )
-from tests.support import TIMEOUT, RedisServer
+from tests.support import TIMEOUT, RedisClusterServers, RedisServer
 
-KINDS = ["embedded", "redis"]
+KINDS = ["embedded", "redis", "cluster"]
+
+
+def redis_client(request: pytest.FixtureRequest) -> Any:
+    """A client of the one Redis (`redis`) or of the cluster (`cluster`) the run shares."""
+    server: RedisServer | RedisClusterServers = request.getfixturevalue(request.param)
+    return server.async_client()
 
 
 def unique(prefix: str) -> str:
@@ -47,8 +54,7 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     if request.param == "embedded":
         yield MemoryBroker()
         return
-    server: RedisServer = request.getfixturevalue("redis")
-    client = aioredis.Redis.from_url(server.url)
+    client = redis_client(request)
     redis_broker = RedisBroker(client)
     reader = asyncio.create_task(redis_broker.run())
     try:
@@ -67,8 +73,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield sqlite
         await sqlite.close()
         return
-    server: RedisServer = request.getfixturevalue("redis")
-    client = aioredis.Redis.from_url(server.url)
+    client = redis_client(request)
     yield RedisStore(client)
     await client.aclose()
 
@@ -78,8 +83,7 @@ async def lease(request: pytest.FixtureRequest) -> AsyncIterator[Lease]:
     if request.param == "embedded":
         yield MemoryLease()
         return
-    server: RedisServer = request.getfixturevalue("redis")
-    client = aioredis.Redis.from_url(server.url)
+    client = redis_client(request)
     yield RedisLease(client)
     await client.aclose()
 
@@ -104,8 +108,7 @@ async def fenced(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         )
         await sqlite.close()
         return
-    server: RedisServer = request.getfixturevalue("redis")
-    client = aioredis.Redis.from_url(server.url)
+    client = redis_client(request)
     redis_broker = RedisBroker(client)
     reader = asyncio.create_task(redis_broker.run())
     try:
@@ -410,7 +413,7 @@ async def test_every_take_gives_a_larger_token(lease: Lease) -> None:
 
 async def test_the_fence_lets_only_the_current_holder_write(fenced: Fenced) -> None:
     room = unique("room")
-    channel = unique("chan")
+    channel = out_channel(room)  # a home publishes on its room's channels (its slot)
     got: asyncio.Queue[bytes] = asyncio.Queue()
     await fenced.broker.subscribe(channel, got.put_nowait)
 
