@@ -6,12 +6,19 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
+import pytest
 from pycrdt import Array, Doc, Map, Text
 
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_doclog import RedisDocLog
-from tests.support import TIMEOUT, RedisServer, WorkerProcess, start_worker, token
+from tests.support import (
+    TIMEOUT,
+    RedisClusterServers,
+    RedisServer,
+    WorkerProcess,
+    start_worker,
+    token,
+)
 from tests.test_multiworker import create_room, workers  # noqa: F401  (fixture)
 from tests.yclient import state_vector, ydoc
 
@@ -20,8 +27,14 @@ def note(start: float, author: str) -> Map[Any]:
     return Map({"start": start, "text": "t", "tags": Array([]), "author": author, "created": 1.0})
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def redis(request: pytest.FixtureRequest, redis: RedisServer) -> RedisServer | RedisClusterServers:
+    """The run's one Redis, or its Redis Cluster: every test here runs on both."""
+    return redis if request.param == "redis" else request.getfixturevalue("cluster")
+
+
 async def stored_doc(redis: RedisServer, room: str) -> Doc[Any]:
-    client = aioredis.Redis.from_url(redis.url)
+    client = redis.async_client()
     try:
         loaded = await RedisDocLog(client, RedisBroker(client)).load(room)
     finally:
@@ -145,8 +158,6 @@ async def test_an_edit_not_yet_in_the_log_is_not_relayed(
     """A worker dies before Ann's note reached the log. Tess must not have been shown it (or
     her catch-up on another worker would carry a note she did not write and be refused);
     Tess's own offline edit survives, and Ann's client restores her note when it reconnects."""
-    import redis as sync_redis
-
     one, two = workers
     room = create_room(one.base)
     async with ydoc(two.base, room, token(room, "observer", "Warm")):
@@ -155,9 +166,8 @@ async def test_an_edit_not_yet_in_the_log_is_not_relayed(
         ydoc(one.base, room, token(room, "coach", "Ann")) as ann,
         ydoc(one.base, room, token(room, "teacher", "Tess")) as tess,
     ):
-        pauser = sync_redis.Redis.from_url(redis.url)
         try:
-            pauser.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+            redis.pause_writes(1500)
             ann.timeline["n1"] = note(1.0, "user:ann")
             await ann.flush()
             await asyncio.sleep(0.3)
@@ -167,8 +177,7 @@ async def test_an_edit_not_yet_in_the_log_is_not_relayed(
             tess.plan += "tess typed this offline"
             ann_state, tess_state = ann.doc.get_update(), tess.doc.get_update()
         finally:
-            pauser.execute_command("CLIENT", "UNPAUSE")
-            pauser.close()
+            redis.unpause()
     for user, role, state in (("Tess", "teacher", tess_state), ("Ann", "coach", ann_state)):
         async with ydoc(two.base, room, token(room, role, user)) as again:
             again.doc.apply_update(state)

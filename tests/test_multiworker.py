@@ -9,16 +9,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis as sync_redis
 
 from tests.support import (
     ADMIN_KEY,
     TIMEOUT,
+    RedisClusterServers,
     RedisServer,
     WorkerProcess,
     join,
     start_worker,
 )
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def redis(request: pytest.FixtureRequest, redis: RedisServer) -> RedisServer | RedisClusterServers:
+    """The run's one Redis, or its Redis Cluster: every test here runs on both."""
+    return redis if request.param == "redis" else request.getfixturevalue("cluster")
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ def create_room(base: str) -> str:
 
 
 def lease_holder(redis: RedisServer, room: str) -> str | None:
-    client = sync_redis.Redis.from_url(redis.url)
+    client = redis.sync_client()
     try:
         value = client.get(f"cocoach:{{{room}}}:lease")
         return None if value is None else value.decode()
