@@ -402,7 +402,9 @@ class RedisClusterServers:
         raise AssertionError(f"no node owns the slot of {key}")
 
     def wait_ok(self, timeout: float = 3 * TIMEOUT) -> None:
-        """Until every live node says the cluster is ok and agrees on who owns what."""
+        """Until every live node says the cluster is ok, and every replica is in sync."""
+        import redis as sync_redis
+
         deadline = time.monotonic() + timeout
         while True:
             states = []
@@ -413,8 +415,13 @@ class RedisClusterServers:
                 try:
                     info = client.execute_command("CLUSTER", "INFO")
                     text = info.decode() if isinstance(info, bytes) else str(info)
-                    states.append("cluster_state:ok" in text)
-                except Exception:
+                    replication = client.info("replication")
+                    synced = (
+                        replication.get("role") != "slave"
+                        or replication.get("master_link_status") == "up"
+                    )
+                    states.append("cluster_state:ok" in text and synced)
+                except sync_redis.RedisError:
                     states.append(False)
                 finally:
                     client.close()

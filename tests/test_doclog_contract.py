@@ -17,7 +17,9 @@ from server.sync.sqlite_doclog import SqliteDocLog
 from tests.support import TIMEOUT, RedisClusterServers, RedisServer
 
 
-@pytest.fixture(params=["embedded", "redis", "redis-wait-replica", "cluster"])
+@pytest.fixture(
+    params=["embedded", "redis", "redis-wait-replica", "cluster", "cluster-wait-replica"]
+)
 async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DocLog]:
     if request.param == "embedded":
         sqlite = SqliteDocLog(tmp_path / "docs.sqlite3")
@@ -28,8 +30,9 @@ async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[D
     server: RedisServer | RedisClusterServers
     if request.param == "redis":
         server = request.getfixturevalue("redis")
-    elif request.param == "cluster":
+    elif request.param.startswith("cluster"):
         server = request.getfixturevalue("cluster")
+        wait = 1 if request.param == "cluster-wait-replica" else 0  # each primary has one
     else:  # COCOACH_REDIS_WAIT_REPLICAS=1: appends wait for the replica
         server, _replica = request.getfixturevalue("replicated_redis")
         wait = 1
