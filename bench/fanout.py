@@ -93,12 +93,13 @@ class Cocoach(Target):
         redises: list[infra.Proc],
         port: int,
         redis_pool: int | None,
+        url: str | None = None,
         **env: str,
     ) -> None:
         self.adapter = ADAPTERS["cocoach"]
         self.stack = stack
         self.redises = redises
-        url = f"redis://127.0.0.1:{port}/0"
+        url = url or f"redis://127.0.0.1:{port}/0"
         if redis_pool is not None:
             # redis-py reads pool options from the URL; the shipped default is 100 connections.
             url += f"?max_connections={redis_pool}"
@@ -127,6 +128,17 @@ class CocoachWaitReplica(Cocoach):
         self._start(stack, [primary, replica], port, redis_pool, **wait)
 
 
+class CocoachCluster(Cocoach):
+    """cocoach on a Redis Cluster: three primaries, each with a replica (sharded pub/sub)."""
+
+    name = "cocoach-cluster"
+
+    def __init__(self, stack: infra.Stack, redis_pool: int | None = None) -> None:
+        nodes = infra.redis_cluster(stack)
+        url = "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for _, port in nodes)
+        self._start(stack, [proc for proc, _ in nodes], nodes[0][1], redis_pool, url=url)
+
+
 class Hocuspocus(Target):
     name = "hocuspocus"
 
@@ -143,11 +155,13 @@ TARGETS: dict[str, Callable[[infra.Stack, int | None], Target]] = {
     "cocoach": Cocoach,
     "hocuspocus": Hocuspocus,
     "cocoach-wait-replica": CocoachWaitReplica,
+    "cocoach-cluster": CocoachCluster,
 }
 # Several targets in one run, side by side.
 GROUPS = {
     "both": ["cocoach", "hocuspocus"],
     "replication": ["cocoach", "cocoach-wait-replica"],
+    "redis-modes": ["cocoach", "cocoach-wait-replica", "cocoach-cluster"],
 }
 
 

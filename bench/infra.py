@@ -144,11 +144,11 @@ class Stack:
 
     # ---- the servers --------------------------------------------------------------------
 
-    def redis(self, *extra: str, name: str = "redis") -> tuple[Proc, int]:
-        """A redis-server on a free loopback port, in a directory of its own; `extra` are
-        more arguments (`--replicaof`, `--cluster-enabled`, ...)."""
+    def redis(self, *extra: str, name: str = "redis", port: int = 0) -> tuple[Proc, int]:
+        """A redis-server on a free loopback port (or `port`), in a directory of its own;
+        `extra` are more arguments (`--replicaof`, `--cluster-enabled`, ...)."""
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        port = free_port()
+        port = port or free_port()
         directory = self.directory / name
         directory.mkdir(parents=True, exist_ok=True)
         proc = self._spawn(
@@ -358,3 +358,64 @@ def wait_in_sync(replica_port: int) -> None:
             time.sleep(0.05)
     finally:
         client.close()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as bus:
+                try:
+                    bus.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+def redis_cluster(stack: Stack) -> list[tuple[Proc, int]]:
+    """Six redis-servers joined into a cluster of three primaries with a replica each."""
+    nodes = []
+    for i in range(6):
+        config = stack.directory / f"redis-{i}" / "nodes.conf"
+        nodes.append(
+            stack.redis(
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(config),
+                "--cluster-node-timeout",
+                "1000",
+                name=f"redis-{i}",
+                port=_cluster_port(),
+            )
+        )
+    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+    addresses = [f"127.0.0.1:{port}" for _, port in nodes]
+    subprocess.run(
+        [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+        check=True,
+        capture_output=True,
+        timeout=START_TIMEOUT,
+    )
+    import redis as sync_redis
+
+    deadline = time.monotonic() + START_TIMEOUT
+    for _, port in nodes:
+        client = sync_redis.Redis(port=port)
+        try:
+            while True:
+                state = client.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
+                text = state.decode() if isinstance(state, bytes) else str(state)
+                replication = client.info("replication")
+                synced = replication.get("role") != "slave" or (
+                    replication.get("master_link_status") == "up"
+                )
+                if "cluster_state:ok" in text and synced:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the Redis Cluster did not come up")
+                time.sleep(0.1)
+        finally:
+            client.close()
+    return nodes

@@ -14,8 +14,9 @@ M = TypeVar("M")
 
 
 class Broker(Protocol):
-    # Times the connection to the broker was lost and re-established (for /metrics).
-    reconnects: int
+    @property
+    def reconnects(self) -> int:
+        """Times the connection to the broker was lost and re-established (for /metrics)."""
 
     async def publish(self, channel: str, message: bytes) -> None: ...
 

@@ -8,19 +8,18 @@ import logging
 import random
 from typing import Any
 
-from redis.asyncio.cluster import ClusterPubSub
+import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from server.errors import ServiceUnavailable
 from server.sync.broker import Callback, Fanout
-from server.sync.redis_connect import Client, sharded
+from server.sync.redis_connect import Client
+from server.sync.redis_shards import ShardedSubscriber
 
 log = logging.getLogger(__name__)
 
 SUBSCRIBE_TIMEOUT = 5.0
-# A cluster's subscriber polls its nodes' connections in turn (redis-py's ClusterPubSub): this
-# long in all per pass when nothing comes, the most a message waits for its turn.
-SHARDED_POLL = 0.02
 
 
 class RedisBroker:
@@ -29,17 +28,26 @@ class RedisBroker:
         # Test switch (COCOACH_TEST_DROP_PUBSUB): drop this share of received messages, to
         # prove that everything built on pub/sub recovers from a lost message.
         self._drop_rate = drop_rate
-        self._sharded = sharded(client)
-        self._pubsub = client.pubsub()
+        # One Redis: one subscriber connection. A cluster: one per node (redis_shards.py).
+        self._shards = (
+            ShardedSubscriber(client, self._on_message)
+            if isinstance(client, RedisCluster)
+            else None
+        )
+        self._pubsub = client.pubsub() if isinstance(client, redis.Redis) else None
         self._fanout: Fanout[bytes] = Fanout()
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._subscribed = asyncio.Event()
-        self.reconnects = 0
+        self._reconnects = 0
+
+    @property
+    def reconnects(self) -> int:
+        return self._reconnects + (self._shards.lost if self._shards is not None else 0)
 
     async def publish(self, channel: str, message: bytes) -> None:
         try:
-            if self._sharded:
+            if self._shards is not None:
                 await self._client.spublish(channel, message)
             else:
                 await self._client.publish(channel, message)
@@ -52,15 +60,16 @@ class RedisBroker:
                 return
             confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
             try:
-                if self._sharded:
-                    await self._pubsub.ssubscribe(channel)
+                if self._shards is not None:
+                    await self._shards.ssubscribe(channel)
                 else:
+                    assert self._pubsub is not None
                     await self._pubsub.subscribe(channel)
                 self._subscribed.set()
                 # A PUBLISH on another connection may overtake our SUBSCRIBE: wait until Redis
                 # says we are subscribed, so a reply published right after cannot be missed.
                 await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT)
-            except (RedisError, RedisClusterException, TimeoutError) as exc:
+            except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
                 self._fanout.remove(channel, callback)
                 raise ServiceUnavailable(f"redis subscribe to {channel} failed: {exc}") from exc
             finally:
@@ -70,11 +79,12 @@ class RedisBroker:
         async with self._lock:
             if self._fanout.remove(channel, callback):
                 try:
-                    if self._sharded:
-                        await self._pubsub.sunsubscribe(channel)
+                    if self._shards is not None:
+                        await self._shards.sunsubscribe(channel)
                     else:
+                        assert self._pubsub is not None
                         await self._pubsub.unsubscribe(channel)
-                except (RedisError, RedisClusterException) as exc:
+                except (RedisError, RedisClusterException, OSError) as exc:
                     log.warning("redis unsubscribe from %s failed: %s", channel, exc)
 
     async def ping(self) -> None:
@@ -86,41 +96,44 @@ class RedisBroker:
     async def run(self) -> None:
         """Read the subscriber connection until cancelled. redis-py reconnects and re-subscribes
         by itself; we only back off while Redis is away."""
+        if self._shards is not None:
+            await self._shards.run()
+            return
+        assert self._pubsub is not None
         backoff, lost = 0.1, False
         await self._subscribed.wait()  # redis-py cannot read a pubsub before its first SUBSCRIBE
         while True:
             try:
-                message = await self._next_message()
-            except (RedisError, RedisClusterException, OSError) as exc:
+                message = await self._pubsub.get_message(timeout=None)
+            except (RedisError, OSError) as exc:
                 log.warning("redis subscriber lost its connection (%s); retrying", exc)
                 lost = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
             if lost:  # a read worked again: one reconnect, however many retries it took
-                self.reconnects += 1
+                self._reconnects += 1
                 lost = False
             backoff = 0.1
-            if message is None:
-                continue
-            kind = message["type"]
-            channel = message["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            if kind in ("message", "smessage"):
-                if self._drop_rate and random.random() < self._drop_rate:
-                    continue
-                self._fanout.dispatch(channel, message["data"])
-            elif kind in ("subscribe", "ssubscribe"):
-                future = self._confirmed.get(channel)
-                if future is not None and not future.done():
-                    future.set_result(None)
+            if message is not None:
+                self._on_message(message)
 
-    async def _next_message(self) -> dict[str, Any] | None:
-        if isinstance(self._pubsub, ClusterPubSub):
-            return await self._pubsub.get_sharded_message(timeout=SHARDED_POLL)
-        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=None)
-        return message
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        if kind in ("message", "smessage"):
+            if self._drop_rate and random.random() < self._drop_rate:
+                return
+            self._fanout.dispatch(channel, message["data"])
+        elif kind in ("subscribe", "ssubscribe"):
+            future = self._confirmed.get(channel)
+            if future is not None and not future.done():
+                future.set_result(None)
 
     async def close(self) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
+        if self._shards is not None:
+            await self._shards.aclose()
+        if self._pubsub is not None:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
