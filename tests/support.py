@@ -659,7 +659,12 @@ def start_worker(
         for line in log.read_text().splitlines():
             if line.startswith("cocoach listening on "):
                 base = line.split()[-1]
-                _wait_ready(base)
+                try:
+                    _wait_ready(base)
+                except AssertionError:
+                    process.kill()  # not left behind, restarting its worker for ever
+                    process.wait()
+                    raise
                 return WorkerProcess(worker_id, base, process, log)
         time.sleep(0.05)
     process.kill()
