@@ -55,7 +55,11 @@ def parse_duration(text: str) -> float:
 
 def _backend_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="data directory (default ./data)")
-    parser.add_argument("--redis", help="redis://... for distributed mode (default: embedded)")
+    parser.add_argument(
+        "--redis",
+        help="distributed mode: redis://host:port/db, redis+sentinel://host:port,.../service "
+        "or redis+cluster://host:port,... (default: embedded)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from server.preflight import codec_problems, page_problem
 from tests.test_cli import run_cli
 
@@ -14,15 +16,23 @@ def test_version() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "cocoach 0.1.0"
 
 
-def test_a_redis_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
-    done = run_cli(
-        "serve", "--port", "0", "--data", str(tmp_path), "--redis", "redis://127.0.0.1:1"
-    )
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis://127.0.0.1:1", "Connection refused"),
+        ("redis+sentinel://127.0.0.1:1/cocoach", "no Sentinel of 127.0.0.1:1 names a primary"),
+        ("redis+sentinel://127.0.0.1:1", "a sentinel URL names its service"),
+        ("redis+cluster://127.0.0.1:1", "Redis Cluster cannot be connected"),
+    ],
+    ids=["redis", "sentinel", "sentinel-without-service", "cluster"],
+)
+def test_a_redis_that_cannot_be_reached_is_one_line(tmp_path: Path, url: str, says: str) -> None:
+    done = run_cli("serve", "--port", "0", "--data", str(tmp_path), "--redis", url)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     (line,) = [line for line in done.stderr.splitlines() if "Redis" in line]
-    assert line.startswith("cocoach: Redis at redis://127.0.0.1:1 cannot be reached")
-    assert "COCOACH_REDIS" in line
+    assert line.startswith(f"cocoach: Redis at {url} cannot be reached")
+    assert says in line and "COCOACH_REDIS" in line and len(line) < 400
 
 
 def test_an_unwritable_data_folder_is_one_line(tmp_path: Path) -> None:

@@ -178,6 +178,7 @@ def unreachable(url: str, timeout: float) -> str | None:
     from redis.cluster import ClusterNode as SyncClusterNode
     from redis.cluster import RedisCluster as SyncRedisCluster
     from redis.exceptions import RedisClusterException
+    from redis.sentinel import MasterNotFoundError
     from redis.sentinel import Sentinel as SyncSentinel
 
     client: sync_redis.Redis | SyncRedisCluster
@@ -216,8 +217,12 @@ def unreachable(url: str, timeout: float) -> str | None:
             client.ping()
         finally:
             client.close()
+    except MasterNotFoundError:
+        # redis-py's own message holds the whole client's repr: say it in a line.
+        hosts = ", ".join(f"{host}:{port}" for host, port in address.sentinels)
+        return f"no Sentinel of {hosts} names a primary for service {address.service!r}"
     except (sync_redis.RedisError, RedisClusterException, OSError, ValueError) as exc:
-        return str(exc) or type(exc).__name__
+        return (str(exc) or type(exc).__name__)[:300]
     except ConfigError as exc:
         return exc.message
     return None
