@@ -390,7 +390,8 @@ class RedisClusterServers:
 
     def primary_of(self, key: str) -> RedisServer:
         """The node that owns `key`'s slot now."""
-        client = self.nodes[0].sync_client()
+        alive = next(n for n in self.nodes if n.process.poll() is None)
+        client = alive.sync_client()
         try:
             slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
             for start, end, primary, *_replicas in client.execute_command("CLUSTER", "SLOTS"):
