@@ -47,6 +47,9 @@ system-deps: node
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (the tests start their own on a free port)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-cli >/dev/null || { \
+	  echo "installing redis-tools (redis-cli joins the tests' Redis Cluster)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; }
 	@command -v espeak-ng >/dev/null || { \
 	  echo "installing espeak-ng (the conversation's tests speak real, generated speech)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
