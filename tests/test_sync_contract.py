@@ -438,6 +438,11 @@ async def test_the_fence_lets_only_the_current_holder_write(fenced: Fenced) -> N
     with pytest.raises(StaleHome):
         await fenced.fence.save_room_state(room, "b", old, b"old b")
     assert await fenced.store.load_room_state(room) == b"by b"
+    # The talk record too: only the holder adds to it.
+    with pytest.raises(StaleHome):
+        await fenced.fence.append_talk(room, "a", old, b"late talk")
+    assert await fenced.fence.append_talk(room, "b", new, b"talk")
+    assert await fenced.store.load_talk(room) == [b"talk"]
     await fenced.fence.publish(room, "b", new, channel, b"from b")
     assert await asyncio.wait_for(got.get(), TIMEOUT) == b"from b"
     assert got.empty()

@@ -310,6 +310,9 @@ class RoomHome:
         """Publish as the room's home: refused (`StaleHome`) once another worker holds it."""
         await self.context.fence.publish(self.id, self.context.id, self.token, channel, message)
 
+    async def _append_talk(self, data: bytes) -> bool:
+        return await self.context.fence.append_talk(self.id, self.context.id, self.token, data)
+
     async def leaving(self) -> None:
         """Say we are gone, once the lease is given up: not fenced, it only makes the other
         workers look for the room's home again."""
@@ -366,9 +369,7 @@ class RoomHome:
         state = self.room.state
         at = talk_record.lesson_at(start, state.playback, state.live, state.duration)
         entry = talk_record.TalkEntry(user, name, role, start, end, at)
-        self.context.spawn(
-            talk_record.append(self.context.store, self.id, entry), f"talk {self.id}"
-        )
+        self.context.spawn(talk_record.append(self._append_talk, self.id, entry), f"talk {self.id}")
 
     def _report_live(
         self, live: LiveInfo | None, reason: str | None, recording: str | None

@@ -5,10 +5,11 @@ measured, who spoke when and never what, kept in the store so that any worker ca
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from server.errors import ServiceUnavailable
+from server.errors import ServiceUnavailable, StaleHome
 from server.messages import LiveInfo, PlaybackInfo
 from server.orgs import Orgs
 from server.rooms.talk import Segment, Speaker, report
@@ -57,11 +58,12 @@ def lesson_at(
     return round(max(0.0, position), 2)
 
 
-async def append(store: Store, room: str, entry: TalkEntry) -> None:
+async def append(write: Callable[[bytes], Awaitable[bool]], room: str, entry: TalkEntry) -> None:
+    """Keep one stretch of talk through `write` (the room's home's fenced append)."""
     try:
-        if not await store.append_talk(room, _encoder.encode(entry)):
+        if not await write(_encoder.encode(entry)):
             log.warning("room %s: talk record full; a stretch of talk was not kept", room)
-    except ServiceUnavailable as exc:
+    except (ServiceUnavailable, StaleHome) as exc:
         log.warning("room %s: a stretch of talk was not kept: %s", room, exc)
 
 

@@ -23,6 +23,9 @@ class Fence(Protocol):
         self, room: str, worker: str, token: int, channel: str, message: bytes
     ) -> None: ...
 
+    async def append_talk(self, room: str, worker: str, token: int, data: bytes) -> bool:
+        """`Store.append_talk`, as the room's home: False when the talk record is full."""
+
 
 class MemoryFence:
     """Embedded mode: one worker, so the check and the write cannot be overtaken; the contract
@@ -46,3 +49,7 @@ class MemoryFence:
     ) -> None:
         self._check(room, worker, token)
         await self._broker.publish(channel, message)
+
+    async def append_talk(self, room: str, worker: str, token: int, data: bytes) -> bool:
+        self._check(room, worker, token)
+        return await self._store.append_talk(room, data)

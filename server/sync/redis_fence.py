@@ -4,9 +4,10 @@ token (keys of the room's own hash tag, so a cluster runs it on the room's node)
 from __future__ import annotations
 
 from server.errors import StaleHome
-from server.sync.keys import fence_key, lease_key, state_key
+from server.sync.keys import fence_key, lease_key, state_key, talk_key
 from server.sync.redis_connect import Client, publish_command
 from server.sync.redis_errors import unavailable
+from server.sync.store import MAX_TALK_SEGMENTS
 
 _HOLDS = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
@@ -17,6 +18,18 @@ end
 # KEYS: lease, fence, state; ARGV: worker, token, data.
 _SAVE = _HOLDS + "redis.call('SET', KEYS[3], ARGV[3])\nreturn 1\n"
 
+# KEYS: lease, fence, talk; ARGV: worker, token, the stretch of talk, the record's bound.
+_APPEND_TALK = (
+    _HOLDS
+    + """
+if redis.call('LLEN', KEYS[3]) >= tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return 1
+"""
+)
+
 # KEYS: lease, fence; ARGV: worker, token, channel, message.
 _PUBLISH = _HOLDS + "return redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
 
@@ -24,6 +37,7 @@ _PUBLISH = _HOLDS + "return redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
 class RedisFence:
     def __init__(self, client: Client) -> None:
         self._save = client.register_script(_SAVE)
+        self._append_talk = client.register_script(_APPEND_TALK)
         # In a cluster, SPUBLISH: the room's channels are in the room's slot, like its keys.
         self._publish = client.register_script(
             _PUBLISH.replace("'PUBLISH'", f"'{publish_command(client)}'")
@@ -43,6 +57,13 @@ class RedisFence:
                 keys=[lease_key(room), fence_key(room)], args=[worker, token, channel, message]
             )
         _check(room, worker, int(done))
+
+    async def append_talk(self, room: str, worker: str, token: int, data: bytes) -> bool:
+        keys = [lease_key(room), fence_key(room), talk_key(room)]
+        with unavailable("redis store failed"):
+            done = await self._append_talk(keys=keys, args=[worker, token, data, MAX_TALK_SEGMENTS])
+        _check(room, worker, int(done))
+        return bool(done)
 
 
 def _check(room: str, worker: str, done: int) -> None:
