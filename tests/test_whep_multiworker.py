@@ -1,5 +1,6 @@
-"""WHEP with two real worker processes on one Redis: a request that lands on a worker that is
-not the room's home is answered by the home, and media flows from the home's own sockets."""
+"""WHEP with two real worker processes on one Redis, and on a Redis Cluster: a request that
+lands on a worker that is not the room's home is answered by the home, and media flows from the
+home's own sockets."""
 
 from __future__ import annotations
 
@@ -16,13 +17,29 @@ import pytest
 
 from server.library.clip import PHONE_MP4, ClipSpec, write_clip
 from tests.media import accept_answer, offer_viewer
-from tests.support import ADMIN_KEY, TIMEOUT, RedisServer, WorkerProcess, join, start_worker, token
+from tests.support import (
+    ADMIN_KEY,
+    TIMEOUT,
+    RedisClusterServers,
+    RedisServer,
+    WorkerProcess,
+    join,
+    start_worker,
+    token,
+)
 from tests.test_multiworker import lease_holder
 
 MEDIA_ENV = {
     "COCOACH_MEDIA_HOST_ADDRESSES": "127.0.0.1",
     "COCOACH_MEDIA_REMOTE_NETWORKS": "loopback",
 }
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def redis(request: pytest.FixtureRequest, redis: RedisServer) -> RedisServer | RedisClusterServers:
+    """The run's one Redis, or its Redis Cluster (where the home's answers go by sharded
+    pub/sub, on a channel in the room's slot)."""
+    return redis if request.param == "redis" else request.getfixturevalue("cluster")
 
 
 @pytest.fixture
