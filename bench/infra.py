@@ -360,7 +360,7 @@ def wait_in_sync(replica_port: int) -> None:
         client.close()
 
 
-def _cluster_port() -> int:
+def cluster_port() -> int:
     """A free port whose cluster bus port (10,000 higher) is free too."""
     while True:
         port = free_port()
@@ -387,7 +387,7 @@ def redis_cluster(stack: Stack) -> list[tuple[Proc, int]]:
                 "--cluster-node-timeout",
                 "1000",
                 name=f"redis-{i}",
-                port=_cluster_port(),
+                port=cluster_port(),
             )
         )
     cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"

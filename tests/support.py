@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 import uvicorn
 import websockets
 
+from bench.infra import cluster_port
 from server.app import create_app
 from server.rooms.roles import Role
 from server.settings import Settings
@@ -432,19 +434,6 @@ class RedisClusterServers:
             time.sleep(0.1)
 
 
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
-    while True:
-        port = free_port()
-        if port + 10000 < 65536:
-            with socket.socket() as bus:
-                try:
-                    bus.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
-            return port
-
-
 @contextlib.contextmanager
 def redis_cluster() -> Iterator[RedisClusterServers]:
     """Six redis-servers (`--cluster-enabled yes`), joined with `redis-cli --cluster create`
@@ -457,7 +446,7 @@ def redis_cluster() -> Iterator[RedisClusterServers]:
         for _ in range(6):
             directory = Path(tempfile.mkdtemp(prefix="cocoach-cluster-"))
             stack.callback(shutil.rmtree, directory, True)
-            port = _cluster_port()
+            port = cluster_port()
             extra = (
                 "--cluster-enabled",
                 "yes",
@@ -493,6 +482,15 @@ def _kill(node: RedisServer) -> None:
     if node.process.poll() is None:
         node.process.kill()
     node.process.wait()
+
+
+@pytest.fixture(name="redis", params=["redis", "cluster"])
+def redis_or_cluster(
+    request: pytest.FixtureRequest, redis: RedisServer
+) -> RedisServer | RedisClusterServers:
+    """Overrides the run's `redis` in a test module that imports it: each test there runs on
+    the run's one Redis and on its Redis Cluster."""
+    return redis if request.param == "redis" else request.getfixturevalue("cluster")
 
 
 @dataclass

@@ -6,16 +6,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pycrdt import Array, Doc, Map, Text
 
 from server.sync.redis_broker import RedisBroker
 from server.sync.redis_doclog import RedisDocLog
 from tests.support import (
     TIMEOUT,
-    RedisClusterServers,
     RedisServer,
     WorkerProcess,
+    redis_or_cluster,  # noqa: F401  (the `redis` fixture: one Redis, a cluster)
     start_worker,
     token,
 )
@@ -25,12 +24,6 @@ from tests.yclient import state_vector, ydoc
 
 def note(start: float, author: str) -> Map[Any]:
     return Map({"start": start, "text": "t", "tags": Array([]), "author": author, "created": 1.0})
-
-
-@pytest.fixture(params=["redis", "cluster"])
-def redis(request: pytest.FixtureRequest, redis: RedisServer) -> RedisServer | RedisClusterServers:
-    """The run's one Redis, or its Redis Cluster: every test here runs on both."""
-    return redis if request.param == "redis" else request.getfixturevalue("cluster")
 
 
 async def stored_doc(redis: RedisServer, room: str) -> Doc[Any]:

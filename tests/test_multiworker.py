@@ -13,18 +13,12 @@ import pytest
 from tests.support import (
     ADMIN_KEY,
     TIMEOUT,
-    RedisClusterServers,
     RedisServer,
     WorkerProcess,
     join,
+    redis_or_cluster,  # noqa: F401  (the `redis` fixture: one Redis, a cluster)
     start_worker,
 )
-
-
-@pytest.fixture(params=["redis", "cluster"])
-def redis(request: pytest.FixtureRequest, redis: RedisServer) -> RedisServer | RedisClusterServers:
-    """The run's one Redis, or its Redis Cluster: every test here runs on both."""
-    return redis if request.param == "redis" else request.getfixturevalue("cluster")
 
 
 @pytest.fixture

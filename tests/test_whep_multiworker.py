@@ -20,10 +20,10 @@ from tests.media import accept_answer, offer_viewer
 from tests.support import (
     ADMIN_KEY,
     TIMEOUT,
-    RedisClusterServers,
     RedisServer,
     WorkerProcess,
     join,
+    redis_or_cluster,  # noqa: F401  (the `redis` fixture: one Redis, a cluster)
     start_worker,
     token,
 )
@@ -33,13 +33,6 @@ MEDIA_ENV = {
     "COCOACH_MEDIA_HOST_ADDRESSES": "127.0.0.1",
     "COCOACH_MEDIA_REMOTE_NETWORKS": "loopback",
 }
-
-
-@pytest.fixture(params=["redis", "cluster"])
-def redis(request: pytest.FixtureRequest, redis: RedisServer) -> RedisServer | RedisClusterServers:
-    """The run's one Redis, or its Redis Cluster (where the home's answers go by sharded
-    pub/sub, on a channel in the room's slot)."""
-    return redis if request.param == "redis" else request.getfixturevalue("cluster")
 
 
 @pytest.fixture

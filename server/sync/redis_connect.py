@@ -57,13 +57,23 @@ def client_options() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """The data nodes' user, password and TLS, from the URL."""
+
+    username: str | None
+    password: str | None
+    tls: bool
+
+    def options(self) -> dict[str, Any]:
+        return {"username": self.username, "password": self.password, "ssl": self.tls}
+
+
+@dataclass(frozen=True)
 class SentinelAddress:
     sentinels: list[tuple[str, int]]
     service: str
     db: int
-    username: str | None
-    password: str | None
-    tls: bool
+    credentials: Credentials
 
 
 def is_sentinel(url: str) -> bool:
@@ -77,9 +87,7 @@ def is_cluster(url: str) -> bool:
 @dataclass(frozen=True)
 class ClusterAddress:
     nodes: list[tuple[str, int]]
-    username: str | None
-    password: str | None
-    tls: bool
+    credentials: Credentials
 
 
 def parse_cluster(url: str) -> ClusterAddress:
@@ -91,9 +99,9 @@ def parse_cluster(url: str) -> ClusterAddress:
         raise ConfigError("--redis: a cluster URL has no database: redis+cluster://host:port")
     return ClusterAddress(
         _host_ports(hosts, "cluster node"),
-        unquote(username) or None,
-        unquote(password) or None,
-        CLUSTER_SCHEMES[parts.scheme],
+        Credentials(
+            unquote(username) or None, unquote(password) or None, CLUSTER_SCHEMES[parts.scheme]
+        ),
     )
 
 
@@ -122,9 +130,9 @@ def parse_sentinel(url: str) -> SentinelAddress:
         sentinels,
         unquote(path[0]),
         int(path[1]) if len(path) == 2 else 0,
-        unquote(username) or None,
-        unquote(password) or None,
-        SENTINEL_SCHEMES[parts.scheme],
+        Credentials(
+            unquote(username) or None, unquote(password) or None, SENTINEL_SCHEMES[parts.scheme]
+        ),
     )
 
 
@@ -135,9 +143,7 @@ async def connected(url: str) -> AsyncIterator[Client]:
         address = parse_cluster(url)
         cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
-            username=address.username,
-            password=address.password,
-            ssl=address.tls,
+            **address.credentials.options(),
             **client_options(),
         )
         try:
@@ -158,9 +164,7 @@ async def connected(url: str) -> AsyncIterator[Client]:
     client = sentinel.master_for(
         watched.service,
         db=watched.db,
-        username=watched.username,
-        password=watched.password,
-        ssl=watched.tls,
+        **watched.credentials.options(),
         **client_options(),
     )
     try:
@@ -190,9 +194,7 @@ def unreachable(url: str, timeout: float) -> str | None:
                     SyncClusterNode(host, port)  # type: ignore[no-untyped-call]
                     for host, port in nodes.nodes
                 ],
-                username=nodes.username,
-                password=nodes.password,
-                ssl=nodes.tls,
+                **nodes.credentials.options(),
                 socket_connect_timeout=timeout,
                 socket_timeout=timeout,
             )
@@ -203,9 +205,7 @@ def unreachable(url: str, timeout: float) -> str | None:
             client = sentinel.master_for(
                 address.service,
                 db=address.db,
-                username=address.username,
-                password=address.password,
-                ssl=address.tls,
+                **address.credentials.options(),
                 socket_connect_timeout=timeout,
                 socket_timeout=timeout,
             )
