@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.settings import Settings
-from server.sync.backend import redis_unreachable
 
 # What the ingest and the conversation need of PyAV's FFmpeg: VP8 and Opus out, and the
 # common phone formats in.
@@ -77,7 +76,9 @@ def available_codecs() -> set[str]:
 
 
 def redis_problem(url: str) -> Problem | None:
-    reason = redis_unreachable(url, REDIS_TIMEOUT)
+    from server.sync.redis_connect import unreachable  # here: embedded mode needs no redis-py
+
+    reason = unreachable(url, REDIS_TIMEOUT)
     if reason is None:
         return None
     return Problem(

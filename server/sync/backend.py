@@ -15,7 +15,7 @@ from server.sync.fence import Fence, MemoryFence
 from server.sync.lease import Lease, MemoryLease
 from server.sync.redis_audit import RedisAuditLog
 from server.sync.redis_broker import RedisBroker
-from server.sync.redis_connect import connected, unreachable
+from server.sync.redis_connect import connected
 from server.sync.redis_doclog import RedisDocLog
 from server.sync.redis_fence import RedisFence
 from server.sync.redis_lease import RedisLease
@@ -104,8 +104,3 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
                     reader.cancel()
         finally:
             await broker.close()
-
-
-def redis_unreachable(url: str, timeout: float) -> str | None:
-    """Why Redis at `url` cannot be reached now, or None (server/preflight.py)."""
-    return unreachable(url, timeout)
