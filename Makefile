@@ -35,15 +35,15 @@ node:
 	  echo "installing nodejs and npm (they build the web page and run a y-websocket client in the tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 
-## test: install what the tests need (redis-server, node, chromium and espeak-ng from Debian if
+## test: install what the tests need (redis-server, node, chromium-headless-shell and espeak-ng from Debian if
 ## missing),
 ## build the page, lint, run the suite
 test: system-deps lint pytest
 
 system-deps: node
-	@command -v chromium >/dev/null || { \
-	  echo "installing chromium (the page's end-to-end tests drive it headless)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium-headless-shell >/dev/null || { \
+	  echo "installing chromium-headless-shell (the page's end-to-end tests drive it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null; }
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (the tests start their own on a free port)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }

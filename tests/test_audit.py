@@ -15,9 +15,10 @@ import pytest
 import redis.asyncio as aioredis
 from pycrdt import Array, Map
 
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.sync.keys import AUDIT_STREAM
 from server.sync.sqlite_store import SqliteStore
+from tests.clips import write_clip
 from tests.media import accept_answer, offer_viewer
 from tests.support import (
     ADMIN_KEY,

@@ -17,11 +17,12 @@ import pytest
 from starlette.applications import Starlette
 
 from server.errors import InvalidField
-from server.library.clip import PHONE_MP4, WEBM_VP8, ClipSpec, Encoding, write_clip
+from server.library.clip import PHONE_MP4, WEBM_VP8, ClipSpec, Encoding
 from server.library.library import VideoLibrary
 from server.library.transcode import BadCut, encode, main
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import VideoRecord
+from tests.clips import write_clip
 from tests.support import TIMEOUT, Running, join, serve_in_process
 from tests.test_whep import MEDIA, ready_video, watch
 from tests.video_support import (

@@ -17,7 +17,7 @@ import av
 import msgspec
 import pytest
 
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.library.holds import HoldFrames
 from server.media.clock import PlaybackClock
 from server.media.ice import RemotePolicy
@@ -25,6 +25,7 @@ from server.media.pacing import display_position, due_at, needs_seek
 from server.media.tracks import LessonVideoTrack
 from server.media.viewer import Viewer, lesson_viewer
 from server.messages import PlaybackInfo
+from tests.clips import write_clip
 from tests.media import viewer_with
 
 FPS = 30

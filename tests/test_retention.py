@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.errors import InvalidField
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.library.retention import (
     DAY,
     consent_covers,
@@ -32,6 +32,7 @@ from server.sync.redis_store import RedisStore
 from server.sync.sqlite_audit import SqliteAuditLog
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord, Store, VideoRecord
+from tests.clips import write_clip
 from tests.media import offer_viewer
 from tests.support import (
     ADMIN_KEY,

@@ -15,11 +15,12 @@ import pytest
 import pytest_asyncio
 
 from server.errors import MediaFull, NotFound, NotLive
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.library.holds import HoldFrames
 from server.media.live import LiveRoom
 from server.media.room_media import Lesson, RoomMedia
 from server.messages import LiveInfo, TalkbackInfo
+from tests.clips import write_clip
 from tests.fakes import FakeMediaHost, FakeRecordings
 from tests.media import accept_answer, offer_viewer
 from tests.support import TIMEOUT, make_settings

@@ -19,11 +19,14 @@ import httpx
 import websockets
 from pycrdt import Doc, Text
 
-from tests.support import TIMEOUT, join, start_worker, token
+from tests.support import SLOWNESS, TIMEOUT, join, start_worker, token
 from tests.test_multiworker import create_room
 from tests.yclient import ydoc
 
-RECONNECT_WITHIN = 3.0
+# Issue 20: back within 3 s. Stretched like every other real-time check on a loaded machine
+# (COCOACH_TEST_SLOWNESS): the new worker's start is CPU, and three test processes share two
+# cores. bench/restart.py measures it on a quiet machine.
+RECONNECT_WITHIN = 3.0 * SLOWNESS
 FRAGMENTS = [f"<{n}{i}>" for n in "pqr" for i in range(60)]
 
 

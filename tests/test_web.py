@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import ConsoleMessage, Page, expect
 
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
+from tests.clips import write_clip
 from tests.support import TIMEOUT, Running, make_settings, serve_in_process, token
 from tests.test_whep import FPS, ready_video
 from tests.web_support import artifact, chromium, frame_number, settled_frame, wait_for_frame

@@ -12,9 +12,10 @@ import msgspec
 from playwright.async_api import expect
 
 from server.documents.lessons import Lesson
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
+from tests.clips import write_clip
 from tests.support import ADMIN_KEY, TIMEOUT, Running, make_settings, serve_in_process
 from tests.test_whep import FPS, ready_video
 from tests.web_support import artifact, chromium

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from server.library.clip import ClipSpec, write_clip
+from server.library.clip import ClipSpec
+from tests.clips import write_clip
 from tests.oidc_support import sign_in_with_httpx
 from tests.support import TIMEOUT
 from tests.test_sign_in import Env, serve_with_providers

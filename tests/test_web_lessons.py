@@ -19,9 +19,10 @@ from playwright.async_api import ConsoleMessage, Page, expect
 from pycrdt import Array, Map, Text
 
 from server.documents.lessons import Lesson
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
+from tests.clips import write_clip
 from tests.support import ADMIN_KEY, TIMEOUT, Running, make_settings, serve_in_process, token
 from tests.test_web import MEDIA, WAIT, invite
 from tests.test_whep import FPS, ready_video

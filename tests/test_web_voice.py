@@ -20,9 +20,10 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from bench.voice import RATE, at_level, speak, to_int16
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import RoomRecord
+from tests.clips import write_clip
 from tests.support import SLOWNESS, TIMEOUT, Running, make_settings, serve_in_process
 from tests.test_web import PageErrors, invite
 from tests.test_whep import FPS, ready_video
@@ -314,9 +315,10 @@ async def test_refused_microphone_and_an_observer_who_may_speak(
     base = room.base
     errors: list[PageErrors] = []
     async with AsyncExitStack() as stack:
-        # No fake UI: the browser is asked, and refuses.
+        # The browser's permission prompt, answered "Block" (Chromium's fake prompt, set to
+        # deny: the headless shell has no real prompt to refuse with).
         refusing = await stack.enter_async_context(
-            chromium(["--use-fake-device-for-media-stream", "--deny-permission-prompts"])
+            chromium(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream=deny"])
         )
         talking = await stack.enter_async_context(chromium(talker_args(voices["b"])))
         _, coach = await open_page(refusing, invite(base, "coach", "Cleo"), "coach", errors)

@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.library.clip import WEBM_VP8, ClipSpec, write_clip
+from server.library.clip import WEBM_VP8, ClipSpec
 from server.sync.sqlite_store import SqliteStore
 from server.sync.store import Rendition, RoomRecord, VideoRecord
+from tests.clips import write_clip
 from tests.media import PeerViewer, accept_answer, offer_viewer
 from tests.support import TIMEOUT, Running, join, make_settings, serve_in_process, token
 from tests.yclient import ydoc

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.library.clip import PHONE_MP4, ClipSpec, write_clip
+from server.library.clip import PHONE_MP4, ClipSpec
+from tests.clips import write_clip
 from tests.media import accept_answer, offer_viewer
 from tests.support import (
     ADMIN_KEY,

@@ -15,8 +15,9 @@ from typing import Any
 import av
 import httpx
 
-from server.library.clip import PHONE_MP4, ClipSpec, Encoding, read_frame_number, write_clip
+from server.library.clip import PHONE_MP4, ClipSpec, Encoding, read_frame_number
 from server.settings import Settings
+from tests.clips import write_clip
 from tests.support import ADMIN_KEY, TIMEOUT, make_settings, until
 
 TUS = {"Tus-Resumable": "1.0.0"}
