@@ -5,8 +5,9 @@ in the socket's backlog; clients that were connected reconnect by themselves, an
 rooms as the last worker saved them (it writes ahead: docs/operations.md).
 
 SIGTERM and SIGINT (Ctrl+C) are passed on to the worker once, as SIGTERM: it drains and exits,
-and the supervisor then exits with it. The supervisor itself runs no event loop and imports no
-media code, so nothing in it can crash the way a worker can.
+and the supervisor then exits with it. The supervisor itself serves nothing and runs no codec
+(server/cli.py keeps its imports to parsing and supervising; of the media code it loads only
+PyAV's list of codecs, checked once at start), so nothing in it can crash the way a worker can.
 """
 
 from __future__ import annotations
