@@ -132,3 +132,18 @@ def test_two_people_of_one_name_are_two_people(tmp_path: Path) -> None:
         "token", "--room", "r", "--role", "coach", "--name", "Cora", "--sub", "staff-1", env=env
     )
     assert verify(SECRET, given.stdout.strip().splitlines()[-1], room="r").sub == "staff-1"
+
+
+def test_the_supervisor_loads_no_worker_code() -> None:
+    """`cocoach serve` stays the supervisor for the server's whole life: importing the CLI
+    loads no aiortc, no app, no uvicorn and no Redis client (each command loads its own)."""
+    listed = subprocess.run(
+        [sys.executable, "-c", "import sys, server.cli; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
+    ).stdout.split()
+    heavy = {"aiortc", "av", "uvicorn", "redis", "server.app", "server.session.worker"}
+    assert heavy & set(listed) == set()
+    assert "server.cli" in listed
