@@ -17,6 +17,7 @@ from bench import infra
 from server.sync.keys import out_channel, state_key
 from server.sync.redis_fence import RedisFence
 from server.sync.redis_lease import RedisLease
+from server.sync.redis_store import RedisStore
 
 ROOM = "bench-fence"
 
@@ -38,7 +39,7 @@ async def main_async(count: int) -> None:
         _, port = stack.redis()
         client = aioredis.Redis(port=port)
         token = await RedisLease(client).take(ROOM, "w1", 60.0)
-        fence = RedisFence(client)
+        fence = RedisFence(client, RedisStore(client))
         frame = b"x" * 200  # a playback frame's size
         state = b"s" * 700  # a room state's size (bench/capacity.py: 712 B)
         rows = [

@@ -112,7 +112,8 @@ async def fenced(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     redis_broker = RedisBroker(client)
     reader = asyncio.create_task(redis_broker.run())
     try:
-        yield Fenced(RedisLease(client), RedisFence(client), RedisStore(client), redis_broker)
+        store = RedisStore(client)
+        yield Fenced(RedisLease(client), RedisFence(client, store), store, redis_broker)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)

@@ -82,6 +82,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
         return
     async with connected(settings.redis) as client:
         broker = RedisBroker(client, drop_rate=settings.test_drop_pubsub)
+        store = RedisStore(client)
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(broker.run(), name="redis-subscriber")
@@ -89,9 +90,9 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
                     yield Backend(
                         "redis",
                         broker,
-                        RedisStore(client),
+                        store,
                         RedisLease(client),
-                        RedisFence(client),
+                        RedisFence(client, store),
                         RedisDocLog(
                             client,
                             broker,

@@ -7,7 +7,7 @@ from server.errors import StaleHome
 from server.sync.keys import fence_key, lease_key, state_key, talk_key
 from server.sync.redis_connect import Client, publish_command
 from server.sync.redis_errors import unavailable
-from server.sync.store import MAX_TALK_SEGMENTS
+from server.sync.redis_store import RedisStore, append_talk_lua
 
 _HOLDS = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
@@ -19,23 +19,15 @@ end
 _SAVE = _HOLDS + "redis.call('SET', KEYS[3], ARGV[3])\nreturn 1\n"
 
 # KEYS: lease, fence, talk; ARGV: worker, token, the stretch of talk, the record's bound.
-_APPEND_TALK = (
-    _HOLDS
-    + """
-if redis.call('LLEN', KEYS[3]) >= tonumber(ARGV[4]) then
-  return 0
-end
-redis.call('RPUSH', KEYS[3], ARGV[3])
-return 1
-"""
-)
+_APPEND_TALK = _HOLDS + append_talk_lua("KEYS[3]", "ARGV[3]", "ARGV[4]")
 
 # KEYS: lease, fence; ARGV: worker, token, channel, message.
 _PUBLISH = _HOLDS + "return redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
 
 
 class RedisFence:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, store: RedisStore) -> None:
+        self._store = store  # its talk record's bound, as its own append keeps it
         self._save = client.register_script(_SAVE)
         self._append_talk = client.register_script(_APPEND_TALK)
         # In a cluster, SPUBLISH: the room's channels are in the room's slot, like its keys.
@@ -61,7 +53,9 @@ class RedisFence:
     async def append_talk(self, room: str, worker: str, token: int, data: bytes) -> bool:
         keys = [lease_key(room), fence_key(room), talk_key(room)]
         with unavailable("redis store failed"):
-            done = await self._append_talk(keys=keys, args=[worker, token, data, MAX_TALK_SEGMENTS])
+            done = await self._append_talk(
+                keys=keys, args=[worker, token, data, self._store.talk_limit]
+            )
         _check(room, worker, int(done))
         return bool(done)
 

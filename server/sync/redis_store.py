@@ -34,13 +34,21 @@ local value = redis.call('HGET', KEYS[1], ARGV[1])
 if value then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return value
 """
-_APPEND_TALK = """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then
+
+
+def append_talk_lua(key: str, data: str, limit: str) -> str:
+    """The talk record's bounded append, as Lua on the script's `key`, `data` and `limit` (the
+    room's home runs it behind its fence: redis_fence.py)."""
+    return f"""
+if redis.call('LLEN', {key}) >= tonumber({limit}) then
   return 0
 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('RPUSH', {key}, {data})
 return 1
 """
+
+
+_APPEND_TALK = append_talk_lua("KEYS[1]", "ARGV[1]", "ARGV[2]")
 
 
 class RedisStore:
