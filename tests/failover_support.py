@@ -11,8 +11,8 @@ from pycrdt import Text
 
 from tests.support import TIMEOUT, WorkerProcess, join, rejoin, token
 from tests.test_documents_multiworker import stored_doc
-from tests.test_redis_restart import type_fragments
-from tests.yclient import YClient, ydoc
+from tests.test_redis_restart import type_fragments, until_holds
+from tests.yclient import ydoc
 
 
 async def type_through_failover(
@@ -37,12 +37,8 @@ async def type_through_failover(
         await asyncio.sleep(1.0)
         await fail_over()
         fragments = [f for task in typing for f in await task]
-
-        def has_all(client: YClient) -> bool:
-            return all(f in str(client.plan) for f in fragments)
-
-        await ann.until(lambda: has_all(ann), timeout=4 * TIMEOUT)
-        await tess.until(lambda: has_all(tess), timeout=4 * TIMEOUT)
+        await until_holds(ann, fragments, 4 * TIMEOUT)
+        await until_holds(tess, fragments, 4 * TIMEOUT)
         assert str(ann.plan) == str(tess.plan)
 
     # The room goes on, on the new node, from where it was.

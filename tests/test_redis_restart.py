@@ -30,6 +30,11 @@ async def type_fragments(client: YClient, name: str, count: int) -> list[str]:
     return fragments
 
 
+async def until_holds(client: YClient, fragments: list[str], timeout: float) -> None:
+    """Until `client`'s plan has every one of `fragments`."""
+    await client.until(lambda: all(f in str(client.plan) for f in fragments), timeout=timeout)
+
+
 @pytest.mark.parametrize("appendonly", [False, True], ids=["no-aof", "aof"])
 async def test_redis_restart_loses_nothing(tmp_path: Path, appendonly: bool) -> None:
     with redis_server(appendonly=appendonly) as redis:
@@ -60,11 +65,8 @@ async def test_redis_restart_loses_nothing(tmp_path: Path, appendonly: bool) -> 
                 redis.start()
                 fragments = [f for task in typing for f in await task]
 
-                def has_all(client: YClient) -> bool:
-                    return all(f in str(client.plan) for f in fragments)
-
-                await ann.until(lambda: has_all(ann), timeout=4 * TIMEOUT)
-                await tess.until(lambda: has_all(tess), timeout=4 * TIMEOUT)
+                await until_holds(ann, fragments, 4 * TIMEOUT)
+                await until_holds(tess, fragments, 4 * TIMEOUT)
                 assert str(ann.plan) == str(tess.plan)
                 for fragment in fragments:
                     assert str(ann.plan).count(fragment) == 1
@@ -97,7 +99,7 @@ async def test_redis_restart_loses_nothing(tmp_path: Path, appendonly: bool) -> 
             # ... and a newcomer on either worker gets it.
             for worker in workers:
                 async with ydoc(worker.base, room, token(room, "observer", "Obi")) as reader:
-                    await reader.until(lambda: has_all(reader), timeout=2 * TIMEOUT)
+                    await until_holds(reader, fragments, 2 * TIMEOUT)
         finally:
             for worker in workers:
                 worker.kill()
