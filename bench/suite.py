@@ -92,14 +92,14 @@ def sample_run(command: list[str], max_seconds: float) -> dict[str, object]:
             if stat is None:
                 continue
             key = (pid, stat[0])
-            if stat[1] == process.pid and "python" in _cmdline(pid).split(" ", 1)[0]:
+            # Read again each time: a child is first seen with its parent's command line,
+            # between fork and exec.
+            cmdline = _cmdline(pid)
+            if stat[1] == process.pid and "python" in cmdline.split(" ", 1)[0]:
                 tests.add(int(pid))  # pytest-xdist's processes
             if key not in first:
                 first[key] = stat[2] if baseline else 0
             last[key] = stat[2]
-            # Read again each time: a child is first seen with its parent's command line,
-            # between fork and exec.
-            cmdline = _cmdline(pid)
             if cmdline:
                 kinds[key] = kind_of(cmdline, tests, int(pid))
         baseline = False
